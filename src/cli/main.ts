@@ -1,0 +1,42 @@
+// Subcommand dispatch. Each subcommand lives in its own module, loaded only
+// when it runs, and returns an exit code: 0 success, 1 the work itself failed,
+// 2 usage or configuration error.
+export type Subcommand = (argv: string[]) => Promise<number>;
+
+interface Entry {
+  summary: string;
+  load: () => Promise<Subcommand>;
+}
+
+// One line per subcommand; keep the list sorted as `--help` shows it.
+const SUBCOMMANDS: Record<string, Entry> = {
+};
+
+export const VERSION = '0.1.0';
+
+export function usage(): string {
+  const lines = Object.entries(SUBCOMMANDS).map(([name, s]) => `  ${name.padEnd(16)} ${s.summary}`);
+  return `Usage: gitlab-otel <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'gitlab-otel <command> --help' for a command's options.\n`;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stderr.write(usage());
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (name === '--version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const entry = SUBCOMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`gitlab-otel: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return (await entry.load())(rest);
+}
