@@ -1,0 +1,227 @@
+// The validated, in-memory export settings. The YAML config loader produces
+// these (durations in ms, sizes in bytes, file paths as given); everything under
+// src/telemetry/export and src/telemetry/auth trusts them without re-checking.
+// GitLab's own payload endpoints (features.tracing.otel_endpoints) are turned
+// into the same shape by `endpointFromPayload`.
+
+export type Compression = 'gzip' | 'none';
+
+export interface TlsSettings {
+  /** PEM bundle to trust instead of the system roots. */
+  readonly caFile?: string;
+  /** mTLS client certificate and key (both or neither). */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** Accept any server certificate. For labs only. */
+  readonly insecureSkipVerify: boolean;
+}
+
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+export const GCP_METADATA_IDENTITY_URL =
+  'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity';
+
+/** How the client authenticates to the token endpoint (both OIDC flows). */
+export type OidcClientAuth =
+  | { readonly method: 'client_secret'; readonly clientSecretFile: string }
+  | { readonly method: 'private_key_jwt'; readonly privateKeyFile: string; readonly keyId?: string }
+  /** Public client: only sensible for token exchange, where the subject token is the credential. */
+  | { readonly method: 'none' };
+
+interface OidcCommon {
+  /** Issuer for discovery; either this or `tokenEndpoint`. */
+  readonly issuer?: string;
+  /** Skip discovery and post straight to this token endpoint. */
+  readonly tokenEndpoint?: string;
+  readonly clientId: string;
+  readonly clientAuth: OidcClientAuth;
+  readonly scope?: string;
+  readonly resource?: string;
+  readonly audience?: string;
+}
+
+export type AuthSettings =
+  | { readonly type: 'none' }
+  | ({ readonly type: 'oidc_client_credentials' } & OidcCommon)
+  | ({
+      readonly type: 'oidc_token_exchange';
+      /** Re-read before every exchange: projected service-account tokens rotate on disk. */
+      readonly subjectTokenFile: string;
+      /** Default TOKEN_TYPE_JWT. */
+      readonly subjectTokenType: string;
+    } & OidcCommon)
+  | {
+      readonly type: 'gcp_workload_identity';
+      readonly audience: string;
+      /** Default GCP_METADATA_IDENTITY_URL; tests point it at a loopback simulator. */
+      readonly metadataUrl: string;
+    };
+
+export type AuthType = AuthSettings['type'];
+
+export interface QueueSettings {
+  readonly maxSpans: number;
+  readonly maxBytes: number;
+  /** Spans older than this (since they were submitted) are dropped, reason `max_age`. */
+  readonly maxAgeMs: number;
+  readonly batchSize: number;
+  /** How long a partial batch waits for company before it is sent. */
+  readonly batchDelayMs: number;
+  readonly maxConcurrentExports: number;
+}
+
+export interface RetrySettings {
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+}
+
+export interface EndpointSettings {
+  /** Used in metrics and logs; never contains credentials. */
+  readonly name: string;
+  /** `http://host:port` = plaintext gRPC, `https://host:port` = TLS. */
+  readonly url: string;
+  readonly compression: Compression;
+  /** Deadline of one export call. */
+  readonly timeoutMs: number;
+  /** Static gRPC metadata sent with every export (from config or OTEL_EXPORTER_OTLP_HEADERS). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly tls?: TlsSettings;
+  /** Allow bearer tokens over plaintext to a non-loopback host. */
+  readonly allowInsecureAuth: boolean;
+  readonly auth: AuthSettings;
+  readonly queue: QueueSettings;
+  readonly retry: RetrySettings;
+}
+
+export interface SpoolSettings {
+  readonly dir: string;
+  readonly maxBytes: number;
+}
+
+export type SamplerName =
+  | 'always_on'
+  | 'always_off'
+  | 'traceidratio'
+  | 'parentbased_always_on'
+  | 'parentbased_always_off'
+  | 'parentbased_traceidratio';
+
+export interface SamplingSettings {
+  readonly sampler: SamplerName;
+  /** 0..1, used by the *traceidratio samplers. */
+  readonly ratio: number;
+  /** Spans held per unsampled job until its outcome is known (failed jobs are always kept). */
+  readonly maxHeldSpansPerJob: number;
+  /** Total held spans across jobs. */
+  readonly maxHeldSpans: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULT_QUEUE: QueueSettings = {
+  maxSpans: 20_000,
+  maxBytes: 64 * MiB,
+  maxAgeMs: 10 * 60_000,
+  batchSize: 512,
+  batchDelayMs: 1000,
+  maxConcurrentExports: 2,
+};
+
+export const DEFAULT_RETRY: RetrySettings = { initialBackoffMs: 1000, maxBackoffMs: 30_000 };
+export const DEFAULT_TIMEOUT_MS = 10_000;
+export const DEFAULT_SPOOL_MAX_BYTES = 256 * MiB;
+export const DEFAULT_SAMPLING: SamplingSettings = {
+  sampler: 'parentbased_always_on',
+  ratio: 1,
+  maxHeldSpansPerJob: 2000,
+  maxHeldSpans: 50_000,
+};
+/** Endpoints created on demand from job payloads, at most this many at once. */
+export const MAX_PAYLOAD_ENDPOINTS = 16;
+
+/** GitLab's `features.tracing.otel_endpoints[]` entry, as on the wire (runner `common/spec/spec.go`). */
+export interface PayloadOtelEndpoint {
+  readonly url: string;
+  readonly auth?: {
+    readonly type: string;
+    readonly http_bearer_gcp_oidc?: { readonly audience: string };
+  };
+}
+
+export class ExportSettingsError extends Error {
+  constructor(
+    readonly code: 'UNSUPPORTED_ENDPOINT_SCHEME' | 'UNSUPPORTED_AUTH_TYPE' | 'INVALID_ENDPOINT_URL',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExportSettingsError';
+  }
+}
+
+export type PayloadEndpointResult =
+  | { readonly ok: true; readonly endpoint: EndpointSettings }
+  | { readonly ok: false; readonly error: ExportSettingsError };
+
+/**
+ * Turns a payload endpoint into EndpointSettings. Only gRPC is spoken here:
+ * `grpc://` (plaintext) and `grpcs://` (TLS). `http(s)://` payload endpoints mean
+ * OTLP/HTTP to the runner and are refused rather than guessed at.
+ */
+export function endpointFromPayload(
+  entry: PayloadOtelEndpoint,
+  defaults: { queue?: QueueSettings; retry?: RetrySettings; timeoutMs?: number; metadataUrl?: string } = {},
+): PayloadEndpointResult {
+  let parsed: URL;
+  try {
+    parsed = new URL(entry.url);
+  } catch {
+    return { ok: false, error: new ExportSettingsError('INVALID_ENDPOINT_URL', 'payload OTLP endpoint URL does not parse') };
+  }
+  const scheme = parsed.protocol.replace(/:$/, '');
+  if (scheme !== 'grpc' && scheme !== 'grpcs') {
+    return {
+      ok: false,
+      error: new ExportSettingsError(
+        'UNSUPPORTED_ENDPOINT_SCHEME',
+        `payload OTLP endpoint scheme '${scheme}' is not OTLP/gRPC (grpc:// or grpcs://)`,
+      ),
+    };
+  }
+  const tls = scheme === 'grpcs';
+  const port = parsed.port || '4317';
+  const url = `${tls ? 'https' : 'http'}://${parsed.hostname}:${port}`;
+  let auth: AuthSettings = { type: 'none' };
+  if (entry.auth) {
+    const audience = entry.auth.http_bearer_gcp_oidc?.audience;
+    if (entry.auth.type !== 'http_bearer_gcp_oidc' || !audience) {
+      return {
+        ok: false,
+        error: new ExportSettingsError('UNSUPPORTED_AUTH_TYPE', `payload OTLP endpoint auth type '${entry.auth.type}' is not supported`),
+      };
+    }
+    auth = { type: 'gcp_workload_identity', audience, metadataUrl: defaults.metadataUrl ?? GCP_METADATA_IDENTITY_URL };
+  }
+  return {
+    ok: true,
+    endpoint: {
+      name: `payload:${parsed.hostname}:${port}`,
+      url,
+      compression: 'gzip',
+      timeoutMs: defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      headers: {},
+      allowInsecureAuth: false,
+      auth,
+      queue: defaults.queue ?? DEFAULT_QUEUE,
+      retry: defaults.retry ?? DEFAULT_RETRY,
+      ...(tls ? { tls: { insecureSkipVerify: false } } : {}),
+    },
+  };
+}
+
+/**
+ * Identity of an endpoint for on-demand creation: two jobs naming the same
+ * collector with the same credentials share one queue. Holds no secrets (file
+ * paths and audiences only).
+ */
+export function endpointKey(e: EndpointSettings): string {
+  return JSON.stringify([e.url, e.auth, e.tls ?? null, e.headers]);
+}
