@@ -1,0 +1,117 @@
+// How one endpoint's exports are secured. TLS (custom CA, mTLS client cert)
+// comes from the endpoint's settings; a bearer token is attached per export.
+// On TLS the token goes through grpc-js call credentials, which grpc-js
+// evaluates on every RPC. On plaintext grpc-js refuses call credentials, and
+// because we own the gRPC call (see export/otlp-client.ts) we pass the token in
+// the per-call metadata instead — allowed only to loopback or when the
+// endpoint sets allow_insecure_auth, so a token never crosses a network in clear.
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { EndpointSettings } from '../export/settings.js';
+import { gcpIdentityTokenSource } from './gcp-metadata.js';
+import { oidcTokenSource } from './oidc.js';
+import { TokenCache, type TokenEvents, type TokenSource } from './token.js';
+
+export class EndpointConfigError extends Error {
+  constructor(
+    readonly code: 'INSECURE_AUTH_REFUSED' | 'TLS_FILE_UNREADABLE' | 'INVALID_ENDPOINT_URL',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EndpointConfigError';
+  }
+}
+
+export interface ChannelPlan {
+  /** `host:port` for grpc-js. */
+  readonly address: string;
+  readonly credentials: grpc.ChannelCredentials;
+  readonly tls: boolean;
+  readonly tokens?: TokenCache;
+  /** Plaintext with a token: the exporter adds `authorization` to each call's metadata. */
+  readonly bearerInCallMetadata: boolean;
+  readonly channelOptions: grpc.ChannelOptions;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+export function tokenSourceFor(endpoint: EndpointSettings): TokenSource | undefined {
+  const auth = endpoint.auth;
+  switch (auth.type) {
+    case 'none':
+      return undefined;
+    case 'oidc_client_credentials':
+    case 'oidc_token_exchange':
+      return oidcTokenSource(auth);
+    case 'gcp_workload_identity':
+      return gcpIdentityTokenSource(auth);
+  }
+}
+
+function readPem(path: string | undefined, what: string): Buffer | null {
+  if (!path) return null;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new EndpointConfigError('TLS_FILE_UNREADABLE', `${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** Throws EndpointConfigError when the endpoint cannot be used as configured. */
+export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}, source = tokenSourceFor(endpoint)): ChannelPlan {
+  let url: URL;
+  try {
+    url = new URL(endpoint.url);
+  } catch {
+    throw new EndpointConfigError('INVALID_ENDPOINT_URL', `endpoint ${endpoint.name}: URL does not parse`);
+  }
+  const tls = url.protocol === 'https:';
+  const port = url.port || '4317';
+  const address = `${url.hostname}:${port}`;
+  const tokens = source ? new TokenCache(source, events) : undefined;
+  const channelOptions: grpc.ChannelOptions = {
+    'grpc.default_compression_algorithm': endpoint.compression === 'gzip' ? 2 : 0,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // One pooled channel per endpoint; keepalive notices a dead collector between exports.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  };
+
+  if (!tls) {
+    if (tokens && !endpoint.allowInsecureAuth && !isLoopbackHost(url.hostname)) {
+      throw new EndpointConfigError(
+        'INSECURE_AUTH_REFUSED',
+        `endpoint ${endpoint.name}: a bearer token over plaintext gRPC to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
+      );
+    }
+    return { address, credentials: grpc.credentials.createInsecure(), tls, tokens, bearerInCallMetadata: !!tokens, channelOptions };
+  }
+
+  const t = endpoint.tls;
+  const ca = readPem(t?.caFile, 'CA file');
+  const key = readPem(t?.keyFile, 'client key file');
+  const cert = readPem(t?.certFile, 'client certificate file');
+  let credentials = grpc.credentials.createSsl(
+    ca,
+    key,
+    cert,
+    t?.insecureSkipVerify ? { checkServerIdentity: () => undefined, rejectUnauthorized: false } : undefined,
+  );
+  if (tokens) {
+    const perCall = grpc.credentials.createFromMetadataGenerator((_opts, done) => {
+      tokens.get().then(
+        (token) => {
+          const md = new grpc.Metadata();
+          md.set('authorization', `Bearer ${token}`);
+          done(null, md);
+        },
+        (err: Error) => done(err),
+      );
+    });
+    credentials = grpc.credentials.combineChannelCredentials(credentials, perCall);
+  }
+  return { address, credentials, tls, tokens, bearerInCallMetadata: false, channelOptions };
+}
