@@ -43,6 +43,7 @@ export const CICD = {
   pipelineRunId: 'cicd.pipeline.run.id',
   pipelineRunUrl: 'cicd.pipeline.run.url.full',
   pipelineResult: 'cicd.pipeline.result',
+  pipelineActionName: 'cicd.pipeline.action.name',
   taskName: 'cicd.pipeline.task.name',
   taskRunId: 'cicd.pipeline.task.run.id',
   taskRunUrl: 'cicd.pipeline.task.run.url.full',
@@ -61,6 +62,12 @@ export const VCS = {
 } as const;
 
 export const ERROR_TYPE = 'error.type';
+
+/** Process semconv, for spans that wrap one command (`gitlab-otel span`). Never the arguments: they may hold secrets. */
+export const PROCESS = {
+  executableName: 'process.executable.name',
+  exitCode: 'process.exit.code',
+} as const;
 
 export const RESOURCE = {
   serviceName: 'service.name',
