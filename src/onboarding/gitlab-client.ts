@@ -1,0 +1,270 @@
+// Gitbeaker with our HTTP policy underneath.
+//
+// Gitbeaker 43.8's own request handler retries 429 and 502 for every method,
+// POST included, ten times in about 0.3 s, and ignores Retry-After (facts:
+// gitlab-api.md §4.6). We keep Gitbeaker's resources, option handling and
+// error type, and replace only its request handler (`requesterFn`):
+//   - GET/PUT/DELETE retry 429 and 5xx (and timeouts, dropped connections) with
+//     backoff, honouring Retry-After / RateLimit-Reset;
+//   - POST is retried only on 429 (GitLab refused it before doing anything);
+//     after a 5xx or a timeout it throws UncertainWriteError so the caller looks
+//     for the effect before deciding to send it again;
+//   - one 429 pauses every request of the client until Retry-After has passed,
+//     so concurrent workers do not keep hitting a limit they already know of;
+//   - an optional requests-per-minute cap shared by every resource (Gitbeaker's
+//     own limiters are per resource instance, and off here).
+import { Gitlab, GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/rest';
+import {
+  createRequesterFn,
+  generateRateLimiterFn,
+  type FormattedResponse,
+  type RequestOptions,
+  type ResourceOptions,
+  type RequesterType,
+} from '@gitbeaker/requester-utils';
+import pRetry, { AbortError } from 'p-retry';
+import { OnboardingError, UncertainWriteError } from './errors.js';
+
+export type GitLabApi = InstanceType<typeof Gitlab<false>>;
+
+export interface GitLabClientOptions {
+  /** Instance URL, e.g. https://gitlab.example.com (no /api/v4). */
+  url: string;
+  token: string;
+  /** PRIVATE-TOKEN (personal, group, project or service-account token) or an OAuth bearer token. */
+  tokenKind?: 'private' | 'oauth';
+  /** Client-side cap, shared by every request of this client. */
+  requestsPerMinute?: number;
+  /** Per attempt. Default 30 s. */
+  timeoutMs?: number;
+  /** Retries of GET/PUT on 5xx, timeouts and dropped connections. Default 4. */
+  retries?: number;
+  /** How many 429s one request may wait out before giving up. Default 20. */
+  rateLimitWaits?: number;
+  /** First backoff delay for 5xx retries. Default 500 ms. */
+  minBackoffMs?: number;
+  /** Longest single wait, whatever Retry-After says. Default 120 s. */
+  maxWaitMs?: number;
+}
+
+export interface ClientStats {
+  /** HTTP requests sent (attempts, not calls). */
+  requests: number;
+  /** 429 responses received. */
+  rateLimited: number;
+  /** Attempts that were retries. */
+  retries: number;
+}
+
+export interface GitLabClient {
+  api: GitLabApi;
+  stats: ClientStats;
+}
+
+/**
+ * How long a 429 (or 503) asks us to wait, in ms: Retry-After (seconds or an
+ * HTTP date), else RateLimit-Reset (unix seconds), else undefined.
+ */
+export function retryDelayMs(headers: Headers, now = Date.now()): number | undefined {
+  const retryAfter = headers.get('retry-after')?.trim();
+  if (retryAfter) {
+    if (/^\d+(\.\d+)?$/.test(retryAfter)) return Math.round(Number(retryAfter) * 1000);
+    const at = Date.parse(retryAfter);
+    if (!Number.isNaN(at)) return Math.max(0, at - now);
+  }
+  const reset = headers.get('ratelimit-reset')?.trim();
+  if (reset && /^\d+$/.test(reset)) return Math.max(0, Number(reset) * 1000 - now);
+  return undefined;
+}
+
+/** Holds every request of one client while a rate-limit pause is in force. */
+class PauseGate {
+  private until = 0;
+
+  block(ms: number): void {
+    this.until = Math.max(this.until, Date.now() + ms);
+  }
+
+  async wait(): Promise<void> {
+    for (let left = this.until - Date.now(); left > 0; left = this.until - Date.now()) {
+      await new Promise((resolve) => setTimeout(resolve, left));
+    }
+  }
+}
+
+class RateLimited extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}: rate limited`);
+  }
+}
+
+class Transient extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+
+export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
+  const stats: ClientStats = { requests: 0, rateLimited: 0, retries: 0 };
+  const gate = new PauseGate();
+  const cap = options.requestsPerMinute ? generateRateLimiterFn(options.requestsPerMinute, 60) : undefined;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const maxWaitMs = options.maxWaitMs ?? 120_000;
+  const rateLimitWaits = options.rateLimitWaits ?? 20;
+
+  async function send(endpoint: string, opts: RequestOptions): Promise<FormattedResponse> {
+    const method = (opts.method ?? 'GET').toUpperCase();
+    const url = new URL(endpoint, opts.prefixUrl?.endsWith('/') ? opts.prefixUrl : `${opts.prefixUrl ?? ''}/`);
+    url.search = opts.searchParams ?? '';
+    const idempotent = IDEMPOTENT.has(method);
+    let waits = 0;
+
+    const attempt = async (n: number): Promise<FormattedResponse> => {
+      if (n > 1) stats.retries += 1;
+      await gate.wait();
+      if (cap) await cap();
+      stats.requests += 1;
+      let response: Response;
+      try {
+        response = await fetch(
+          new Request(url, { method, headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(timeoutMs) }),
+        );
+      } catch (err) {
+        const detail = describeFetchError(err, timeoutMs);
+        if (idempotent) throw new Transient(detail);
+        if (isRefused(err)) throw new Transient(detail); // never reached GitLab: safe to send again
+        throw new AbortError(new UncertainWriteError(method, endpoint, detail));
+      }
+      if (response.ok) return parseResponse(response, method, endpoint, opts.asStream ?? false);
+      if (response.status === 429) {
+        stats.rateLimited += 1;
+        await response.body?.cancel();
+        gate.block(Math.min(maxWaitMs, retryDelayMs(response.headers) ?? 1000));
+        throw new RateLimited(429);
+      }
+      if (response.status >= 500) {
+        const delay = retryDelayMs(response.headers);
+        if (delay !== undefined) gate.block(Math.min(maxWaitMs, delay));
+        await response.body?.cancel();
+        if (idempotent) throw new Transient(`HTTP ${response.status}`, response.status);
+        throw new AbortError(new UncertainWriteError(method, endpoint, `HTTP ${response.status}`, response.status));
+      }
+      throw new AbortError(await requestError(url, method, response));
+    };
+
+    try {
+      return await pRetry(attempt, {
+        retries: options.retries ?? 4,
+        minTimeout: options.minBackoffMs ?? 500,
+        factor: 2,
+        randomize: true,
+        maxTimeout: maxWaitMs,
+        // A 429 is waited out by the gate (Retry-After), not by the backoff.
+        shouldConsumeRetry: ({ error }) => {
+          if (error instanceof RateLimited && waits < rateLimitWaits) {
+            waits += 1;
+            return false;
+          }
+          return true;
+        },
+      });
+    } catch (err) {
+      if (err instanceof RateLimited) {
+        throw new OnboardingError('RATE_LIMITED', `${method} ${endpoint}: still rate limited after ${waits} waits`, 429);
+      }
+      if (err instanceof Transient) {
+        throw new OnboardingError('REQUEST_FAILED', `${method} ${endpoint}: ${err.message} after retries`, err.status);
+      }
+      throw err;
+    }
+  }
+
+  const requesterFn = createRequesterFn(
+    (_service: ResourceOptions, request: RequestOptions) => Promise.resolve(request),
+    (endpoint, opts) => send(endpoint, (opts ?? {}) as RequestOptions),
+  ) as (o: ResourceOptions) => RequesterType;
+
+  const base = options.url.replace(/\/+$/, '').replace(/\/api\/v4$/, '');
+  const auth = options.tokenKind === 'oauth' ? { oauthToken: options.token } : { token: options.token };
+  const api = new Gitlab({
+    host: base,
+    ...auth,
+    requesterFn,
+    // Timeouts are per attempt (above); Gitbeaker's one signal would span every retry and every Retry-After wait.
+    queryTimeout: null,
+    rateLimits: {},
+  }) as GitLabApi;
+  return { api, stats };
+}
+
+function describeFetchError(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; cause?: { code?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no response within ${timeoutMs} ms`;
+  return `connection failed${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+}
+
+function isRefused(err: unknown): boolean {
+  const code = (err as { cause?: { code?: string } }).cause?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+}
+
+async function parseResponse(response: Response, method: string, endpoint: string, asStream: boolean): Promise<FormattedResponse> {
+  const headers = Object.fromEntries(response.headers.entries());
+  if (asStream) return { body: response.body as unknown as FormattedResponse['body'], headers, status: response.status };
+  if (response.status === 204) return { body: null as unknown as FormattedResponse['body'], headers, status: 204 };
+  const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
+  const text = await response.text();
+  if (type === 'application/json') {
+    try {
+      return { body: (text ? JSON.parse(text) : {}) as FormattedResponse['body'], headers, status: response.status };
+    } catch {
+      throw new AbortError(
+        new OnboardingError('MALFORMED_RESPONSE', `${method} ${endpoint}: GitLab answered ${response.status} with invalid JSON`, response.status),
+      );
+    }
+  }
+  return { body: text as FormattedResponse['body'], headers, status: response.status };
+}
+
+// The same error Gitbeaker throws (message = the body's `error`/`message`), but
+// its `request` is rebuilt without headers so no token travels with the error.
+async function requestError(url: URL, method: string, response: Response): Promise<GitbeakerRequestError> {
+  const text = await response.text();
+  let description = text;
+  if ((response.headers.get('content-type') ?? '').includes('application/json')) {
+    try {
+      const body = JSON.parse(text) as { error?: unknown; message?: unknown } | null;
+      const content = body?.error ?? body?.message ?? '';
+      description = typeof content === 'string' ? content : JSON.stringify(content);
+    } catch {
+      description = text;
+    }
+  }
+  return new GitbeakerRequestError(description, {
+    cause: { description, request: new Request(url, { method }), response },
+  });
+}
+
+/** The HTTP status behind an error from this client, if there was one. */
+export function statusOf(err: unknown): number | undefined {
+  if (err instanceof GitbeakerRequestError) return (err.cause as { response?: Response } | undefined)?.response?.status;
+  if (err instanceof OnboardingError) return err.status;
+  return undefined;
+}
+
+/** The error's message with a stable code, safe to print (no headers, no token). */
+export function describeError(err: unknown): { code: string; message: string; status?: number } {
+  const status = statusOf(err);
+  if (err instanceof OnboardingError) return { code: err.code, message: err.message, ...(status ? { status } : {}) };
+  if (err instanceof GitbeakerRequestError) {
+    const code = status === 404 ? 'NOT_FOUND' : status === 401 ? 'AUTH_REJECTED' : status === 403 ? 'FORBIDDEN' : 'REQUEST_FAILED';
+    return { code, message: `HTTP ${status ?? '?'}: ${err.message || 'no detail'}`, ...(status ? { status } : {}) };
+  }
+  if (err instanceof GitbeakerTimeoutError) return { code: 'REQUEST_FAILED', message: 'request timed out' };
+  return { code: 'REQUEST_FAILED', message: err instanceof Error ? err.message : String(err) };
+}
