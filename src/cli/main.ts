@@ -10,6 +10,8 @@ interface Entry {
 
 // One line per subcommand; keep the list sorted as `--help` shows it.
 const SUBCOMMANDS: Record<string, Entry> = {
+  'pipeline-span': { summary: "export the pipeline's root span (the job-telemetry component's .post job)", load: async () => (await import('../in-job/pipeline-span-command.js')).pipelineSpanCommand },
+  span: { summary: "run a command as a child span of the job's TRACEPARENT", load: async () => (await import('../in-job/span-command.js')).spanCommand },
 };
 
 export const VERSION = '0.1.0';
