@@ -1,0 +1,294 @@
+// `gitlab-otel inspect`: an OTLP/gRPC receiver for checking a real setup.
+// Point the runner proxy (or any OTLP exporter) at it; it prints each
+// completed trace (see trace-completion.ts for what "completed" means) as a
+// waterfall, or as one JSON object per line, and can keep a self-contained
+// HTML waterfall of every trace seen so far up to date.
+import { rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { OtlpReceiver } from '../simulators/otlp-receiver.js';
+import { renderHtml } from './html.js';
+import { TraceCompletion, DEFAULT_COMPLETION, type CompletedTrace } from './trace-completion.js';
+import { traceToJson } from './trace-json.js';
+import { DEFAULT_WIDTH, renderWaterfall } from './waterfall.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:4317';
+
+export const USAGE = `Usage: gitlab-otel inspect [options]
+
+Receives OTLP/gRPC traces and prints each completed trace as a waterfall.
+A trace is completed when its root span (no parent, or a remote parent) has
+arrived and no new span for it arrived for --quiet-ms; a trace whose root
+never arrives is printed after ten times that, marked as without root.
+
+Options:
+  --listen HOST:PORT  where to receive OTLP/gRPC (default ${DEFAULT_LISTEN};
+                      port 0 picks a free port; the bound address goes to stderr)
+  --attributes        show each span's attributes under it
+  --html FILE         keep FILE a self-contained HTML waterfall of all traces seen
+  --json              print one JSON object per completed trace instead
+  --quiet-ms N        quiet time that completes a trace (default ${DEFAULT_COMPLETION.quietMs})
+  --width N           line width (default: the terminal's, else ${DEFAULT_WIDTH})
+  -h, --help          show this help
+
+Colours are used when stdout is a terminal and NO_COLOR is not set.
+Stop with Ctrl-C (SIGINT) or SIGTERM: traces still waiting are printed first.
+`;
+
+export type InspectErrorCode = 'INSPECT_USAGE' | 'INSPECT_LISTEN_FAILED' | 'INSPECT_HTML_WRITE_FAILED';
+
+export class InspectError extends Error {
+  readonly code: InspectErrorCode;
+  constructor(code: InspectErrorCode, message: string) {
+    super(message);
+    this.name = 'InspectError';
+    this.code = code;
+  }
+}
+
+export interface ListenAddress {
+  /** As grpc-js binds it: an IPv6 address keeps its brackets. */
+  host: string;
+  port: number;
+}
+
+/** `HOST:PORT` or `[IPV6]:PORT`. */
+export function parseListen(text: string): ListenAddress {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new InspectError('INSPECT_USAGE', `--listen must be HOST:PORT (e.g. ${DEFAULT_LISTEN}), got '${text}'`);
+  }
+  return { host: match[1]!, port };
+}
+
+function parseCount(name: string, text: string, min: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
+    throw new InspectError('INSPECT_USAGE', `--${name} must be a whole number ≥ ${min}, got '${text}'`);
+  }
+  return Number(text);
+}
+
+export interface InspectorOptions {
+  listen: ListenAddress;
+  attributes?: boolean;
+  html?: string;
+  json?: boolean;
+  quietMs?: number;
+  width?: number;
+  color?: boolean;
+  /** Told about every completed trace, after it was printed. */
+  onTrace?: (completed: CompletedTrace) => void;
+  /**
+   * Let `receiver.spans` / `receiver.calls` grow with everything received
+   * (default true, for callers that `waitFor` on the receiver). A long-running
+   * inspector passes false: the receiver keeps every span and call for tests,
+   * and the completion tracker already holds the bounded copy it needs.
+   */
+  retainReceived?: boolean;
+}
+
+export interface InspectorOutput {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export interface Inspector {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: ListenAddress;
+  /** `http://HOST:PORT`, the form OTLP exporters take. */
+  readonly url: string;
+  readonly receiver: OtlpReceiver;
+  /** Spans received so far. */
+  readonly spanCount: number;
+  /** Prints every trace still waiting, writes the HTML a last time, stops receiving. */
+  stop(): Promise<void>;
+}
+
+async function writeAtomically(file: string, content: string): Promise<void> {
+  // A browser reloading the page never sees a half-written file.
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  await writeFile(tmp, content);
+  await rename(tmp, file);
+}
+
+export async function startInspector(options: InspectorOptions, output: InspectorOutput): Promise<Inspector> {
+  const quietMs = options.quietMs ?? DEFAULT_COMPLETION.quietMs;
+  const completion = new TraceCompletion({ quietMs, orphanQuietMs: quietMs * 10 });
+  const width = options.width ?? DEFAULT_WIDTH;
+  let timer: NodeJS.Timeout | undefined;
+  let htmlWrite: Promise<void> = Promise.resolve();
+  let htmlFailed = false;
+
+  const writeHtml = (): Promise<void> => {
+    const file = options.html;
+    if (!file) return htmlWrite;
+    const content = renderHtml(completion.all(), { generatedAt: new Date() });
+    htmlWrite = htmlWrite
+      .then(() => writeAtomically(file, content))
+      .then(
+        () => {
+          htmlFailed = false;
+        },
+        (err: Error) => {
+          // Report once per failure streak, not on every trace.
+          if (!htmlFailed) output.err(`inspect: cannot write ${file}: ${err.message} (INSPECT_HTML_WRITE_FAILED)\n`);
+          htmlFailed = true;
+        },
+      );
+    return htmlWrite;
+  };
+
+  const print = (completed: CompletedTrace): void => {
+    const { trace } = completed;
+    if (completed.update) output.err(`inspect: trace ${trace.traceId} received more spans; printing it again\n`);
+    if (!completed.rootReceived) output.err(`inspect: trace ${trace.traceId}: its root span was not received\n`);
+    if (options.json) {
+      output.out(`${JSON.stringify({ ...traceToJson(trace), update: completed.update })}\n`);
+    } else {
+      output.out(
+        `${renderWaterfall(trace, { width, color: options.color ?? false, attributes: options.attributes ?? false })}\n`,
+      );
+    }
+    options.onTrace?.(completed);
+  };
+
+  const check = (): void => {
+    timer = undefined;
+    const ready = completion.due(Date.now());
+    ready.forEach(print);
+    if (ready.length > 0) void writeHtml();
+    schedule();
+  };
+
+  function schedule(): void {
+    if (timer) clearTimeout(timer);
+    const next = completion.nextCheckAt();
+    timer = next === undefined ? undefined : setTimeout(check, Math.max(0, next - Date.now()));
+  }
+
+  if (options.html) {
+    await writeHtml();
+    if (htmlFailed) throw new InspectError('INSPECT_HTML_WRITE_FAILED', `cannot write --html file ${options.html}`);
+  }
+
+  let spanCount = 0;
+  const receiver: OtlpReceiver = new OtlpReceiver({
+    host: options.listen.host,
+    port: options.listen.port,
+    onSpans: (spans) => {
+      spanCount += spans.length;
+      if (options.retainReceived === false) {
+        receiver.spans.length = 0;
+        receiver.calls.length = 0;
+      }
+      completion.add(spans, Date.now());
+      schedule();
+    },
+  });
+  try {
+    await receiver.start();
+  } catch (err) {
+    throw new InspectError(
+      'INSPECT_LISTEN_FAILED',
+      `cannot listen on ${options.listen.host}:${options.listen.port}: ${(err as Error).message}`,
+    );
+  }
+  const address = { host: options.listen.host, port: receiver.port };
+  let stopped: Promise<void> | undefined;
+
+  return {
+    address,
+    url: receiver.url,
+    receiver,
+    get spanCount() {
+      return spanCount;
+    },
+    stop: () =>
+      (stopped ??= (async () => {
+        await receiver.stop();
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        completion.flush().forEach(print);
+        await writeHtml();
+      })()),
+  };
+}
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+export async function inspect(argv: string[]): Promise<number> {
+  const err = (text: string): void => void process.stderr.write(text);
+  let options: InspectorOptions;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        listen: { type: 'string', default: DEFAULT_LISTEN },
+        attributes: { type: 'boolean', default: false },
+        html: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        'quiet-ms': { type: 'string' },
+        width: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const noColor = (process.env.NO_COLOR ?? '') !== '';
+    options = {
+      listen: parseListen(values.listen),
+      attributes: values.attributes,
+      json: values.json,
+      quietMs: values['quiet-ms'] === undefined ? undefined : parseCount('quiet-ms', values['quiet-ms'], 0),
+      width:
+        values.width === undefined
+          ? process.stdout.isTTY && process.stdout.columns
+            ? process.stdout.columns
+            : DEFAULT_WIDTH
+          : parseCount('width', values.width, 40),
+      color: Boolean(process.stdout.isTTY) && !noColor,
+      ...(values.html === undefined ? {} : { html: values.html }),
+    };
+  } catch (e) {
+    const message = e instanceof InspectError ? e.message : (e as Error).message;
+    err(`gitlab-otel inspect: ${message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  let inspector: Inspector;
+  try {
+    inspector = await startInspector({ ...options, retainReceived: false }, {
+      out: (text) => void process.stdout.write(text),
+      err,
+    });
+  } catch (e) {
+    const code = e instanceof InspectError ? e.code : 'INSPECT_LISTEN_FAILED';
+    err(`gitlab-otel inspect: ${(e as Error).message} (${code})\n`);
+    return code === 'INSPECT_USAGE' ? 2 : 1;
+  }
+  err(`inspect: receiving OTLP/gRPC on ${inspector.address.host}:${inspector.address.port}\n`);
+  if (options.html) err(`inspect: writing HTML to ${options.html}\n`);
+
+  const signal = await waitForSignal();
+  err(`inspect: ${signal}, printing traces still waiting and stopping\n`);
+  await inspector.stop();
+  err(`inspect: stopped after ${inspector.spanCount} span(s)\n`);
+  return 0;
+}
+
+export default inspect;
