@@ -1,0 +1,440 @@
+// One collector endpoint: its own bounded queue, batching, export concurrency
+// limit and retry loop, so a slow or dead collector never delays another
+// (unlike the runner's one queue for all endpoints). Failures change state,
+// are logged once per change and counted; they never reach the caller.
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pRetry, { AbortError } from 'p-retry';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { status } from '@grpc/grpc-js';
+import { toReadableSpan, type SpanRecord } from '../spans.js';
+import { EndpointConfigError, planChannel, type ChannelPlan } from '../auth/channel.js';
+import type { TokenSource } from '../auth/token.js';
+import { endpointKey, type EndpointSettings } from './settings.js';
+import type { DropReason, ExportMetrics } from './export-metrics.js';
+import { OtlpGrpcClient, serializeSpans, type ExportOutcome } from './otlp-client.js';
+import { decideRetry } from './retry-policy.js';
+import { estimateSpanBytes, SpanQueue, type QueueItem } from './span-queue.js';
+import { SpanSpool, type SpoolBudget } from './span-spool.js';
+
+export type EndpointState = 'starting' | 'up' | 'failing' | 'invalid';
+
+export interface EndpointHealth {
+  readonly name: string;
+  readonly url: string;
+  readonly state: EndpointState;
+  readonly queueSpans: number;
+  readonly queueBytes: number;
+  readonly consecutiveFailures: number;
+  /** A gRPC status name or an error code; never a message from the wire. */
+  readonly lastError?: string;
+  readonly lastSuccessAt?: number;
+}
+
+/** One structured log line; `event` names what happened. Never carries tokens or span contents. */
+export interface LogEvent {
+  readonly event: string;
+  readonly [key: string]: string | number | boolean | undefined;
+}
+
+export interface EndpointDeps {
+  metrics: ExportMetrics;
+  log: (e: LogEvent) => void;
+  spool?: { dir: string; budget: SpoolBudget };
+  /** Replaces the token source built from settings (tests, or a pre-warmed one). */
+  tokenSource?: TokenSource;
+}
+
+class RetryableFailure extends Error {
+  constructor(readonly outcome: Extract<ExportOutcome, { kind: 'error' }>, readonly minDelayMs: number) {
+    super(outcome.message);
+  }
+}
+class Reauthenticate extends Error {}
+class Dropped extends Error {
+  constructor(readonly reason: DropReason, readonly code: number) {
+    super(reason);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function spoolDirFor(root: string, settings: EndpointSettings): string {
+  return join(root, 'endpoints', createHash('sha256').update(endpointKey(settings)).digest('hex').slice(0, 16));
+}
+
+export class EndpointExporter {
+  readonly name: string;
+  private state: EndpointState = 'starting';
+  private readonly queue: SpanQueue;
+  private client?: OtlpGrpcClient;
+  private plan?: ChannelPlan;
+  private spool?: SpanSpool;
+  spoolDir?: string;
+  private inflight = new Set<Promise<void>>();
+  private timer?: NodeJS.Timeout;
+  private flushing = false;
+  private closed = false;
+  private readonly abort = new AbortController();
+  private idleWaiters: (() => void)[] = [];
+  private consecutiveFailures = 0;
+  private lastError?: string;
+  private lastSuccessAt?: number;
+  private readonly labels: { endpoint: string };
+
+  private constructor(
+    readonly settings: EndpointSettings,
+    private readonly deps: EndpointDeps,
+  ) {
+    this.name = settings.name;
+    this.labels = { endpoint: settings.name };
+    this.queue = new SpanQueue(settings.queue);
+    const m = deps.metrics;
+    try {
+      this.plan = planChannel(
+        settings,
+        { onRefresh: () => m.tokenRefreshes.inc(this.labels), onFailure: (e) => this.tokenFailed(e.code) },
+        deps.tokenSource,
+      );
+      this.client = new OtlpGrpcClient(this.plan, settings.headers);
+    } catch (err) {
+      this.state = 'invalid';
+      this.lastError = err instanceof EndpointConfigError ? err.code : 'INVALID_ENDPOINT';
+      deps.log({ event: 'endpoint_invalid', endpoint: this.name, code: this.lastError, message: (err as Error).message });
+    }
+  }
+
+  /** Builds the endpoint and replays what its spool still holds. Never throws. */
+  static create(settings: EndpointSettings, deps: EndpointDeps): EndpointExporter {
+    const e = new EndpointExporter(settings, deps);
+    if (deps.spool && e.state !== 'invalid') {
+      try {
+        const { spool, replay } = SpanSpool.open(spoolDirFor(deps.spool.dir, settings), deps.spool.budget, {
+          onWarning: (w) => {
+            deps.metrics.spoolCorrupt.inc({ file: 'spool' }, w.corrupt + (w.torn ? 1 : 0));
+            deps.log({ event: w.event, endpoint: e.name, file: w.file, corrupt: w.corrupt, torn: w.torn });
+          },
+          onEvict: (ids) => e.evicted(new Set(ids)),
+        });
+        e.spool = spool;
+        e.spoolDir = spool.dir;
+        // Settings without static headers (they may hold secrets) so the pipeline can recreate a
+        // payload endpoint whose spans are still spooled after a restart.
+        if (Object.keys(settings.headers).length === 0) {
+          writeFileSync(join(spool.dir, 'endpoint.json'), JSON.stringify(settings));
+        }
+        let replayed = 0;
+        for (const g of replay) {
+          const resource = resourceFromAttributes(g.resourceAttributes);
+          for (const span of g.spans) {
+            const bytes = estimateSpanBytes(span);
+            if (!e.queue.fits(bytes)) {
+              e.drop('queue_full', 1);
+              g.ticket.settle();
+              continue;
+            }
+            e.queue.push({ span, resource, enqueuedAt: g.enqueuedAt, bytes, ticket: g.ticket, durable: true });
+            replayed++;
+          }
+        }
+        if (replayed > 0) {
+          deps.log({ event: 'spool_replayed', endpoint: e.name, spans: replayed });
+          deps.metrics.enqueued.inc(e.labels, replayed);
+          e.schedule();
+        }
+      } catch (err) {
+        deps.log({ event: 'spool_unavailable', endpoint: e.name, code: (err as NodeJS.ErrnoException).code ?? 'error' });
+      }
+    }
+    e.updateGauges();
+    return e;
+  }
+
+  health(): EndpointHealth {
+    let url = this.settings.url;
+    try {
+      const u = new URL(url);
+      url = `${u.protocol}//${u.host}`;
+    } catch {
+      url = '(invalid)';
+    }
+    return {
+      name: this.name,
+      url,
+      state: this.state,
+      queueSpans: this.queue.spans,
+      queueBytes: this.queue.bytes,
+      consecutiveFailures: this.consecutiveFailures,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.lastSuccessAt ? { lastSuccessAt: this.lastSuccessAt } : {}),
+    };
+  }
+
+  /** Queues spans for export. Synchronous, never throws; what does not fit is counted. */
+  submit(spans: readonly SpanRecord[], resource: Resource): void {
+    if (spans.length === 0) return;
+    if (this.state === 'invalid') return this.drop('endpoint_invalid', spans.length);
+    if (this.closed) return this.drop('shutdown', spans.length);
+    const now = Date.now();
+    const accepted: { span: SpanRecord; bytes: number }[] = [];
+    let reserved = 0;
+    for (const span of spans) {
+      const bytes = estimateSpanBytes(span);
+      if (this.queue.spans + accepted.length + 1 <= this.settings.queue.maxSpans && this.queue.bytes + reserved + bytes <= this.settings.queue.maxBytes) {
+        accepted.push({ span, bytes });
+        reserved += bytes;
+      }
+    }
+    if (accepted.length < spans.length) this.drop('queue_full', spans.length - accepted.length);
+    if (accepted.length === 0) return;
+    let items: QueueItem[];
+    if (this.spool) {
+      const { ticket, written } = this.spool.append(resource.attributes, accepted.map((a) => a.span), now);
+      items = accepted.map((a) => ({ span: a.span, resource, enqueuedAt: now, bytes: a.bytes, ticket, durable: false }));
+      void written.then(() => {
+        for (const i of items) i.durable = true;
+        this.schedule();
+      });
+    } else {
+      items = accepted.map((a) => ({ span: a.span, resource, enqueuedAt: now, bytes: a.bytes, durable: true }));
+    }
+    for (const i of items) this.queue.push(i);
+    this.deps.metrics.enqueued.inc(this.labels, items.length);
+    this.updateGauges();
+    this.schedule();
+  }
+
+  /** Sends everything now; resolves when the queue is empty or `timeoutMs` passed. */
+  async flush(timeoutMs: number): Promise<void> {
+    if (this.state === 'invalid') return;
+    this.flushing = true;
+    try {
+      this.pump();
+      await this.idle(timeoutMs);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Flush within the bound; then stop. Unsent spans stay in the spool (or are counted as dropped). */
+  async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.closed = true;
+    await this.flush(timeoutMs);
+    this.abort.abort(new Error('endpoint shut down'));
+    if (this.timer) clearTimeout(this.timer);
+    if (this.inflight.size > 0) {
+      await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => setTimeout(r, Math.max(10, deadline - Date.now())).unref())]);
+    }
+    const rest = this.queue.drain();
+    if (!this.spool) this.drop('shutdown', rest.length);
+    else if (rest.length > 0) this.deps.log({ event: 'spooled_for_restart', endpoint: this.name, spans: rest.length + this.queue.spans });
+    this.updateGauges();
+    await this.spool?.close();
+    this.client?.close();
+  }
+
+  private evicted(ids: Set<number>): void {
+    const removed = this.queue.removeWhere((i) => i.ticket !== undefined && ids.has(i.ticket.id));
+    if (removed.length > 0) this.drop('spool_full', removed.length);
+    this.updateGauges();
+  }
+
+  private drop(reason: DropReason, n: number): void {
+    if (n > 0) this.deps.metrics.dropped.inc({ ...this.labels, reason }, n);
+  }
+
+  private settle(batch: readonly QueueItem[]): void {
+    for (const i of batch) i.ticket?.settle();
+  }
+
+  private schedule(): void {
+    if (this.closed && !this.flushing) return;
+    const ready = this.queue.readyCount(this.settings.queue.batchSize);
+    if (ready >= this.settings.queue.batchSize || this.flushing) {
+      setImmediate(() => this.pump());
+    } else if (ready > 0 && !this.timer) {
+      this.timer = setTimeout(() => this.pump(), this.settings.queue.batchDelayMs);
+      this.timer.unref();
+    }
+  }
+
+  private pump(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (!this.client || this.abort.signal.aborted) return;
+    const now = Date.now();
+    const expired = this.queue.expire(now, this.settings.queue.maxAgeMs);
+    if (expired.length > 0) {
+      this.drop('max_age', expired.length);
+      this.settle(expired);
+    }
+    const { batchSize, batchDelayMs, maxConcurrentExports } = this.settings.queue;
+    while (this.inflight.size < maxConcurrentExports) {
+      const ready = this.queue.readyCount(batchSize);
+      if (ready === 0) break;
+      const oldest = this.queue.oldestQueuedAt() ?? now;
+      if (ready < batchSize && !this.flushing && now - oldest < batchDelayMs) {
+        this.timer = setTimeout(() => this.pump(), batchDelayMs - (now - oldest));
+        this.timer.unref();
+        break;
+      }
+      const batch = this.queue.take(batchSize);
+      const p: Promise<void> = this.send(batch).finally(() => {
+        this.inflight.delete(p);
+        this.queue.release(batch);
+        this.updateGauges();
+        this.pump();
+      });
+      this.inflight.add(p);
+    }
+    this.updateGauges();
+    if (this.queue.spans === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    } else if (this.queue.queued > 0 && this.queue.readyCount(1) === 0) {
+      // Waiting for the spool write; `submit` reschedules when it lands.
+    }
+  }
+
+  private idle(timeoutMs: number): Promise<void> {
+    if (this.queue.spans === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve();
+      }, timeoutMs);
+      t.unref();
+      this.idleWaiters.push(done);
+    });
+  }
+
+  private async send(batch: QueueItem[]): Promise<void> {
+    const client = this.client!;
+    const m = this.deps.metrics;
+    let body: Buffer;
+    try {
+      body = serializeSpans(batch.map((i) => toReadableSpan(i.span, i.resource)));
+    } catch {
+      this.drop('rejected', batch.length);
+      this.settle(batch);
+      return;
+    }
+    const oldest = Math.min(...batch.map((i) => i.enqueuedAt));
+    const budget = Math.max(0, this.settings.queue.maxAgeMs - (Date.now() - oldest));
+    let reauthenticated = false;
+    try {
+      const outcome = await pRetry(
+        async (attempt) => {
+          if (attempt > 1) m.retried.inc(this.labels, batch.length);
+          const stop = m.exportSeconds.startTimer(this.labels);
+          const r = await client.export(body, this.settings.timeoutMs);
+          stop({ outcome: r.kind === 'error' ? (status[r.code] ?? String(r.code)) : r.kind });
+          if (r.kind !== 'error') return r;
+          const d = decideRetry(r.code, r.retryDelayMs, reauthenticated);
+          if (d.action === 'reauthenticate') {
+            reauthenticated = true;
+            this.plan?.tokens?.invalidate(client.currentToken());
+            throw new Reauthenticate('UNAUTHENTICATED');
+          }
+          if (d.action === 'drop') {
+            throw new AbortError(new Dropped(r.code === status.UNAUTHENTICATED ? 'unauthenticated' : 'rejected', r.code));
+          }
+          throw new RetryableFailure(r, d.minDelayMs);
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          factor: 2,
+          minTimeout: this.settings.retry.initialBackoffMs,
+          maxTimeout: this.settings.retry.maxBackoffMs,
+          randomize: true,
+          maxRetryTime: budget,
+          signal: this.abort.signal,
+          onFailedAttempt: ({ error }) => {
+            if (error instanceof RetryableFailure) this.failing(status[error.outcome.code] ?? String(error.outcome.code));
+          },
+          shouldConsumeRetry: ({ error }) => !(error instanceof Reauthenticate),
+          shouldRetry: async ({ error }) => {
+            // RetryInfo: wait at least what the collector asked for, then back off as usual.
+            if (error instanceof RetryableFailure && error.minDelayMs > 0) await sleep(error.minDelayMs, this.abort.signal);
+            return true;
+          },
+        },
+      );
+      this.up();
+      const rejected = outcome.kind === 'partial' ? Math.min(outcome.rejectedSpans, batch.length) : 0;
+      m.exported.inc(this.labels, batch.length - rejected);
+      if (rejected > 0) {
+        this.drop('partial_success', rejected);
+        this.deps.log({ event: 'partial_success', endpoint: this.name, rejected });
+      }
+      this.settle(batch);
+    } catch (err) {
+      if (this.abort.signal.aborted) {
+        // Shutting down: with a spool the batch stays unacknowledged and is replayed on restart.
+        if (!this.spool) this.drop('shutdown', batch.length);
+        return;
+      }
+      if (err instanceof Dropped) {
+        this.failing(status[err.code] ?? String(err.code));
+        this.drop(err.reason, batch.length);
+      } else if (err instanceof Reauthenticate) {
+        this.drop('unauthenticated', batch.length);
+      } else {
+        this.drop('max_age', batch.length);
+      }
+      this.settle(batch);
+    }
+  }
+
+  private up(): void {
+    this.consecutiveFailures = 0;
+    this.lastSuccessAt = Date.now();
+    this.deps.metrics.endpointUp.set(this.labels, 1);
+    if (this.state !== 'up') {
+      this.deps.log({ event: 'endpoint_state', endpoint: this.name, from: this.state, to: 'up' });
+      this.state = 'up';
+    }
+  }
+
+  private failing(code: string): void {
+    this.consecutiveFailures++;
+    this.lastError = code;
+    this.deps.metrics.endpointUp.set(this.labels, 0);
+    if (this.state !== 'failing' && this.state !== 'invalid') {
+      this.deps.log({ event: 'endpoint_state', endpoint: this.name, from: this.state, to: 'failing', reason: code });
+      this.state = 'failing';
+    }
+  }
+
+  private tokenFailed(code: string): void {
+    this.deps.metrics.tokenFailures.inc(this.labels);
+    this.failing(code);
+  }
+
+  private updateGauges(): void {
+    this.deps.metrics.queueSpans.set(this.labels, this.queue.spans);
+    this.deps.metrics.queueBytes.set(this.labels, this.queue.bytes);
+  }
+}

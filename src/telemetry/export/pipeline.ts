@@ -1,0 +1,154 @@
+// The export pipeline the proxy hands finished spans to. It fans each group of
+// spans out to the endpoints named for it (configured ones, plus GitLab's
+// payload endpoints created on demand, bounded in number), owns the spool
+// budget and the job journal, and answers /healthz.
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Resource } from '@opentelemetry/resources';
+import type { Registry } from 'prom-client';
+import type { SpanRecord } from '../spans.js';
+import { createExportMetrics, type ExportMetrics } from './export-metrics.js';
+import { EndpointExporter, type EndpointHealth, type LogEvent } from './endpoint.js';
+import { JobJournal } from './journal.js';
+import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
+import { SpoolBudget } from './span-spool.js';
+import type { TokenSource } from '../auth/token.js';
+
+export type { EndpointHealth, LogEvent };
+
+export interface SpanSink {
+  /** Never throws, never blocks, never awaits I/O in the caller. */
+  submit(spans: readonly SpanRecord[], resource: Resource, endpoints: readonly EndpointSettings[]): void;
+}
+
+export interface ExportPipelineOptions {
+  endpoints: EndpointSettings[];
+  spool?: SpoolSettings;
+  registry: Registry;
+  log: (event: LogEvent) => void;
+  /** Token sources by endpoint name, replacing the ones built from settings (tests). */
+  tokenSources?: Record<string, TokenSource>;
+}
+
+export class ExportPipeline implements SpanSink {
+  readonly journal?: JobJournal;
+  private readonly endpoints = new Map<string, EndpointExporter>();
+  private readonly onDemand: string[] = [];
+  private readonly metrics: ExportMetrics;
+  private readonly budget?: SpoolBudget;
+  private closed = false;
+
+  private constructor(private readonly options: ExportPipelineOptions) {
+    this.metrics = createExportMetrics(options.registry);
+    if (options.spool) {
+      this.budget = new SpoolBudget(options.spool.maxBytes);
+      try {
+        mkdirSync(options.spool.dir, { recursive: true });
+        this.journal = JobJournal.open(join(options.spool.dir, 'journal'), (w) => {
+          this.metrics.spoolCorrupt.inc({ file: 'journal' }, w.corrupt + (w.torn ? 1 : 0));
+          options.log({ ...w });
+        });
+      } catch (err) {
+        options.log({ event: 'journal_unavailable', code: (err as NodeJS.ErrnoException).code ?? 'error' });
+      }
+    }
+    for (const e of options.endpoints) this.endpoint(e, false);
+  }
+
+  static async create(options: ExportPipelineOptions): Promise<ExportPipeline> {
+    const p = new ExportPipeline(options);
+    p.replayOrphans();
+    return p;
+  }
+
+  /** The configured endpoints: what a job without payload endpoints exports to. */
+  get configured(): readonly EndpointSettings[] {
+    return this.options.endpoints;
+  }
+
+  submit(spans: readonly SpanRecord[], resource: Resource, endpoints: readonly EndpointSettings[]): void {
+    try {
+      for (const settings of endpoints) {
+        const e = this.endpoint(settings, true);
+        if (e) e.submit(spans, resource);
+        else this.metrics.dropped.inc({ endpoint: settings.name, reason: this.closed ? 'shutdown' : 'endpoint_limit' }, spans.length);
+      }
+      if (this.budget) this.metrics.spoolBytes.set(this.budget.bytes);
+    } catch (err) {
+      // The proxy's forwarding path must never see an exception from telemetry.
+      this.options.log({ event: 'submit_failed', message: (err as Error).message });
+    }
+  }
+
+  health(): EndpointHealth[] {
+    return [...this.endpoints.values()].map((e) => e.health());
+  }
+
+  async flush(timeoutMs: number): Promise<void> {
+    await Promise.all([...this.endpoints.values()].map((e) => e.flush(timeoutMs)));
+  }
+
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs)));
+    this.journal?.close();
+  }
+
+  private endpoint(settings: EndpointSettings, onDemand: boolean): EndpointExporter | undefined {
+    const key = endpointKey(settings);
+    const existing = this.endpoints.get(key);
+    if (existing) return existing;
+    if (this.closed) return undefined;
+    if (onDemand) {
+      if (this.onDemand.length >= MAX_PAYLOAD_ENDPOINTS) {
+        // Retire the least recently created idle one; if none is idle, refuse.
+        const idle = this.onDemand.findIndex((k) => this.endpoints.get(k)?.health().queueSpans === 0);
+        if (idle < 0) return undefined;
+        const [old] = this.onDemand.splice(idle, 1);
+        const e = this.endpoints.get(old!);
+        this.endpoints.delete(old!);
+        void e?.shutdown(1000);
+      }
+      this.onDemand.push(key);
+    }
+    const e = EndpointExporter.create(settings, {
+      metrics: this.metrics,
+      log: this.options.log,
+      ...(this.options.spool && this.budget ? { spool: { dir: this.options.spool.dir, budget: this.budget } } : {}),
+      ...(this.options.tokenSources?.[settings.name] ? { tokenSource: this.options.tokenSources[settings.name] } : {}),
+    });
+    this.endpoints.set(key, e);
+    return e;
+  }
+
+  /**
+   * Spool directories of endpoints that are not configured now (payload
+   * endpoints of jobs from before the restart, or an endpoint removed from the
+   * config) cannot be replayed without their settings, which hold no secrets
+   * we may write down; they are reported so an operator knows.
+   */
+  private replayOrphans(): void {
+    if (!this.options.spool) return;
+    let dirs: string[];
+    try {
+      dirs = readdirSync(join(this.options.spool.dir, 'endpoints'));
+    } catch {
+      return;
+    }
+    const known = new Set([...this.endpoints.values()].map((e) => e.spoolDir).filter((d): d is string => !!d));
+    let unknown = 0;
+    for (const d of dirs) {
+      const dir = join(this.options.spool.dir, 'endpoints', d);
+      if (known.has(dir)) continue;
+      let settings: EndpointSettings | undefined;
+      try {
+        settings = JSON.parse(readFileSync(join(dir, 'endpoint.json'), 'utf8')) as EndpointSettings;
+      } catch {
+        settings = undefined;
+      }
+      if (settings && typeof settings.url === 'string' && settings.queue && settings.retry && settings.auth) this.endpoint(settings, true);
+      else unknown++;
+    }
+    if (unknown > 0) this.options.log({ event: 'spool_orphans', count: unknown });
+  }
+}

@@ -1,0 +1,118 @@
+// Checksummed append-only record files, shared by the span spool and the job
+// journal. A record is [u32 length][u32 crc32][payload]; reading stops at a
+// torn tail (a write cut by kill -9) and skips a record whose checksum does not
+// match, reporting both instead of throwing.
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+
+const HEADER = 8;
+/** A length above this is not a record but a corrupt header. */
+const MAX_RECORD = 256 * 1024 * 1024;
+
+export function frame(payload: Buffer): Buffer {
+  const header = Buffer.alloc(HEADER);
+  header.writeUInt32BE(payload.length, 0);
+  header.writeUInt32BE(crc32(payload), 4);
+  return Buffer.concat([header, payload]);
+}
+
+export interface ReadResult {
+  payloads: Buffer[];
+  /** Records skipped because their checksum failed. */
+  corrupt: number;
+  /** The file ended inside a record (or a header was unreadable): the rest was ignored. */
+  torn: boolean;
+}
+
+export function readRecords(data: Buffer): ReadResult {
+  const payloads: Buffer[] = [];
+  let corrupt = 0;
+  let offset = 0;
+  while (offset < data.length) {
+    if (data.length - offset < HEADER) return { payloads, corrupt, torn: true };
+    const len = data.readUInt32BE(offset);
+    const sum = data.readUInt32BE(offset + 4);
+    if (len > MAX_RECORD || offset + HEADER + len > data.length) return { payloads, corrupt, torn: true };
+    const payload = data.subarray(offset + HEADER, offset + HEADER + len);
+    if (crc32(payload) === sum) payloads.push(payload);
+    else corrupt++;
+    offset += HEADER + len;
+  }
+  return { payloads, corrupt, torn: false };
+}
+
+export function readRecordFile(path: string): ReadResult {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch {
+    return { payloads: [], corrupt: 0, torn: false };
+  }
+  return readRecords(data);
+}
+
+/** Appends framed records in call order; writes of one tick are coalesced into one write. */
+export class AsyncRecordWriter {
+  private handle?: Promise<FileHandle>;
+  private pending: Buffer[] = [];
+  private pendingDone: (() => void)[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  private scheduled = false;
+  bytes = 0;
+
+  constructor(readonly path: string) {}
+
+  /** Resolves once the record is in the file (the page cache: it survives the process, not the machine). */
+  append(payload: Buffer): Promise<void> {
+    const framed = frame(payload);
+    this.bytes += framed.length;
+    this.pending.push(framed);
+    const done = new Promise<void>((resolve) => this.pendingDone.push(resolve));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => this.drain());
+    }
+    return done;
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    const buf = Buffer.concat(this.pending);
+    const done = this.pendingDone;
+    this.pending = [];
+    this.pendingDone = [];
+    this.chain = this.chain.then(async () => {
+      try {
+        this.handle ??= open(this.path, 'a');
+        const fh = await this.handle;
+        await fh.write(buf);
+      } catch {
+        // A full or read-only disk must not stop delivery: the spans are still in memory.
+      }
+      for (const d of done) d();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    if (this.handle) await (await this.handle).close().catch(() => undefined);
+  }
+}
+
+/** Synchronous appends for small, ordered state records (the job journal). */
+export class SyncRecordWriter {
+  private fd: number;
+  bytes = 0;
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'a');
+  }
+  append(payload: Buffer): void {
+    const framed = frame(payload);
+    writeSync(this.fd, framed);
+    this.bytes += framed.length;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}

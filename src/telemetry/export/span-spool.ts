@@ -1,0 +1,266 @@
+// One endpoint's span spool: every submitted group of spans is appended to a
+// segment file before it can be exported, and an acknowledgement record is
+// appended once all its spans are delivered or given up on. On start the
+// unacknowledged groups are replayed. Segments are deleted oldest first once
+// fully acknowledged (so an acknowledgement is never lost while its data
+// survives); over the size bound the oldest segment is evicted and its
+// groups are reported so the endpoint drops and counts them.
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Attributes } from '@opentelemetry/api';
+import type { SpanRecord, SpanStatus } from '../spans.js';
+import { AsyncRecordWriter, readRecordFile } from './record-log.js';
+
+interface StoredSpan {
+  t: string;
+  i: string;
+  p?: string;
+  pr?: boolean;
+  ts?: string;
+  n: string;
+  k: number;
+  s: string;
+  e: string;
+  a: Attributes;
+  st: SpanStatus;
+}
+
+type Entry = { t: 'd'; id: number; at: number; r: Attributes; s: StoredSpan[] } | { t: 'a'; id: number };
+
+export interface ReplayedGroup {
+  readonly ticket: SpoolTicket;
+  readonly enqueuedAt: number;
+  readonly resourceAttributes: Attributes;
+  readonly spans: SpanRecord[];
+}
+
+export interface SpoolWarning {
+  event: 'spool_records_skipped';
+  file: string;
+  corrupt: number;
+  torn: boolean;
+}
+
+/** Delivery state of one spooled group; acknowledged when every span is settled. */
+export class SpoolTicket {
+  constructor(
+    readonly id: number,
+    public remaining: number,
+    private readonly onDone: (id: number) => void,
+  ) {}
+  settle(n = 1): void {
+    if (this.remaining <= 0) return;
+    this.remaining -= n;
+    if (this.remaining <= 0) this.onDone(this.id);
+  }
+}
+
+function toStored(s: SpanRecord): StoredSpan {
+  return {
+    t: s.traceId,
+    i: s.spanId,
+    ...(s.parentSpanId ? { p: s.parentSpanId } : {}),
+    ...(s.parentIsRemote ? { pr: true } : {}),
+    ...(s.traceState ? { ts: s.traceState } : {}),
+    n: s.name,
+    k: s.kind,
+    s: s.startTimeUnixNano.toString(),
+    e: s.endTimeUnixNano.toString(),
+    a: s.attributes,
+    st: s.status,
+  };
+}
+
+function fromStored(s: StoredSpan): SpanRecord {
+  return {
+    traceId: s.t,
+    spanId: s.i,
+    ...(s.p ? { parentSpanId: s.p } : {}),
+    ...(s.pr ? { parentIsRemote: true } : {}),
+    ...(s.ts ? { traceState: s.ts } : {}),
+    name: s.n,
+    kind: s.k,
+    startTimeUnixNano: BigInt(s.s),
+    endTimeUnixNano: BigInt(s.e),
+    attributes: s.a,
+    status: s.st,
+  };
+}
+
+interface Segment {
+  seq: number;
+  path: string;
+  bytes: number;
+  live: Set<number>;
+}
+
+const SEGMENT = /^seg-(\d{8})\.log$/;
+
+export class SpanSpool {
+  private segments: Segment[] = [];
+  private writer!: AsyncRecordWriter;
+  private nextId = 1;
+  private readonly segmentBytes: number;
+  private readonly recordSegment = new Map<number, Segment>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly budget: SpoolBudget,
+    private readonly onEvict: (ids: number[]) => void,
+  ) {
+    this.segmentBytes = Math.max(64 * 1024, Math.floor(budget.maxBytes / 16));
+    budget.spools.add(this);
+  }
+
+  /** Opens (creating) the spool and returns the groups still to deliver, oldest first. */
+  static open(
+    dir: string,
+    budget: SpoolBudget,
+    hooks: { onWarning: (w: SpoolWarning) => void; onEvict: (ids: number[]) => void },
+  ): { spool: SpanSpool; replay: ReplayedGroup[] } {
+    mkdirSync(dir, { recursive: true });
+    const spool = new SpanSpool(dir, budget, hooks.onEvict);
+    const files = readdirSync(dir)
+      .filter((f) => SEGMENT.test(f))
+      .sort();
+    const data = new Map<number, { seg: Segment; entry: Extract<Entry, { t: 'd' }> }>();
+    const acked = new Set<number>();
+    for (const f of files) {
+      const seq = Number(SEGMENT.exec(f)![1]);
+      const path = join(dir, f);
+      const seg: Segment = { seq, path, bytes: statSync(path).size, live: new Set() };
+      spool.segments.push(seg);
+      const read = readRecordFile(path);
+      if (read.corrupt > 0 || read.torn) hooks.onWarning({ event: 'spool_records_skipped', file: path, corrupt: read.corrupt, torn: read.torn });
+      for (const p of read.payloads) {
+        let e: Entry;
+        try {
+          e = JSON.parse(p.toString('utf8')) as Entry;
+        } catch {
+          continue;
+        }
+        if (e.t === 'd') data.set(e.id, { seg, entry: e });
+        else if (e.t === 'a') acked.add(e.id);
+        spool.nextId = Math.max(spool.nextId, e.id + 1);
+      }
+    }
+    const replay: ReplayedGroup[] = [];
+    for (const [id, { seg, entry }] of [...data].sort((a, b) => a[0] - b[0])) {
+      if (acked.has(id)) continue;
+      let spans: SpanRecord[];
+      try {
+        spans = entry.s.map(fromStored);
+      } catch {
+        continue;
+      }
+      if (spans.length === 0) continue;
+      seg.live.add(id);
+      spool.recordSegment.set(id, seg);
+      replay.push({ ticket: spool.ticket(id, spans.length), enqueuedAt: entry.at, resourceAttributes: entry.r, spans });
+    }
+    spool.startSegment();
+    spool.collect();
+    return { spool, replay };
+  }
+
+  get bytes(): number {
+    return this.segments.reduce((n, s) => n + s.bytes, 0);
+  }
+
+  /** Appends a group; `written` resolves once it is in the file. */
+  append(resourceAttributes: Attributes, spans: readonly SpanRecord[], enqueuedAt: number): { ticket: SpoolTicket; written: Promise<void> } {
+    const id = this.nextId++;
+    const seg = this.current();
+    seg.live.add(id);
+    this.recordSegment.set(id, seg);
+    const payload = Buffer.from(JSON.stringify({ t: 'd', id, at: enqueuedAt, r: resourceAttributes, s: spans.map(toStored) } satisfies Entry));
+    const before = this.writer.bytes;
+    const written = this.writer.append(payload);
+    seg.bytes += this.writer.bytes - before;
+    this.budget.enforce();
+    return { ticket: this.ticket(id, spans.length), written };
+  }
+
+  async close(): Promise<void> {
+    this.budget.spools.delete(this);
+    await this.writer.close();
+  }
+
+  private ticket(id: number, n: number): SpoolTicket {
+    return new SpoolTicket(id, n, (done) => this.ack(done));
+  }
+
+  private ack(id: number): void {
+    const seg = this.recordSegment.get(id);
+    if (!seg) return;
+    this.recordSegment.delete(id);
+    seg.live.delete(id);
+    const before = this.writer.bytes;
+    void this.writer.append(Buffer.from(JSON.stringify({ t: 'a', id } satisfies Entry)));
+    this.current().bytes += this.writer.bytes - before;
+    this.collect();
+  }
+
+  private current(): Segment {
+    const cur = this.segments[this.segments.length - 1]!;
+    if (cur.bytes >= this.segmentBytes && cur.live.size > 0) return this.startSegment();
+    return cur;
+  }
+
+  private startSegment(): Segment {
+    const seq = (this.segments[this.segments.length - 1]?.seq ?? 0) + 1;
+    const path = join(this.dir, `seg-${String(seq).padStart(8, '0')}.log`);
+    const prev = this.writer;
+    if (prev) void prev.close();
+    this.writer = new AsyncRecordWriter(path);
+    const seg: Segment = { seq, path, bytes: 0, live: new Set() };
+    this.segments.push(seg);
+    return seg;
+  }
+
+  /** Deletes fully acknowledged segments, strictly oldest first. */
+  private collect(): void {
+    while (this.segments.length > 1 && this.segments[0]!.live.size === 0) {
+      const seg = this.segments.shift()!;
+      try {
+        unlinkSync(seg.path);
+      } catch {
+        // Already gone: nothing to keep.
+      }
+    }
+  }
+
+  /** Drops the oldest segment, reporting its undelivered groups. False when only the current one is left. */
+  evictOldestSegment(): boolean {
+    if (this.segments.length <= 1) {
+      if (this.segments[0]!.bytes === 0) return false;
+      this.startSegment();
+    }
+    const seg = this.segments[0]!;
+    const ids = [...seg.live];
+    for (const id of ids) this.recordSegment.delete(id);
+    seg.live.clear();
+    this.collect();
+    if (ids.length > 0) this.onEvict(ids);
+    return true;
+  }
+}
+
+/** The spool size bound, shared by all endpoints' spools: over it, the largest spool loses its oldest segment. */
+export class SpoolBudget {
+  readonly spools = new Set<SpanSpool>();
+  constructor(readonly maxBytes: number) {}
+
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.spools) n += s.bytes;
+    return n;
+  }
+
+  enforce(): void {
+    for (let guard = 0; guard < 64 && this.bytes > this.maxBytes; guard++) {
+      const victim = [...this.spools].sort((a, b) => b.bytes - a.bytes)[0];
+      if (!victim || !victim.evictOldestSegment()) return;
+    }
+  }
+}
