@@ -97,6 +97,8 @@ export interface GitLabRestSimulatorOptions {
   faults?: Fault[];
   /** Token bucket in front of every route: beyond it, 429 with Retry-After. */
   rateLimit?: { perSecond: number; burst?: number };
+  /** Keep every request's method, route and arrival time in `log` (tests; off for benchmarks). */
+  logRequests?: boolean;
   host?: string;
 }
 
@@ -134,6 +136,7 @@ export class GitLabRestSimulator {
   writes = 0;
   requests = 0;
   rateLimited = 0;
+  readonly log: { method: string; route: string; at: number }[] = [];
   url = '';
   private server: Server | null = null;
   private nextId = 1000;
@@ -202,6 +205,7 @@ export class GitLabRestSimulator {
     const route = `${method} /${routePattern(rest)}`;
     this.requests += 1;
     this.counts[route] = (this.counts[route] ?? 0) + 1;
+    if (this.options.logRequests) this.log.push({ method, route, at: Date.now() });
     if (WRITE_METHODS.has(method)) this.writes += 1;
 
     if (this.bucket && !this.take()) {

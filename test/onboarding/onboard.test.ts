@@ -1,0 +1,291 @@
+import t from 'tap';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Gitlab } from '@gitbeaker/rest';
+import { ISSUE_MARKER, ISSUE_TITLE } from '../../src/onboarding/languages/choose.js';
+import { eligible, onboard, simulator, TOKEN } from './projects.js';
+
+t.test('an eligible project gets one issue and a developer/v1 workflow', async (t) => {
+  const sim = await simulator({ projects: [eligible(7)] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', 'acme/p7']);
+  t.equal(run.code, 0, run.stderr);
+  t.equal(run.results.length, 1);
+  const r = run.results[0]!;
+  const issue = sim.issuesOf(7)[0]!;
+  const workflow = sim.workflows[0]!;
+  t.match(r, { project: 'acme/p7', status: 'created', issue: { iid: 1, web_url: issue.web_url }, workflow: { id: workflow.id }, workload_id: `wl-${workflow.id}` });
+  t.equal(issue.title, ISSUE_TITLE);
+  t.same(issue.labels, ['opentelemetry-onboarding']);
+  t.ok(issue.description.includes(ISSUE_MARKER), 'hidden marker in the description');
+  t.ok(issue.description.includes('@opentelemetry/sdk-node'), 'JavaScript template');
+  t.same(workflow.body, {
+    project_id: '7',
+    goal: workflow.body.goal,
+    workflow_definition: 'developer/v1',
+    start_workflow: true,
+    agent_privileges: [1, 2, 3, 5],
+    pre_approved_agent_privileges: [1, 2, 3, 5],
+    environment: 'web',
+    source_branch: 'main',
+    issue_id: 1,
+  });
+  t.ok(String(workflow.body.goal).startsWith(`${issue.web_url}\n`), 'goal = the issue URL and a summary');
+  t.match(run.stderr, /created\s+1/);
+  t.notOk(run.stdout.includes(TOKEN) || run.stderr.includes(TOKEN), 'token never printed');
+});
+
+t.test('every eligibility branch: skipped with the reason, nothing written', async (t) => {
+  const projects = [
+    eligible(1, { empty_repo: true }),
+    eligible(2, { archived: true }),
+    eligible(3, { issues_enabled: false }),
+    eligible(4, { duo_remote_flows_enabled: undefined }),
+    eligible(5, { duo_remote_flows_enabled: false }),
+    eligible(6, { duo_foundational_flows_enabled: false }),
+    eligible(7, { project_access_level: 20 }),
+    eligible(8, { project_access_level: null, group_access_level: null, inherited_members: { 1: 20 } }),
+    eligible(9, { languages: {} }),
+  ];
+  const sim = await simulator({ projects });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, projects.map((p) => ['--project', String(p.id)]).flat());
+  t.equal(run.code, 0, run.stderr);
+  const byId = new Map(run.results.map((r) => [r.project_id, r]));
+  const expect: [number, string, RegExp][] = [
+    [1, 'EMPTY_REPOSITORY', /empty repository/],
+    [2, 'ARCHIVED', /archived/],
+    [3, 'ISSUES_DISABLED', /issues disabled/],
+    [4, 'DUO_WORKFLOWS_UNAVAILABLE', /^Duo workflows not available$/],
+    [5, 'DUO_REMOTE_FLOWS_DISABLED', /remote flows/],
+    [6, 'DUO_FOUNDATIONAL_FLOWS_DISABLED', /foundational/],
+    [7, 'NO_PUSH_ACCESS', /access level 20/],
+    [8, 'NO_PUSH_ACCESS', /access level 20/],
+    [9, 'NO_LANGUAGES', /no detected repository language/],
+  ];
+  for (const [id, code, reason] of expect) {
+    t.match(byId.get(id), { status: 'skipped', code, reason }, `project ${id}`);
+  }
+  t.equal(sim.writes, 0, 'no writes at all');
+  t.equal(sim.count('GET /projects/:id/languages'), 2, 'an empty language list is asked for once more, and only for the project that got it');
+  t.equal(sim.count('GET /projects/:id/members/all/:user_id'), 1, 'members API only when both permission levels are null');
+});
+
+t.test('access through an invited group is confirmed via members/all; late language detection', async (t) => {
+  const sim = await simulator({
+    projects: [
+      eligible(1, { project_access_level: null, group_access_level: null, inherited_members: { 1: 40 } }),
+      eligible(2, { languages_pending_calls: 1 }),
+    ],
+  });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1', '--project', '2']);
+  t.equal(run.code, 0, run.stderr);
+  t.same(run.results.map((r) => r.status), ['created', 'created']);
+});
+
+t.test('each language gets its template; the primary language is the highest share, not the first key', async (t) => {
+  const cases: [Record<string, number>, string, RegExp][] = [
+    [{ HTML: 10, Ruby: 90 }, 'ruby', /config\/initializers\/opentelemetry\.rb/],
+    [{ CSS: 5, JavaScript: 95 }, 'javascript', /--require/],
+    [{ TypeScript: 70, JavaScript: 30 }, 'javascript', /@opentelemetry\/sdk-node/],
+    [{ Shell: 1, Python: 99 }, 'python', /otel_config\.py/],
+    [{ Makefile: 2, Go: 98 }, 'go', /otlptracehttp/],
+    [{ Java: 60, Kotlin: 40 }, 'java', /opentelemetry-javaagent/],
+    [{ 'C#': 100 }, 'csharp', /OpenTelemetry\.Exporter\.OpenTelemetryProtocol/],
+    [{ PHP: 100 }, 'php', /open-telemetry\/sdk/],
+    [{ Haskell: 100 }, 'generic', /SDK\*\* and the \*\*OTLP exporter\*\* for Haskell/],
+  ];
+  const sim = await simulator({ projects: cases.map(([languages], i) => eligible(i + 1, { languages, files: {} })) });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, cases.map((_, i) => ['--project', String(i + 1)]).flat());
+  t.equal(run.code, 0, run.stderr);
+  cases.forEach(([, template, content], i) => {
+    const r = run.results.find((x) => x.project_id === i + 1)!;
+    t.equal(r.template, template, `project ${i + 1}`);
+    t.match(sim.issuesOf(i + 1)[0]!.description, content);
+  });
+});
+
+t.test('already instrumented projects are skipped, C# found through the tree', async (t) => {
+  const sim = await simulator({
+    projects: [
+      eligible(1, { files: { 'package.json': JSON.stringify({ dependencies: { '@opentelemetry/api': '^1.9.0' } }) } }),
+      eligible(2, { languages: { 'C#': 100 }, files: { 'Shop.csproj': '<Project><ItemGroup><PackageReference Include="OpenTelemetry.Extensions.Hosting" Version="1.9.0" /></ItemGroup></Project>' } }),
+      eligible(3, { languages: { Go: 100 }, files: { 'go.mod': 'module x\n\nrequire go.opentelemetry.io/otel v1.30.0\n' } }),
+    ],
+  });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1', '--project', '2', '--project', '3']);
+  t.equal(run.code, 0);
+  for (const r of run.results) t.match(r, { status: 'skipped', code: 'ALREADY_INSTRUMENTED', reason: /already instrumented/ });
+  t.equal(sim.writes, 0);
+});
+
+t.test('re-runs are idempotent: no second issue, no second workflow, zero writes', async (t) => {
+  const sim = await simulator({ projects: [eligible(1), eligible(2)] });
+  t.teardown(() => sim.stop());
+  const first = await onboard(sim.url, ['--group', 'acme']);
+  t.same(first.results.map((r) => r.status), ['created', 'created']);
+  const writes = sim.writes;
+  const second = await onboard(sim.url, ['--group', 'acme']);
+  t.equal(second.code, 0);
+  for (const r of second.results) t.match(r, { status: 'skipped', code: 'ALREADY_STARTED', workflow: { id: Number } });
+  t.equal(sim.writes, writes, 'second run wrote nothing');
+  t.equal(sim.issuesOf(1).length, 1);
+  t.equal(sim.workflows.length, 2);
+});
+
+t.test('our open issue without a workflow gets the workflow, not a second issue', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)] });
+  t.teardown(() => sim.stop());
+  sim.issuesOf(1).push({
+    id: 1, iid: 1, project_id: 1, title: ISSUE_TITLE, description: `earlier\n${ISSUE_MARKER}`, state: 'opened',
+    labels: ['opentelemetry-onboarding'], web_url: `${sim.url}/acme/p1/-/work_items/1`, author: { id: 1, username: 'otel-bot' }, notes: [],
+  });
+  // Same label but no marker: not ours.
+  sim.issuesOf(1).push({
+    id: 2, iid: 2, project_id: 1, title: 'something else', description: 'by hand', state: 'opened',
+    labels: ['opentelemetry-onboarding'], web_url: `${sim.url}/acme/p1/-/work_items/2`, author: { id: 5, username: 'dev' }, notes: [],
+  });
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.match(run.results[0], { status: 'created', issue: { iid: 1 } });
+  t.equal(sim.count('POST /projects/:id/issues'), 0);
+  t.equal(sim.workflows[0]!.issue_iid, 1);
+});
+
+t.test('a 429 is waited out as Retry-After says, then the request succeeds', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'GET', route: '/projects/:id', kind: '429', retryAfterSeconds: 1 }] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.equal(run.code, 0, run.stderr);
+  const gets = sim.log.filter((l) => l.route === 'GET /projects/:id');
+  t.equal(gets.length, 2, 'one retry, no storm');
+  t.ok(gets[1]!.at - gets[0]!.at >= 950, `second attempt waited for Retry-After (${gets[1]!.at - gets[0]!.at} ms)`);
+  t.equal(sim.rateLimited, 1);
+});
+
+t.test('a 502 after the issue POST was performed: found by its marker, not created twice', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'POST', route: '/projects/:id/issues', kind: '502-after-write' }] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.match(run.results[0], { status: 'created', issue: { iid: 1 } });
+  t.equal(sim.count('POST /projects/:id/issues'), 1, 'the POST was not repeated');
+  t.equal(sim.issuesOf(1).length, 1);
+  t.equal(sim.workflows.length, 1);
+});
+
+t.test('a 502 before the issue POST was performed: looked for, then sent once more', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'POST', route: '/projects/:id/issues', kind: '502' }] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.match(run.results[0], { status: 'created' });
+  t.equal(sim.count('POST /projects/:id/issues'), 2);
+  t.equal(sim.issuesOf(1).length, 1);
+});
+
+t.test('a 502 after the workflow POST was performed: found by the session note, not started twice', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'POST', route: '/ai/duo_workflows/workflows', kind: '502-after-write' }] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.match(run.results[0], { status: 'created', workflow: { id: sim.workflows[0]!.id }, reason: /response lost/ });
+  t.equal(sim.count('POST /ai/duo_workflows/workflows'), 1);
+  t.equal(sim.workflows.length, 1);
+  t.equal(sim.issuesOf(1)[0]!.state, 'opened');
+});
+
+t.test('workflow failures: the error is commented and the issue closed, unless --keep-issue-on-failure', async (t) => {
+  const sim = await simulator({
+    projects: [eligible(1, { workflow_outcome: 'workload-message' }), eligible(2, { workflow_outcome: 'forbidden' }), eligible(3, { workflow_outcome: 'workload-message' })],
+  });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1', '--project', '2']);
+  t.equal(run.code, 1, 'a failed project exits 1');
+  const [a, b] = [1, 2].map((id) => run.results.find((r) => r.project_id === id)!);
+  t.match(a, { status: 'failed', error: 'unprocessable', reason: /Could not create workload branch.*issue #1 closed/ });
+  t.match(b, { status: 'failed', error: 'forbidden', reason: /forbidden to access duo workflow/ });
+  for (const id of [1, 2]) {
+    const issue = sim.issuesOf(id)[0]!;
+    t.equal(issue.state, 'closed', `project ${id}: issue closed`);
+    t.ok(issue.notes.some((n) => !n.system && /could not start the developer\/v1 workflow/.test(n.body)), `project ${id}: error commented`);
+  }
+  const kept = await onboard(sim.url, ['--project', '3', '--keep-issue-on-failure']);
+  t.equal(kept.code, 1);
+  t.equal(sim.issuesOf(3)[0]!.state, 'opened');
+  t.notOk(sim.issuesOf(3)[0]!.notes.some((n) => !n.system));
+});
+
+t.test('dry run writes nothing and says what it would do', async (t) => {
+  const sim = await simulator({ projects: [eligible(1), eligible(2, { archived: true })] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--group', 'acme', '--dry-run']);
+  t.equal(run.code, 0);
+  t.match(run.results.find((r) => r.project_id === 1), { status: 'skipped', dry_run: true, reason: /would create the issue/ });
+  t.equal(sim.writes, 0);
+  t.match(run.stderr, /dry run/);
+});
+
+t.test('a group is streamed page by page, subgroups included, with a report', async (t) => {
+  const projects = Array.from({ length: 230 }, (_, i) => eligible(i + 1, { group_id: i < 200 ? 1 : 2 }));
+  const sim = await simulator({ projects, groups: [{ id: 1, full_path: 'acme' }, { id: 2, full_path: 'acme/sub', parent_id: 1 }] });
+  t.teardown(() => sim.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'onboard-'));
+  const file = join(dir, 'onboarding.json');
+  const run = await onboard(sim.url, ['--group', 'acme', '--include-subgroups', '--dry-run', '--report', file, '--concurrency', '8']);
+  t.equal(run.code, 0, run.stderr);
+  t.equal(run.results.length, 230);
+  t.equal(new Set(run.results.map((r) => r.project_id)).size, 230);
+  t.equal(sim.count('GET /groups/:id/projects'), 3, '100 per page');
+  const report = JSON.parse(readFileSync(file, 'utf8')) as { results: unknown[]; summary: { total: number } };
+  t.equal(report.results.length, 230);
+  t.equal(report.summary.total, 230);
+  t.match(readFileSync(join(dir, 'onboarding.md'), 'utf8'), /\| skipped \| 230 \|/);
+  const without = await onboard(sim.url, ['--group', 'acme', '--dry-run']);
+  t.equal(without.results.length, 200, 'subgroups only when asked');
+});
+
+t.test('bad input gives clear errors', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)], faults: [] });
+  t.teardown(() => sim.stop());
+
+  const unknown = await onboard(sim.url, ['--project', 'acme/nope']);
+  t.equal(unknown.code, 1);
+  t.match(unknown.results[0], { project: 'acme/nope', status: 'failed', code: 'NOT_FOUND', reason: /not found/ });
+
+  const badToken = await onboard(sim.url, ['--project', '1'], { GITLAB_TOKEN: 'glpat-wrong' });
+  t.equal(badToken.code, 2);
+  t.match(badToken.stderr, /rejected GITLAB_TOKEN \(401/);
+  t.notOk(badToken.stderr.includes('glpat-wrong'));
+
+  const group = await onboard(sim.url, ['--group', 'nope']);
+  t.equal(group.code, 2);
+  t.match(group.stderr, /group 'nope' not found/);
+
+  sim.faults.push({ method: 'GET', route: '/projects/:id', kind: 'malformed' });
+  const malformed = await onboard(sim.url, ['--project', '1']);
+  t.equal(malformed.code, 1);
+  t.match(malformed.results[0], { status: 'failed', code: 'MALFORMED_RESPONSE', reason: /invalid JSON/ });
+
+  const jobOnly = await onboard(sim.url, ['--project', '1'], { GITLAB_TOKEN: undefined, CI_JOB_TOKEN: 'job-123' });
+  t.equal(jobOnly.code, 2);
+  t.match(jobOnly.stderr, /CI job token cannot create issues or start Duo workflows/);
+
+  const usage = await onboard(sim.url, ['--project', '1', '--group', 'acme']);
+  t.equal(usage.code, 2);
+  t.match(usage.stderr, /not both/);
+
+  const unreachable = await onboard('http://127.0.0.1:1', ['--project', '1']);
+  t.equal(unreachable.code, 2);
+  t.match(unreachable.stderr, /cannot reach GitLab/);
+});
+
+t.test('the simulator refuses writes with a JOB-TOKEN, as GitLab does', async (t) => {
+  const sim = await simulator({ projects: [eligible(1)], jobTokens: ['job-123'] });
+  t.teardown(() => sim.stop());
+  const api = new Gitlab({ host: sim.url, jobToken: 'job-123' });
+  const project = (await api.Projects.show(1)) as { id: number };
+  t.equal(project.id, 1);
+  await t.rejects(api.Issues.create(1, 'x'), { cause: { response: { status: 401 } } });
+  t.equal(sim.issuesOf(1).length, 0);
+});
