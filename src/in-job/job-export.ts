@@ -40,8 +40,9 @@ export function planJobExport(
   env: Env,
   options: { idTokenVariable?: string; timeoutMs?: number } = {},
 ): JobExportPlan {
-  const url = (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || '').trim();
-  if (!url) return { kind: 'off', reason: 'no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT set' };
+  // GITLAB_OTEL_ENDPOINT comes from the job-telemetry component's `endpoint` input; the standard variables win.
+  const url = (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.GITLAB_OTEL_ENDPOINT || '').trim();
+  if (!url) return { kind: 'off', reason: 'no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT or GITLAB_OTEL_ENDPOINT set' };
   // Same rule as the OTel exporter: no scheme means TLS.
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://${url}`;
   let parsed: URL;
