@@ -53,6 +53,11 @@ export interface ReceiverOptions {
   behaviour?: Behaviour;
   /** Called for every accepted (ok or partial) export. */
   onSpans?: (spans: ReceivedSpan[], call: ExportCall) => void;
+  /**
+   * Checked on every export before `behaviour`, e.g. a bearer token: return an
+   * answer (typically UNAUTHENTICATED) to refuse the call, undefined to go on.
+   */
+  verify?: (metadata: grpc.Metadata) => ExportAnswer | undefined | Promise<ExportAnswer | undefined>;
 }
 
 interface RawKeyValue {
@@ -242,7 +247,18 @@ export class OtlpReceiver {
     }
     const exportCall: ExportCall = { spans, metadata: call.metadata, at: Date.now() };
     this.calls.push(exportCall);
-    this.answer(this.behaviour(exportCall, this.calls.length - 1), exportCall, call, cb);
+    const index = this.calls.length - 1;
+    const verify = this.options.verify;
+    if (!verify) {
+      this.answer(this.behaviour(exportCall, index), exportCall, call, cb);
+      return;
+    }
+    Promise.resolve()
+      .then(() => verify(call.metadata))
+      .then(
+        (refusal) => this.answer(refusal ?? this.behaviour(exportCall, index), exportCall, call, cb),
+        () => this.answer({ kind: 'error', code: grpc.status.UNAUTHENTICATED, details: 'verification failed' }, exportCall, call, cb),
+      );
   }
 
   private answer(
