@@ -14,6 +14,8 @@ export interface HtmlOptions {
   title?: string;
   /** Shown in the page header; left out when absent so output is deterministic. */
   generatedAt?: Date;
+  /** Start with every span's attributes shown (for printing and screenshots). */
+  expanded?: boolean;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -63,6 +65,7 @@ ol.spans { list-style: none; margin: 0; padding: 0; }
 ol.spans li { border-bottom: 1px solid var(--row); }
 ol.spans li.hidden { display: none; }
 summary { list-style: none; cursor: pointer; padding: .15rem 0; }
+details.resource > summary { color: var(--muted); font-size: .8rem; margin-bottom: .25rem; }
 summary::-webkit-details-marker { display: none; }
 summary:hover { background: var(--row); }
 .label { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
@@ -73,8 +76,8 @@ summary:hover { background: var(--row); }
 li.depth-0 .bar { background: var(--d0); } li.depth-1 .bar { background: var(--d1); } li.depth-2 .bar { background: var(--d2); }
 li.error .bar { background: var(--err); } li.error .name { color: var(--err); }
 .detached { color: var(--muted); }
-dl.attrs { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .75rem; margin: .25rem 0 .5rem; padding: .4rem .75rem; background: var(--row); border-radius: 4px; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
-dl.attrs dt { color: var(--muted); } dl.attrs dd { margin: 0; word-break: break-all; white-space: pre-wrap; }
+dl.attrs { display: grid; grid-template-columns: fit-content(35%) 1fr; gap: .1rem .75rem; margin: .25rem 0 .5rem; padding: .4rem .75rem; background: var(--row); border-radius: 4px; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
+dl.attrs dt { color: var(--muted); word-break: break-all; } dl.attrs dd { margin: 0; word-break: break-all; white-space: pre-wrap; }
 `;
 
 // Progressive enhancement only: the page is complete without it. It touches
@@ -108,7 +111,7 @@ const SCRIPT = `
 const SCRIPT_HASH = createHash('sha256').update(SCRIPT).digest('base64');
 const CSP = `default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-${SCRIPT_HASH}'; img-src data:; base-uri 'none'; form-action 'none'`;
 
-function renderSpan(trace: Trace, node: TraceNode): string {
+function renderSpan(trace: Trace, node: TraceNode, expanded: boolean): string {
   const { span } = node;
   const failed = isError(span);
   const duration = formatDuration(spanDuration(span));
@@ -127,7 +130,7 @@ function renderSpan(trace: Trace, node: TraceNode): string {
     .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`)
     .join('');
   return (
-    `<li class="depth-${node.depth}${failed ? ' error' : ''}" data-name="${name}"><details>` +
+    `<li class="depth-${node.depth}${failed ? ' error' : ''}" data-name="${name}"><details${expanded ? ' open' : ''}>` +
     `<summary class="row" title="${tooltip}">` +
     `<span class="label" style="padding-left:calc(var(--indent) * ${node.depth})">` +
     `<span class="mark">${failed ? '✗' : ''}</span><span class="name">${name}</span>${detached}</span>` +
@@ -137,17 +140,25 @@ function renderSpan(trace: Trace, node: TraceNode): string {
   );
 }
 
-function renderTrace(trace: Trace): string {
+function renderTrace(trace: Trace, expanded: boolean): string {
   const extent = trace.endTimeUnixNano - trace.startTimeUnixNano;
   const head = headSpan(trace);
   const ticks = [0n, 1n, 2n, 3n, 4n]
     .map((q) => `<span style="left:${Number(q) * 25}%">${q === 0n ? '0' : formatDuration((extent * q) / 4n)}</span>`)
     .join('');
   const failed = trace.errorCount > 0 ? ` · <span class="failed">${trace.errorCount} failed</span>` : '';
-  const spans = [...walk(trace)].map((n) => renderSpan(trace, n)).join('\n');
+  const spans = [...walk(trace)].map((n) => renderSpan(trace, n, expanded)).join('\n');
+  const resource = Object.entries(head?.resource ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const resourceList =
+    resource.length === 0
+      ? ''
+      : `<details class="resource"><summary>resource</summary><dl class="attrs">${resource
+          .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(valueText(v))}</dd>`)
+          .join('')}</dl></details>`;
   return (
     `<section class="trace" id="trace-${escapeHtml(trace.traceId)}">` +
     `<h2>${escapeHtml(head?.name ?? '(no spans)')} · ${formatDuration(extent)} · ${trace.spanCount} span${trace.spanCount === 1 ? '' : 's'}${failed} <code>${escapeHtml(trace.traceId)}</code></h2>` +
+    resourceList +
     `<div class="axis"><span>span</span><span class="dur">duration</span><div class="ticks">${ticks}</div></div>` +
     `<ol class="spans">\n${spans}\n</ol></section>`
   );
@@ -159,7 +170,7 @@ export function renderHtml(traces: readonly Trace[], options: HtmlOptions = {}):
   const errorCount = traces.reduce((n, t) => n + t.errorCount, 0);
   const generated = options.generatedAt ? ` · generated ${escapeHtml(options.generatedAt.toISOString())}` : '';
   const body =
-    traces.length > 0 ? traces.map(renderTrace).join('\n') : '<p class="meta">No traces received yet.</p>';
+    traces.length > 0 ? traces.map((tr) => renderTrace(tr, options.expanded ?? false)).join('\n') : '<p class="meta">No traces received yet.</p>';
   return `<!doctype html>
 <html lang="en" data-rendered="no-script">
 <head>
