@@ -29,6 +29,13 @@ export interface JobLogContext {
 
 export const DEFAULT_GUARDRAILS = { maxSpans: 1000, maxAttributeLength: 512 } as const;
 
+/**
+ * Built-in stages still exported once user sections have used up `maxSpans`
+ * (a job has about a dozen; retries add a few). Past it even stages are dropped,
+ * which only a log full of forged markers reaches.
+ */
+export const STAGE_ALLOWANCE = 64;
+
 /** Deepest nesting of user sections tracked; deeper starts are dropped. */
 export const MAX_OPEN_SECTIONS = 64;
 
@@ -218,7 +225,7 @@ export class JobLogSpans {
     return this.log.offset;
   }
 
-  /** User sections not exported (guardrails); for `ci.sections.dropped` on job_execution. */
+  /** Sections (and, past the allowance, stages) not exported; for `ci.sections.dropped` on job_execution. */
   get droppedSections(): number {
     return this.dropped;
   }
@@ -391,6 +398,10 @@ export class JobLogSpans {
       ...extra,
     };
     if (s.unclosed) attributes[CI.sectionUnclosed] = true;
+    if (this.emitted >= this.ctx.maxSpans + STAGE_ALLOWANCE) {
+      this.dropped++;
+      return;
+    }
     this.emitted++;
     this.emit({
       traceId: this.ctx.traceId,
