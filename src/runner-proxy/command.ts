@@ -1,0 +1,69 @@
+// `gitlab-otel runner-proxy`: run the proxy until SIGTERM/SIGINT.
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/schema.js';
+import { loadConfig } from '../config/load.js';
+import { jsonLogger } from '../log.js';
+import { startRunnerProxy } from './runtime.js';
+
+const HELP = `Usage: gitlab-otel runner-proxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--admin-listen HOST:PORT]
+
+Runs the transparent proxy between gitlab-runner and GitLab. Point the runner's
+config.toml [[runners]] url at --listen; --upstream is your GitLab.
+
+  --config FILE            YAML configuration (see runner-config/gitlab-otel.yml)
+  --listen HOST:PORT       where the runner connects (default 127.0.0.1:8080)
+  --upstream URL           GitLab's URL (overrides upstream.url)
+  --admin-listen HOST:PORT /healthz and /metrics (default 127.0.0.1:9464)
+`;
+
+export async function runnerProxyCommand(argv: string[]): Promise<number> {
+  let values: { config?: string; listen?: string; upstream?: string; 'admin-listen'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        listen: { type: 'string' },
+        upstream: { type: 'string' },
+        'admin-listen': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`gitlab-otel runner-proxy: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let loaded;
+  try {
+    loaded = loadConfig(values.config, process.env, {
+      listen: values.listen,
+      upstream: values.upstream,
+      adminListen: values['admin-listen'],
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gitlab-otel runner-proxy: invalid configuration\n${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = jsonLogger(undefined, loaded.config.logLevel);
+  for (const w of loaded.warnings) log('warn', w);
+  const running = await startRunnerProxy(loaded.config, { log });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log('info', 'stopping', { signal });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      void running.stop().then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  return 0;
+}

@@ -1,0 +1,118 @@
+// Assembles a running proxy from a validated configuration: export pipeline,
+// job tracker, forwarding server and admin listener, and takes them down in
+// the order that loses nothing (stop accepting → finish in-flight requests →
+// flush → spool the rest).
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import { RESOURCE } from '../telemetry/attributes.js';
+import { ExportPipeline, type LogEvent } from '../telemetry/export/pipeline.js';
+import { createRegistry, type Registry } from '../telemetry/metrics.js';
+import type { ProxyConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { VERSION } from '../version.js';
+import { createAdminServer, listenAdmin } from './admin.js';
+import { JobTracker } from './job-tracker.js';
+import { createProxyMetrics } from './proxy-metrics.js';
+import { RunnerProxy } from './server.js';
+
+export interface RunningProxy {
+  address: AddressInfo;
+  adminAddress?: AddressInfo;
+  tracker: JobTracker;
+  pipeline: ExportPipeline;
+  registry: Registry;
+  /** Graceful stop: in-flight requests finish (bounded), spans flush (bounded), the rest is spooled. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+}
+
+export async function startRunnerProxy(config: ProxyConfig, options: StartOptions): Promise<RunningProxy> {
+  const { log } = options;
+  const registry = createRegistry();
+  const metrics = createProxyMetrics(registry);
+  const pipeline = await ExportPipeline.create({
+    endpoints: config.endpoints,
+    spool: config.spool,
+    registry,
+    log: ({ event, ...fields }: LogEvent) => log(event.includes('fail') || event.includes('drop') ? 'warn' : 'info', event, fields),
+  });
+  const tracker = new JobTracker({
+    negotiation: {
+      policy: config.telemetry.negotiation,
+      nativeRunnerSpan: config.telemetry.nativeRunnerSpan,
+      usePayloadEndpoints: config.telemetry.usePayloadEndpoints,
+      upstreamUrl: config.upstream.url.toString(),
+    },
+    sink: pipeline,
+    endpoints: config.endpoints,
+    resourceAttributes: {
+      ...config.telemetry.resourceAttributes,
+      [RESOURCE.serviceName]: config.telemetry.serviceName,
+      [RESOURCE.proxyVersion]: VERSION,
+    },
+    traceContext: config.telemetry.traceContext,
+    stageSpans: {
+      enabled: true,
+      maxSpansPerJob: config.telemetry.maxSpansPerJob,
+      maxAttributeLength: config.telemetry.maxAttributeLength,
+    },
+    abandonAfterMs: config.telemetry.abandonAfterMs,
+    log,
+    metrics,
+  });
+  const proxy = new RunnerProxy({
+    upstream: {
+      url: config.upstream.url,
+      ca: config.upstream.caFile ? readFileSync(config.upstream.caFile) : undefined,
+      insecureSkipVerify: config.upstream.insecureSkipVerify,
+      headersTimeoutMs: config.upstream.headersTimeoutMs,
+    },
+    observer: tracker,
+    maxPayloadBytes: config.telemetry.maxPayloadBytes,
+    metrics,
+    log,
+  });
+  const address = await proxy.listen(config.listen.port, config.listen.host);
+  let admin: http.Server | undefined;
+  let adminAddress: AddressInfo | undefined;
+  if (config.admin) {
+    admin = createAdminServer({
+      registry,
+      health: () => ({ jobs_active: tracker.activeJobs, requests_in_flight: proxy.activeRequests, endpoints: pipeline.health() }),
+    });
+    adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port);
+  }
+  const sweeper = setInterval(() => tracker.sweep(), 60_000);
+  sweeper.unref();
+  if (config.upstream.insecureSkipVerify) log('warn', 'TLS verification to GitLab is disabled (upstream.insecure_skip_verify)');
+  log('info', 'runner proxy listening', {
+    listen: `${address.address}:${address.port}`,
+    upstream: config.upstream.url.origin,
+    admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : 'off',
+    endpoints: config.endpoints.map((e) => e.name).join(',') || 'none',
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    address,
+    adminAddress,
+    tracker,
+    pipeline,
+    registry,
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(sweeper);
+        await proxy.close(config.shutdown.graceMs);
+        await pipeline.flush(config.shutdown.flushTimeoutMs);
+        await pipeline.shutdown(config.shutdown.flushTimeoutMs);
+        await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
+        log('info', 'runner proxy stopped');
+      })();
+      return stopping;
+    },
+  };
+}

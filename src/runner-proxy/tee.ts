@@ -1,0 +1,76 @@
+// Which exchanges between the runner and GitLab the proxy observes, and the
+// contract between the forwarding path and the telemetry side. Everything not
+// named here is forwarded without being looked at.
+
+export type Route =
+  | 'job_request'
+  | 'job_update'
+  | 'trace_patch'
+  | 'artifacts'
+  | 'runners'
+  | 'other';
+
+export const ROUTES: readonly Route[] = ['job_request', 'job_update', 'trace_patch', 'artifacts', 'runners', 'other'];
+
+const JOB_PATH = /\/api\/v4\/jobs\/(\d+)(\/trace|\/artifacts)?$/;
+
+/** Classifies by method and path; the path may carry a relative-URL prefix before /api/v4. */
+export function classify(method: string | undefined, pathname: string): { route: Route; jobId?: number } {
+  if (pathname.endsWith('/api/v4/jobs/request')) return { route: method === 'POST' ? 'job_request' : 'other' };
+  const m = JOB_PATH.exec(pathname);
+  if (m) {
+    const jobId = Number(m[1]);
+    if (!Number.isSafeInteger(jobId)) return { route: 'other' };
+    if (m[2] === '/trace') return { route: method === 'PATCH' ? 'trace_patch' : 'other', jobId };
+    if (m[2] === '/artifacts') return { route: 'artifacts', jobId };
+    return { route: method === 'PUT' ? 'job_update' : 'other', jobId };
+  }
+  if (pathname.includes('/api/v4/runners')) return { route: 'runners' };
+  return { route: 'other' };
+}
+
+/** Bodies larger than these are forwarded but not observed. */
+export const TEE_LIMITS = {
+  /** The runner sends at most 1 MiB per PATCH (DefaultTracePatchLimit). */
+  tracePatch: 1024 * 1024,
+  jobUpdate: 256 * 1024,
+  /** Workhorse rejects job requests over 32 KiB; anything larger is not a runner's. */
+  jobRequest: 64 * 1024,
+} as const;
+
+export interface JobUpdateExchange {
+  jobId: number;
+  body: Buffer;
+  status: number;
+  /** GitLab's `Job-Status` response header (`canceling`, `canceled`, …). */
+  jobStatus?: string;
+  /** When the request arrived, epoch ns. */
+  at: bigint;
+}
+
+export interface TracePatchExchange {
+  jobId: number;
+  /** Request `Content-Range: start-end` (inclusive, no unit). */
+  contentRange?: string;
+  body: Buffer;
+  status: number;
+  /** Response `Range: 0-size` (exclusive end). */
+  range?: string;
+  jobStatus?: string;
+  at: bigint;
+}
+
+/**
+ * The telemetry side as the forwarding path sees it. The two `edit*` calls are
+ * synchronous and sit on the path (the runner needs the edited bytes); the
+ * forwarder catches anything they throw and forwards the original. The other
+ * calls happen after the response has gone to the runner.
+ */
+export interface ExchangeObserver {
+  /** Returns a replacement job-request body, or undefined to forward it as is. */
+  editJobRequest(body: Buffer): Buffer | undefined;
+  /** Returns replacement text for a 201 job payload, or undefined to forward it as is. */
+  editJobPayload(payload: string, requestBody: Buffer | undefined, at: bigint): string | undefined;
+  jobUpdate(exchange: JobUpdateExchange): void;
+  tracePatch(exchange: TracePatchExchange): void;
+}
