@@ -23,6 +23,13 @@ export function seeded(seed: number): () => number {
   };
 }
 
+/** Start time, then enclosing before enclosed (later end first), then name: stable with whole-second times. */
+function order(s1: bigint, e1: bigint, n1: string, s2: bigint, e2: bigint, n2: string): number {
+  if (s1 !== s2) return s1 < s2 ? -1 : 1;
+  if (e1 !== e2) return e1 > e2 ? -1 : 1;
+  return n1 < n2 ? -1 : n1 > n2 ? 1 : 0;
+}
+
 export interface Described {
   name: string;
   parent: string;
@@ -34,9 +41,7 @@ export interface Described {
 
 /** Spans with ids replaced by `name#n` labels (n counts same-named spans in start order). */
 export function describe(spans: readonly SpanRecord[], jobSpanId = CTX.jobSpanId): Described[] {
-  const sorted = [...spans].sort((a, b) =>
-    a.startTimeUnixNano === b.startTimeUnixNano ? 0 : a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1,
-  );
+  const sorted = [...spans].sort((a, b) => order(a.startTimeUnixNano, a.endTimeUnixNano, a.name, b.startTimeUnixNano, b.endTimeUnixNano, b.name));
   const label = new Map<string, string>([[jobSpanId, 'job']]);
   const seen = new Map<string, number>();
   for (const s of sorted) {
@@ -88,7 +93,7 @@ export function* randomPieces(bytes: Buffer, rand: () => number, maxPiece: numbe
 
 /** The spans a correct parser must produce for a built log, in the same shape as `describe`. */
 export function expected(log: BuiltJobLog): Array<Pick<Described, 'name' | 'parent' | 'start' | 'end' | 'status'>> {
-  const byStart = [...log.sections].sort((a, b) => (a.startNs === b.startNs ? 0 : a.startNs < b.startNs ? -1 : 1));
+  const byStart = [...log.sections].sort((a, b) => order(a.startNs, a.endNs ?? log.endNs, a.name, b.startNs, b.endNs ?? log.endNs, b.name));
   const seen = new Map<string, number>();
   const labels = new Map<ExpectedSection, string>();
   const lastLabel = new Map<string, string>();
