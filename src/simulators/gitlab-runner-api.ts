@@ -128,10 +128,12 @@ export class GitLabRunnerApiSimulator {
     let size = 0;
     const hash = createHash('sha256');
     const limit = this.options.recordBodyLimit ?? 2 * 1024 * 1024;
+    // Bodies the API reads (JSON, log chunks ≤ 1 MiB) are kept; artifact streams are only digested.
+    const keep = 2 * 1024 * 1024;
     req.on('data', (c: Buffer) => {
       size += c.length;
       hash.update(c);
-      if (size <= limit) chunks.push(c);
+      if (size <= keep) chunks.push(c);
     });
     req.on('end', () => {
       const body = Buffer.concat(chunks);

@@ -4,7 +4,7 @@
 // offset, a 412 on the final update restarts the upload from 0), the final
 // update repeated on 202, and a streamed chunked artifact upload. It records
 // what it sent and received so tests can compare both sides of the proxy.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { crc32, gunzipSync } from 'node:zlib';
@@ -31,6 +31,8 @@ export interface SentExchange {
   rawBody: Buffer;
   /** Milliseconds from sending the request to the end of the response. */
   ms: number;
+  /** Streamed uploads: size and digest of what was sent. */
+  streamed?: { size: number; sha256: string };
 }
 
 export interface ReceivedJob {
@@ -212,29 +214,38 @@ export class RunnerSimulator {
   }
 
   /** Streams `bytes` of a fake archive as chunked multipart, the way artifacts-uploader does. */
-  uploadArtifact(job: ReceivedJob, bytes: number): Promise<SentExchange> {
+  async uploadArtifact(job: ReceivedJob, bytes: number): Promise<SentExchange> {
     const boundary = `----gitlab-runner-${randomUUID()}`;
     const head = Buffer.from(
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="artifacts.zip"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
     const block = Buffer.alloc(256 * 1024, 0x5a);
+    const hash = createHash('sha256');
+    let size = 0;
     async function* parts(): AsyncGenerator<Buffer> {
-      yield head;
+      const emit = (b: Buffer): Buffer => {
+        hash.update(b);
+        size += b.length;
+        return b;
+      };
+      yield emit(head);
       let left = bytes;
       while (left > 0) {
         const n = Math.min(left, block.length);
         left -= n;
-        yield n === block.length ? block : block.subarray(0, n);
+        yield emit(n === block.length ? block : block.subarray(0, n));
       }
-      yield tail;
+      yield emit(tail);
     }
-    return this.call(
+    const ex = await this.call(
       'POST',
       `/api/v4/jobs/${job.id}/artifacts?artifact_format=zip&artifact_type=archive&expire_in=1+day`,
       { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'JOB-TOKEN': job.token, 'Transfer-Encoding': 'chunked' },
       Readable.from(parts(), { objectMode: false }),
     );
+    ex.streamed = { size, sha256: hash.digest('hex') };
+    return ex;
   }
 
   /** Runs a received job to its end: ack, log upload, optional artifacts, final update. */
