@@ -130,17 +130,26 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       if (cap) await cap();
       stats.requests += 1;
       let response: Response;
+      // Not AbortSignal.timeout(): its timer (and what listens to it) would outlive a fast answer by timeoutMs.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(new DOMException('timeout', 'TimeoutError')), timeoutMs);
       try {
-        response = await fetch(
-          new Request(url, { method, headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(timeoutMs) }),
-        );
+        response = await fetch(new Request(url, { method, headers: opts.headers, body: opts.body, signal: abort.signal }));
       } catch (err) {
+        clearTimeout(timer);
         const detail = describeFetchError(err, timeoutMs);
         if (idempotent) throw new Transient(detail);
         if (isRefused(err)) throw new Transient(detail); // never reached GitLab: safe to send again
         throw new AbortError(new UncertainWriteError(method, endpoint, detail));
       }
-      if (response.ok) return parseResponse(response, method, endpoint, opts.asStream ?? false);
+      if (response.ok) {
+        try {
+          return await parseResponse(response, method, endpoint, opts.asStream ?? false);
+        } finally {
+          if (!opts.asStream) clearTimeout(timer);
+        }
+      }
+      clearTimeout(timer);
       if (response.status === 429) {
         stats.rateLimited += 1;
         await response.body?.cancel();

@@ -140,7 +140,7 @@ export class GitLabRestSimulator {
   url = '';
   private server: Server | null = null;
   private nextId = 1000;
-  private readonly bucket: { tokens: number; at: number; perSecond: number; burst: number } | null;
+  private bucket: { tokens: number; at: number; perSecond: number; burst: number } | null;
   private readonly hanging = new Set<ServerResponse>();
 
   constructor(private readonly options: GitLabRestSimulatorOptions = {}) {
@@ -182,6 +182,11 @@ export class GitLabRestSimulator {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Change (or with null, lift) the token bucket between runs. */
+  setRateLimit(rl: { perSecond: number; burst?: number } | null): void {
+    this.bucket = rl ? { tokens: rl.burst ?? rl.perSecond, at: performance.now(), perSecond: rl.perSecond, burst: rl.burst ?? rl.perSecond } : null;
   }
 
   count(route: string): number {
