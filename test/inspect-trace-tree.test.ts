@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { ReceivedSpan } from '../src/simulators/otlp-receiver.js';
-import { assembleTraces, headSpan, isLocalRoot, placement, walk, type Trace } from '../src/inspect/trace-tree.js';
+import { assembleTraces, headSpan, isDetached, isLocalRoot, MAX_DEPTH, placement, walk, type Trace } from '../src/inspect/trace-tree.js';
 import { traceToJson } from '../src/inspect/trace-json.js';
 import { asReceived, FIXTURE_SPANS, TRACE_ID } from './fixtures/inspect-trace.js';
 
@@ -158,4 +158,29 @@ t.test('JSON keeps exact nanoseconds as strings and nests like the waterfall', a
   );
   t.same(Object.keys(json.spans[0]!.attributes), [...Object.keys(json.spans[0]!.attributes)].sort(), 'sorted keys');
   t.same(JSON.parse(JSON.stringify(json)), json, 'survives JSON round trip');
+});
+
+t.test('a hostile chain deeper than MAX_DEPTH is re-hung at the top, not recursed into', async (t) => {
+  const n = 5000;
+  const chain = Array.from({ length: n }, (_, i) =>
+    span({
+      spanId: String(i + 1).padStart(16, '0'),
+      parentSpanId: i === 0 ? '' : String(i).padStart(16, '0'),
+      name: `s${i}`,
+      startTimeUnixNano: BigInt(i),
+    }),
+  );
+  const [trace] = assembleTraces(chain);
+  const nodes = [...walk(trace!)];
+  t.equal(nodes.length, n, 'every span still shown');
+  t.ok(nodes.every((node) => node.depth < MAX_DEPTH));
+  t.equal(trace!.roots.length, Math.ceil(n / MAX_DEPTH));
+  t.same(
+    trace!.roots.slice(0, 2).map((r) => [r.span.name, r.parent, isDetached(r)]),
+    [
+      ['s0', 'none', false],
+      [`s${MAX_DEPTH}`, 'deep', true],
+    ],
+  );
+  t.doesNotThrow(() => JSON.stringify(traceToJson(trace!)));
 });

@@ -118,24 +118,28 @@ export async function startInspector(options: InspectorOptions, output: Inspecto
   const width = options.width ?? DEFAULT_WIDTH;
   let timer: NodeJS.Timeout | undefined;
   let htmlWrite: Promise<void> = Promise.resolve();
+  let htmlQueued = false;
   let htmlFailed = false;
 
+  // Rendering every trace kept is the costly part, so writes coalesce: while
+  // one is queued, later requests share it, and it renders when it runs.
   const writeHtml = (): Promise<void> => {
     const file = options.html;
-    if (!file) return htmlWrite;
-    const content = renderHtml(completion.all(), { generatedAt: new Date() });
-    htmlWrite = htmlWrite
-      .then(() => writeAtomically(file, content))
-      .then(
-        () => {
-          htmlFailed = false;
-        },
-        (err: Error) => {
-          // Report once per failure streak, not on every trace.
-          if (!htmlFailed) output.err(`inspect: cannot write ${file}: ${err.message} (INSPECT_HTML_WRITE_FAILED)\n`);
-          htmlFailed = true;
-        },
-      );
+    if (!file || htmlQueued) return htmlWrite;
+    htmlQueued = true;
+    htmlWrite = htmlWrite.then(async () => {
+      htmlQueued = false;
+      try {
+        await writeAtomically(file, renderHtml(completion.all(), { generatedAt: new Date() }));
+        htmlFailed = false;
+      } catch (err) {
+        // Report once per failure streak, not on every trace.
+        if (!htmlFailed) {
+          output.err(`inspect: cannot write ${file}: ${(err as Error).message} (INSPECT_HTML_WRITE_FAILED)\n`);
+        }
+        htmlFailed = true;
+      }
+    });
     return htmlWrite;
   };
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { AttributeValue } from '../simulators/otlp-receiver.js';
 import { formatDuration } from './duration.js';
 import { printable } from './terminal-text.js';
-import { headSpan, isError, placement, spanDuration, walk, type Trace, type TraceNode } from './trace-tree.js';
+import { headSpan, isDetached, isError, placement, spanDuration, walk, type Trace, type TraceNode } from './trace-tree.js';
 
 export interface HtmlOptions {
   title?: string;
@@ -24,6 +24,12 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 export function escapeHtml(text: string): string {
   return printable(text).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
+
+const DETACHED_WHY = {
+  missing: 'its parent span was not received',
+  cycle: 'its parent ids form a loop',
+  deep: 'nested too deep to draw under its parent',
+} as const;
 
 const STATUS_NAMES = ['UNSET', 'OK', 'ERROR'] as const;
 
@@ -118,7 +124,9 @@ function renderSpan(trace: Trace, node: TraceNode, expanded: boolean): string {
   const { offset, width } = placement(trace, span);
   const name = escapeHtml(span.name);
   const tooltip = escapeHtml(`${span.name} · ${duration} · ${statusName(span.status.code)}`);
-  const detached = node.parent === 'missing' ? ' <span class="detached" title="parent span not received">(detached)</span>' : '';
+  const detached = isDetached(node)
+    ? ` <span class="detached" title="${DETACHED_WHY[node.parent as 'missing' | 'cycle' | 'deep']}">(detached)</span>`
+    : '';
   const facts: [string, string][] = [
     ['status', statusName(span.status.code) + (span.status.message ? ` ${span.status.message}` : '')],
     ['span id', span.spanId],

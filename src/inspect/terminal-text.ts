@@ -63,8 +63,3 @@ export function truncate(text: string, columns: number): string {
   }
   return `${out}…`;
 }
-
-/** `text` padded with spaces to `columns` columns. */
-export function padEnd(text: string, columns: number): string {
-  return text + ' '.repeat(Math.max(0, columns - displayWidth(text)));
-}

@@ -14,9 +14,13 @@ export const STATUS_ERROR = 2;
  * Why a node sits where it does: `none` has no parent id, `remote` names a
  * parent in another process (flagged so by the exporter), `missing` names a
  * parent that has not (or not yet) arrived, `cycle` was cut out of a parent
- * loop that malformed input can describe.
+ * loop that malformed input can describe, `deep` was re-hung at the top
+ * because it sat deeper than `MAX_DEPTH` (real traces nest a handful of
+ * levels; the cap keeps a hostile chain of spans from exhausting the stack).
  */
-export type ParentState = 'present' | 'none' | 'remote' | 'missing' | 'cycle';
+export type ParentState = 'present' | 'none' | 'remote' | 'missing' | 'cycle' | 'deep';
+
+export const MAX_DEPTH = 32;
 
 export interface TraceNode {
   readonly span: ReceivedSpan;
@@ -75,12 +79,18 @@ interface Draft {
   children: Draft[];
 }
 
-function freeze(draft: Draft, depth: number): TraceNode {
+/** Drafts → nodes; children below MAX_DEPTH go to `rehung`, to become top-level nodes. */
+function freeze(draft: Draft, depth: number, rehung: Draft[]): TraceNode {
+  const children = draft.children.sort((a, b) => compareSpans(a.span, b.span));
+  if (depth + 1 >= MAX_DEPTH) {
+    for (const child of children) child.parent = 'deep';
+    rehung.push(...children);
+  }
   return {
     span: draft.span,
     depth,
     parent: draft.parent,
-    children: draft.children.sort((a, b) => compareSpans(a.span, b.span)).map((c) => freeze(c, depth + 1)),
+    children: depth + 1 >= MAX_DEPTH ? [] : children.map((c) => freeze(c, depth + 1, rehung)),
   };
 }
 
@@ -148,9 +158,13 @@ function assembleOne(traceId: string, spans: ReceivedSpan[]): Trace {
     if (isError(span)) errorCount += 1;
   }
 
+  const rehung: Draft[] = [];
+  const top = roots.map((r) => freeze(r, 0, rehung));
+  for (let next = rehung.shift(); next; next = rehung.shift()) top.push(freeze(next, 0, rehung));
+
   return {
     traceId,
-    roots: roots.sort((a, b) => compareSpans(a.span, b.span)).map((r) => freeze(r, 0)),
+    roots: top.sort((a, b) => compareSpans(a.span, b.span)),
     spanCount: byId.size,
     errorCount,
     startTimeUnixNano: start ?? 0n,
@@ -179,6 +193,11 @@ export function assembleTraces(spans: readonly ReceivedSpan[]): Trace[] {
             ? 1
             : 0,
     );
+}
+
+/** A top-level node whose parent id names a span not drawn above it. */
+export function isDetached(node: TraceNode): boolean {
+  return node.parent === 'missing' || node.parent === 'cycle' || node.parent === 'deep';
 }
 
 /** Nodes in display order (depth first, children in start order). */

@@ -4,7 +4,7 @@
 import type { AttributeValue } from '../simulators/otlp-receiver.js';
 import { formatDuration } from './duration.js';
 import { displayWidth, printable, truncate } from './terminal-text.js';
-import { headSpan, isError, spanDuration, type Trace, type TraceNode } from './trace-tree.js';
+import { headSpan, isDetached, isError, spanDuration, type Trace, type TraceNode } from './trace-tree.js';
 
 export interface WaterfallOptions {
   /** Total line width in columns; the bar takes what the label and duration leave. */
@@ -21,7 +21,7 @@ const DURATION_COLUMNS = 7;
 const MAX_VALUE_CHARS = 300;
 
 export const FAILED_MARK = '✗';
-/** Marks a top-level span whose parent id names a span that was not received. */
+/** Marks a top-level span whose parent id names a span not drawn above it (not received, a loop, too deep). */
 export const DETACHED_MARK = '…';
 
 const ANSI = {
@@ -67,7 +67,7 @@ interface Row {
 function rows(trace: Trace): Row[] {
   const out: Row[] = [];
   const visit = (node: TraceNode, lead: string, branch: string, below: string): void => {
-    const name = (node.parent === 'missing' ? `${DETACHED_MARK} ` : '') + printable(node.span.name);
+    const name = (isDetached(node) ? `${DETACHED_MARK} ` : '') + printable(node.span.name);
     out.push({ node, branch: lead + branch, continuation: lead + below, name });
     const childLead = lead + (node.depth === 0 ? '' : below);
     node.children.forEach((child, i) => {
