@@ -247,6 +247,7 @@ export class OtlpReceiver {
     }
     const exportCall: ExportCall = { spans, metadata: call.metadata, at: Date.now() };
     this.calls.push(exportCall);
+    this.wake();
     const index = this.calls.length - 1;
     const verify = this.options.verify;
     if (!verify) {
@@ -296,6 +297,11 @@ export class OtlpReceiver {
   private accept(spans: ReceivedSpan[], call: ExportCall): void {
     this.spans.push(...spans);
     this.options.onSpans?.(spans, call);
+    this.wake();
+  }
+
+  /** Re-checks every waiter: after each call, accepted or not, so a test can wait on `calls` too. */
+  private wake(): void {
     const ready = this.waiters.filter((w) => w.predicate());
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();
