@@ -209,3 +209,34 @@ t.test('the CLI: usage errors exit 2 naming the problem; --help exits 0', async 
   t.equal(await withTimeout(help.exit, 30_000, 'exit'), 0);
   t.match(help.stdout(), 'Usage: gitlab-otel inspect');
 });
+
+t.test('an HTML write failure or a throwing onTrace is reported, and receiving goes on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'inspect-fail-'));
+  const html = join(dir, 'traces.html');
+  let out = '';
+  let err = '';
+  let calls = 0;
+  const inspector = await startInspector(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      quietMs: 50,
+      html,
+      onTrace: () => {
+        calls += 1;
+        throw new Error('callback broke');
+      },
+    },
+    { out: (s) => void (out += s), err: (s) => void (err += s) },
+  );
+  t.teardown(() => inspector.stop());
+  rmSync(dir, { recursive: true, force: true });
+
+  await exportSpans(inspector.url, [[jobSpan]]);
+  await waitUntil(() => err.includes('INSPECT_HTML_WRITE_FAILED'), 10_000, 'the write failure report');
+  t.match(err, `could not print trace ${TRACE_ID}: callback broke`);
+  const other: SpanRecord = { ...jobSpan, traceId: 'd'.repeat(32) };
+  await exportSpans(inspector.url, [[other]]);
+  await waitUntil(() => calls === 2, 10_000, 'the second trace');
+  t.equal(err.match(/INSPECT_HTML_WRITE_FAILED/g)?.length, 1, 'reported once per failure streak');
+  t.equal(out.match(/^trace /gm)?.length, 2, 'both traces printed');
+});

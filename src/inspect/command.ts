@@ -119,7 +119,9 @@ export async function startInspector(options: InspectorOptions, output: Inspecto
   let timer: NodeJS.Timeout | undefined;
   let htmlWrite: Promise<void> = Promise.resolve();
   let htmlQueued = false;
-  let htmlFailed = false;
+  /** The last write's failure, until a write succeeds. */
+  let htmlError: string | undefined;
+  let started = false;
 
   // Rendering every trace kept is the costly part, so writes coalesce: while
   // one is queued, later requests share it, and it renders when it runs.
@@ -131,13 +133,13 @@ export async function startInspector(options: InspectorOptions, output: Inspecto
       htmlQueued = false;
       try {
         await writeAtomically(file, renderHtml(completion.all(), { generatedAt: new Date() }));
-        htmlFailed = false;
+        htmlError = undefined;
       } catch (err) {
-        // Report once per failure streak, not on every trace.
-        if (!htmlFailed) {
+        // Report once per failure streak, not on every trace; at startup the caller throws instead.
+        if (started && htmlError === undefined) {
           output.err(`inspect: cannot write ${file}: ${(err as Error).message} (INSPECT_HTML_WRITE_FAILED)\n`);
         }
-        htmlFailed = true;
+        htmlError = (err as Error).message;
       }
     });
     return htmlWrite;
@@ -160,7 +162,14 @@ export async function startInspector(options: InspectorOptions, output: Inspecto
   const check = (): void => {
     timer = undefined;
     const ready = completion.due(Date.now());
-    ready.forEach(print);
+    for (const completed of ready) {
+      try {
+        print(completed);
+      } catch (err) {
+        // A failing output stream or onTrace callback must not take the receiver down.
+        output.err(`inspect: could not print trace ${completed.trace.traceId}: ${(err as Error).message}\n`);
+      }
+    }
     if (ready.length > 0) void writeHtml();
     schedule();
   };
@@ -173,8 +182,11 @@ export async function startInspector(options: InspectorOptions, output: Inspecto
 
   if (options.html) {
     await writeHtml();
-    if (htmlFailed) throw new InspectError('INSPECT_HTML_WRITE_FAILED', `cannot write --html file ${options.html}`);
+    if (htmlError !== undefined) {
+      throw new InspectError('INSPECT_HTML_WRITE_FAILED', `cannot write --html file ${options.html}: ${htmlError}`);
+    }
   }
+  started = true;
 
   let spanCount = 0;
   const receiver: OtlpReceiver = new OtlpReceiver({
