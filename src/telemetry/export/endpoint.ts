@@ -230,8 +230,16 @@ export class EndpointExporter {
     }
   }
 
-  /** Flush within the bound; then stop. Unsent spans stay in the spool (or are counted as dropped). */
-  async shutdown(timeoutMs: number): Promise<void> {
+  /** Unsent spans stay in the spool (or are counted as dropped). */
+  private shutdownDone?: Promise<void>;
+
+  /** Flush within the bound; then stop. Idempotent. */
+  shutdown(timeoutMs: number): Promise<void> {
+    this.shutdownDone ??= this.stop(timeoutMs);
+    return this.shutdownDone;
+  }
+
+  private async stop(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     this.closed = true;
     await this.flush(timeoutMs);

@@ -64,7 +64,10 @@ export class JobJournal {
     return new Map(this.live);
   }
 
+  private closed = false;
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.writer.close();
   }
 

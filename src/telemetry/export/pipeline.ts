@@ -88,10 +88,15 @@ export class ExportPipeline implements SpanSink {
     await Promise.all([...this.endpoints.values()].map((e) => e.flush(timeoutMs)));
   }
 
-  async shutdown(timeoutMs: number): Promise<void> {
+  private shutdownDone?: Promise<void>;
+
+  /** Idempotent: a second call waits for the first. */
+  shutdown(timeoutMs: number): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs)));
-    this.journal?.close();
+    this.shutdownDone ??= Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs))).then(() => {
+      this.journal?.close();
+    });
+    return this.shutdownDone;
   }
 
   private endpoint(settings: EndpointSettings, onDemand: boolean): EndpointExporter | undefined {
