@@ -3,8 +3,6 @@
 // OTLP/gRPC call, reusing the proxy's channel plan (TLS, call credentials,
 // loopback-only plaintext tokens) and gRPC client. Whatever happens, the
 // outcome is a value, never an exception: telemetry must not fail a job.
-import { TraceState } from '@opentelemetry/core';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { EndpointConfigError, planChannel } from '../telemetry/auth/channel.js';
 import { otlpHeadersFromEnv } from '../telemetry/auth/headers.js';
@@ -92,15 +90,6 @@ export function jobResource(): Resource {
   );
 }
 
-// toReadableSpan leaves tracestate out; a span started from a job's TRACEPARENT
-// carries the parent's TRACESTATE on (W3C: vendors' entries travel with the trace).
-function readable(span: SpanRecord, resource: Resource): ReadableSpan {
-  const r = toReadableSpan(span, resource);
-  if (!span.traceState) return r;
-  const context = { ...r.spanContext(), traceState: new TraceState(span.traceState) };
-  return { ...r, spanContext: () => context };
-}
-
 function staticToken(value: string): TokenSource {
   return { kind: 'gitlab_id_token', fetch: async () => ({ value, expiresAt: jwtExpiry(value) }) };
 }
@@ -115,7 +104,7 @@ export async function exportJobSpans(spans: SpanRecord[], plan: JobExportPlan & 
     const channel = planChannel(plan.endpoint, {}, plan.token ? staticToken(plan.token) : undefined);
     client = new OtlpGrpcClient(channel, plan.endpoint.headers);
     const resource = jobResource();
-    const body = serializeSpans(spans.map((s) => readable(s, resource)));
+    const body = serializeSpans(spans.map((s) => toReadableSpan(s, resource)));
     const deadline = new Promise<JobExportResult>((resolve) => {
       // The call has its own gRPC deadline; this guards the parts around it (token, TLS handshake).
       timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${plan.endpoint.timeoutMs} ms` }), plan.endpoint.timeoutMs + 250);

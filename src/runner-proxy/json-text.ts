@@ -65,10 +65,17 @@ function skipValue(text: string, i: number): number {
       throw new JsonTextError(`expected ',' or '${close}'`);
     }
   }
-  const m = /^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
-  if (!m) throw new JsonTextError(`unexpected character at ${i}`);
-  return i + m[0].length;
+  for (const literal of LITERALS) if (text.startsWith(literal, i)) return i + literal.length;
+  // A number: scan its characters rather than slicing the text for a regex
+  // (payloads hold hundreds of numbers, and this runs on the forwarding path).
+  let j = i;
+  while (j < text.length && NUMBER_CHARS.has(text.charCodeAt(j))) j++;
+  if (j === i) throw new JsonTextError(`unexpected character at ${i}`);
+  return j;
 }
+
+const LITERALS = ['true', 'false', 'null'];
+const NUMBER_CHARS = new Set([...'0123456789+-.eE'].map((c) => c.charCodeAt(0)));
 
 /** The members of the object whose `{` is at `start`, in text order. */
 function members(text: string, start: number): { key: string; member: MemberSpan }[] {

@@ -254,13 +254,20 @@ export class RunnerProxy {
       path: this.basePath + exchange.target,
       headers: headers as unknown as http.OutgoingHttpHeaders,
       setHost: false,
-      timeout: this.options.upstream.headersTimeoutMs,
     });
     let responded = false;
-
-    upstreamReq.on('timeout', () => {
-      if (!responded) upstreamReq.destroy(new Error('upstream response headers timed out'));
+    // Like Go's ResponseHeaderTimeout: counted from the end of the request body.
+    // A plain timer, not a socket timeout: a socket timeout is re-armed on every
+    // chunk, which costs throughput on multi-GB artifact streams.
+    let headersTimer: NodeJS.Timeout | undefined;
+    upstreamReq.on('finish', () => {
+      if (responded) return;
+      headersTimer = setTimeout(
+        () => upstreamReq.destroy(new Error('upstream response headers timed out')),
+        this.options.upstream.headersTimeoutMs,
+      );
     });
+    upstreamReq.on('close', () => clearTimeout(headersTimer));
     upstreamReq.on('error', (err) => {
       metrics?.upstreamErrors.inc({ route, kind: responded ? 'aborted' : 'unreachable' });
       if (!res.headersSent) {
@@ -277,7 +284,7 @@ export class RunnerProxy {
 
     upstreamReq.on('response', (upstreamRes) => {
       responded = true;
-      upstreamReq.setTimeout(0);
+      clearTimeout(headersTimer);
       metrics?.upstreamLatency.observe({ route }, Number(process.hrtime.bigint() - exchange.started) / 1e9);
       const status = upstreamRes.statusCode ?? 502;
       const rawHeaders = upstreamRes.rawHeaders;

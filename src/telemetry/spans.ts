@@ -4,6 +4,7 @@
 // only at the exporter's edge.
 import { randomBytes } from 'node:crypto';
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime } from '@opentelemetry/api';
+import { TraceState } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 
@@ -45,16 +46,31 @@ export function isValidSpanId(id: string): boolean {
   return SPAN_ID.test(id) && !/^0+$/.test(id);
 }
 
+// Ids come from a pool of random bytes refilled 4 KiB at a time: a
+// randomBytes call per span costs more than the rest of building the span.
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    pool = randomBytes(4096);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  return hex;
+}
+
 export function newSpanId(): string {
   let id: string;
-  do id = randomBytes(8).toString('hex');
+  do id = randomHex(8);
   while (!isValidSpanId(id));
   return id;
 }
 
 export function newTraceId(): string {
   let id: string;
-  do id = randomBytes(16).toString('hex');
+  do id = randomHex(16);
   while (!isValidTraceId(id));
   return id;
 }
@@ -82,7 +98,12 @@ export function traceparent(traceId: string, spanId: string): string {
 export function toReadableSpan(span: SpanRecord, resource: Resource): ReadableSpan {
   const start = toHrTime(span.startTimeUnixNano);
   const endNs = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano : span.startTimeUnixNano;
-  const spanContext = { traceId: span.traceId, spanId: span.spanId, traceFlags: TraceFlags.SAMPLED };
+  const spanContext = {
+    traceId: span.traceId,
+    spanId: span.spanId,
+    traceFlags: TraceFlags.SAMPLED,
+    ...(span.traceState ? { traceState: new TraceState(span.traceState) } : {}),
+  };
   return {
     name: span.name,
     kind: span.kind,
