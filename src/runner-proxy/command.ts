@@ -55,15 +55,31 @@ export async function runnerProxyCommand(argv: string[]): Promise<number> {
   const log = jsonLogger(undefined, loaded.config.logLevel);
   for (const w of loaded.warnings) log('warn', w);
   const running = await startRunnerProxy(loaded.config, { log });
-  await new Promise<void>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
+      // A repeated signal must not kill the process halfway through journalling:
+      // the stop is bounded (shutdown.grace + shutdown.flush_timeout) anyway.
+      if (stopping) {
+        log('info', 'already stopping', { signal });
+        return;
+      }
+      stopping = true;
       log('info', 'stopping', { signal });
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      void running.stop().then(resolve);
+      running.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log('error', `stop failed: ${(err as Error).message}`, { code: 'STOP_FAILED' });
+          resolve(1);
+        },
+      );
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  return 0;
+  // Everything is spooled or delivered by now. A handle some library left open
+  // (a gRPC channel, a retry timer) must not keep a stopped proxy alive; the
+  // timer is unref'd, so a clean exit does not wait for it.
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
 }

@@ -1,10 +1,12 @@
 // Assembles a running proxy from a validated configuration: export pipeline,
 // job tracker, forwarding server and admin listener, and takes them down in
 // the order that loses nothing (stop accepting → finish in-flight requests →
-// flush → spool the rest).
+// journal the jobs still running → flush → spool the rest). With a spool, a
+// restarted proxy resumes the journalled jobs before it accepts a request.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
+import type { Counter } from 'prom-client';
 import { RESOURCE } from '../telemetry/attributes.js';
 import { ExportPipeline, type LogEvent } from '../telemetry/export/pipeline.js';
 import { createRegistry, type Registry } from '../telemetry/metrics.js';
@@ -61,9 +63,16 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
       maxAttributeLength: config.telemetry.maxAttributeLength,
     },
     abandonAfterMs: config.telemetry.abandonAfterMs,
+    sampling: config.sampling,
+    journal: pipeline.journal,
     log,
-    metrics,
+    metrics: {
+      ...metrics,
+      spansDropped: registry.getSingleMetric('gitlab_otel_spans_dropped_total') as Counter<'endpoint' | 'reason'> | undefined,
+    },
   });
+  const resumed = tracker.restore();
+  if (resumed > 0) log('info', 'resumed jobs from the journal', { jobs: resumed });
   const proxy = new RunnerProxy({
     upstream: {
       url: config.upstream.url,
@@ -107,7 +116,11 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
       stopping ??= (async () => {
         clearInterval(sweeper);
         await proxy.close(config.shutdown.graceMs);
-        await pipeline.flush(config.shutdown.flushTimeoutMs);
+        // The jobs go on without us. With a journal the next process finishes
+        // their spans; without one, closing them now is the best we can do.
+        if (pipeline.journal) tracker.suspend();
+        else tracker.abandonAll();
+        // One bound for the whole flush: shutdown flushes within it, then spools what is left.
         await pipeline.shutdown(config.shutdown.flushTimeoutMs);
         await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
         log('info', 'runner proxy stopped');
