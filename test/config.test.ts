@@ -41,7 +41,7 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 t.test('the shipped example is valid and means what it says', async (t) => {
   const { config } = loadConfig('runner-config/gitlab-otel.yml', {});
   t.equal(config.upstream.url.origin, 'https://gitlab.example.com');
-  t.same(config.listen, { host: '127.0.0.1', port: 8080 });
+  t.same(config.listen, { host: '172.17.0.1', port: 8080 });
   t.equal(config.upstream.headersTimeoutMs, 11 * 60_000);
   t.equal(config.telemetry.negotiation, 'payload');
   t.equal(config.endpoints.length, 1);

@@ -62,13 +62,12 @@ t.test('config.toml: url is the proxy over plain HTTP, clone_url is GitLab', asy
     runners: { url: string; clone_url: string; executor: string; environment: string[] }[];
   };
   const [runner] = toml.runners;
-  t.match(runner, { url: /^http:\/\/127\.0\.0\.1:\d+\/$/, clone_url: /^https:\/\//, executor: 'docker' });
+  t.match(runner, { url: /^http:\/\/172\.17\.0\.1:\d+\/$/, clone_url: /^https:\/\//, executor: 'docker' });
   t.ok(runner!.environment.includes('FF_TIMESTAMPS=true'));
   const text = read('config.toml');
   t.match(text, /kubernetes/i, 'notes for the kubernetes executor');
-  const configs = proxyConfigs();
-  const listen = (parse(readFileSync(configs[configs.length - 1]!.file, 'utf8')) as { listen: string }).listen;
-  t.equal(new URL(runner!.url).host, listen, 'the runner points at the address the proxy listens on');
+  const listen = (parse(read('gitlab-otel.yml')) as { listen: string }).listen;
+  t.equal(new URL(runner!.url).host, listen, 'the runner points at the address the proxy listens on (reachable from job containers)');
 });
 
 t.test('systemd unit: hardened, restarts, dedicated user, state directory for the spool', async (t) => {
@@ -101,7 +100,7 @@ t.test('systemd unit: hardened, restarts, dedicated user, state directory for th
 
 t.test('Helm values: the proxy as a sidecar of the runner manager, config and spool mounted', async (t) => {
   const v = parse(read('helm-values.yaml')) as Record<string, any>;
-  t.match(v.gitlabUrl, /^http:\/\/127\.0\.0\.1:8080\/?$/);
+  t.match(v.gitlabUrl, /^http:\/\/gitlab-otel-proxy\.[a-z-]+\.svc:8080\/$/, 'build pods reach the proxy through a Service');
   t.match(v.runners.config, /clone_url = "https:\/\//);
   const sidecar = (v.extraContainers as any[]).find((c) => c.name === 'gitlab-otel');
   t.ok(sidecar);
@@ -112,7 +111,10 @@ t.test('Helm values: the proxy as a sidecar of the runner manager, config and sp
   const cm = parse(read('kubernetes-configmap.yaml')) as any;
   t.equal(cm.metadata.name, (v.volumes as any[]).find((x) => x.configMap)?.configMap.name);
   const proxy = parse(cm.data['gitlab-otel.yml']) as any;
-  t.equal(`http://${proxy.listen}/`, v.gitlabUrl);
+  t.equal(proxy.listen, '0.0.0.0:8080', 'the sidecar listens on the pod IP');
+  const svc = parse(read('kubernetes-service.yaml')) as any;
+  t.equal(`http://${svc.metadata.name}.${svc.metadata.namespace}.svc:${svc.spec.ports[0].port}/`, v.gitlabUrl, 'gitlabUrl is the Service');
+  t.equal(svc.spec.ports[0].targetPort, sidecar.ports.find((p: any) => p.containerPort === 8080).name);
   t.equal(proxy.spool.dir, sidecar.volumeMounts.find((m: any) => m.name === 'gitlab-otel-spool').mountPath);
 });
 
