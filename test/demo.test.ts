@@ -141,13 +141,18 @@ t.test('narration: one line per span for small arrivals, one summary line for a 
   p.jobStarted(101, 'j1');
   const names = new Map([[101, 'test:unit']]);
   const one = p.receive([span('st', 'j1', 'step_script', { [CI.stageName]: 'step_script' }, true)]);
-  const lines = arrivalLines(1, one, names, painter(false));
+  const stepScript = [span('st', 'j1', 'step_script', { [CI.stageName]: 'step_script' }, true)];
+  const lines = arrivalLines(stepScript, one, names, painter(false));
   t.same(lines, ['job 101 (test:unit) stage step_script failed ✗ (250ms)']);
-  t.match(arrivalLines(1, one, names, painter(true))[0], ANSI);
+  t.match(arrivalLines(stepScript, one, names, painter(true))[0], ANSI);
 
-  const many = Array.from({ length: DETAILED_ARRIVAL_MAX + 1 }, (_, i) => span(`x${i}`, 'j1', `stage${i}`, { [CI.stageName]: `stage${i}` }));
-  const burst = arrivalLines(many.length, p.receive(many), names, painter(false));
-  t.same(burst, [`collector received ${many.length} spans: 0 job_execution, ${many.length} stage, 0 section`]);
+  // A burst is counted by what arrived, including sections still waiting for their stage.
+  const many = [
+    ...Array.from({ length: DETAILED_ARRIVAL_MAX }, (_, i) => span(`x${i}`, 'j1', `stage${i}`, { [CI.stageName]: `stage${i}` })),
+    span('sec', 'not-yet', 'build', { [CI.sectionName]: 'build' }),
+  ];
+  const burst = arrivalLines(many, p.receive(many), names, painter(false));
+  t.same(burst, [`collector received ${many.length} spans: 0 job_execution, ${DETAILED_ARRIVAL_MAX} stage, 1 section`]);
 
   const summary = summaryLines(
     {

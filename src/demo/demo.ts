@@ -114,8 +114,8 @@ export interface DemoResult {
 
 const DEFAULT_DELIVERY_TIMEOUT_MS = 30_000;
 /** Stage durations are this many times shorter than in the realistic plan. */
-const SPEED = { normal: 10, quick: 100 } as const;
-const STAGGER_MS = { normal: 250, quick: 40 } as const;
+const SPEED = { normal: 20, quick: 100 } as const;
+const STAGGER_MS = { normal: 150, quick: 40 } as const;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
@@ -178,7 +178,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
       exportCalls += 1;
       received.push(...spans);
       lastArrivalMs = elapsed();
-      for (const line of arrivalLines(spans.length, spanProgress.receive(spans), names, paint)) say(line);
+      for (const line of arrivalLines(spans, spanProgress.receive(spans), names, paint)) say(line);
     },
   });
   const collectorUrl = `http://127.0.0.1:${collectorPort}`;
@@ -301,7 +301,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
         const context = lab.proxy.tracker.jobContext(got.id);
         if (context) {
           result.jobSpanId = context.spanId;
-          for (const line of arrivalLines(0, spanProgress.jobStarted(got.id, context.spanId), names, paint)) say(line);
+          for (const line of arrivalLines([], spanProgress.jobStarted(got.id, context.spanId), names, paint)) say(line);
         } else {
           problem('DEMO_JOB_NOT_FOLLOWED', `the proxy is not following job ${got.id}`);
         }

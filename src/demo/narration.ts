@@ -1,7 +1,8 @@
 // The demo's words: progress lines as things happen and the closing summary.
 // Pure: takes what happened, returns text; the caller decides colour.
 import { formatDuration } from '../inspect/duration.js';
-import type { ProgressEvent } from './span-progress.js';
+import type { ReceivedSpan } from '../simulators/otlp-receiver.js';
+import { kindOf, type ProgressEvent } from './span-progress.js';
 
 export type Tone = 'plain' | 'dim' | 'good' | 'bad' | 'warn' | 'bold';
 export type Paint = (tone: Tone, text: string) => string;
@@ -49,13 +50,22 @@ export function eventLine(e: ProgressEvent, names: ReadonlyMap<number, string>, 
   return `${who} ${e.kind === 'section' ? '  ' : ''}${what} ${ended} (${took})`;
 }
 
-/** Lines for one export call the collector accepted. */
-export function arrivalLines(spanCount: number, events: readonly ProgressEvent[], names: ReadonlyMap<number, string>, paint: Paint): string[] {
-  if (spanCount <= DETAILED_ARRIVAL_MAX) return events.map((e) => eventLine(e, names, paint));
-  const count = (k: ProgressEvent['kind']): number => events.filter((e) => e.kind === k).length;
-  const failed = events.filter((e) => e.failed).length;
+/**
+ * Lines for one export call the collector accepted. `events` are the spans it
+ * placed, which can include earlier ones (sections wait for their stage) and
+ * leave out some of `spans` (those still waiting for theirs).
+ */
+export function arrivalLines(
+  spans: readonly ReceivedSpan[],
+  events: readonly ProgressEvent[],
+  names: ReadonlyMap<number, string>,
+  paint: Paint,
+): string[] {
+  if (spans.length <= DETAILED_ARRIVAL_MAX) return events.map((e) => eventLine(e, names, paint));
+  const count = (k: ProgressEvent['kind']): number => spans.filter((s) => kindOf(s) === k).length;
+  const failed = spans.filter((s) => s.status.code === 2).length;
   const parts = [`${count('job')} job_execution`, `${count('stage')} stage`, `${count('section')} section`];
-  const head = `collector received ${spanCount} spans: ${parts.join(', ')}${failed > 0 ? `, ${paint('bad', `${failed} failed`)}` : ''}`;
+  const head = `collector received ${spans.length} spans: ${parts.join(', ')}${failed > 0 ? `, ${paint('bad', `${failed} failed`)}` : ''}`;
   return [paint('good', head), ...events.filter((e) => e.kind === 'job').map((e) => eventLine(e, names, paint))];
 }
 
@@ -82,12 +92,10 @@ export function summaryLines(f: SummaryFacts, paint: Paint): string[] {
   const jobParts = [`${ok} succeeded`];
   if (failed > 0) jobParts.push(paint('bad', `${failed} failed`));
   if (broken > 0) jobParts.push(paint('bad', `${broken} did not finish`));
+  // Only the head is bold: a nested colour's reset would end the bold mid-line.
   const lines = [
-    paint(
-      'bold',
-      `pipeline ${f.pipelineId}: ${plural(f.jobs.length, 'job')} (${jobParts.join(', ')}) · ${plural(f.spans, 'span')} in ${plural(f.traces, 'trace')}` +
-        `${f.failedSpans > 0 ? ` (${f.failedSpans} ERROR)` : ''} · ${f.dropped} dropped · ${(f.wallMs / 1000).toFixed(1)}s`,
-    ),
+    `${paint('bold', `pipeline ${f.pipelineId}:`)} ${plural(f.jobs.length, 'job')} (${jobParts.join(', ')}) · ${plural(f.spans, 'span')} in ${plural(f.traces, 'trace')}` +
+      `${f.failedSpans > 0 ? ` (${f.failedSpans} ERROR)` : ''} · ${f.dropped} dropped · ${(f.wallMs / 1000).toFixed(1)}s`,
   ];
   lines.push(
     f.runnerErrors === 0

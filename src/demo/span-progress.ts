@@ -27,7 +27,8 @@ export interface ProgressEvent {
   status?: string;
 }
 
-function kindOf(span: ReceivedSpan): ProgressKind {
+/** What a span is to the demo: the job span, a runner build stage, or a section inside one. */
+export function kindOf(span: ReceivedSpan): ProgressKind {
   if (span.name === JOB_SPAN_NAME) return 'job';
   return CI.stageName in span.attributes ? 'stage' : 'section';
 }
