@@ -268,6 +268,11 @@ t.test('runDemo --json (quick): one JSON document with the trace, jobs and count
   t.match(err, /job 101 \(build\) job_execution exported: success/);
   t.match(err, /job 102 \(test:unit\) job_execution exported: success/);
   t.notMatch(err, ANSI);
+  // The job token, runner token, repo_url credentials and the secret the job log prints never show.
+  for (const secret of [/glcbt-/, /glrt-/, /gitlab-ci-token:/, /s3cr3t-deploy-password/, /64_xZ9qTk2/]) {
+    t.notMatch(out, secret, `no ${secret.source} in the JSON`);
+    t.notMatch(err, secret, `no ${secret.source} in the progress`);
+  }
 });
 
 t.test('runDemo --fail: the failing job and its script stage are ERROR spans', async (t) => {
