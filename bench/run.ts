@@ -69,6 +69,10 @@ for (const name of only.length > 0 ? only : Object.keys(MODULES)) {
 }
 
 process.stdout.write(`\n${table(figures)}\n\n`);
+const notes = figures.filter((f) => f.note);
+if (notes.length > 0) {
+  process.stdout.write(`notes:\n${notes.map((f) => `  ${f.suite} / ${f.name}: ${f.note}`).join('\n')}\n\n`);
+}
 const missed = figures.filter((f) => f.met === false);
 process.stdout.write(
   `${figures.length} figures, ${figures.filter((f) => f.met).length} targets met, ${missed.length} missed, ${failures.length} module(s) failed, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
