@@ -78,6 +78,10 @@ export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}
     // One pooled channel per endpoint; keepalive notices a dead collector between exports.
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    // grpc-js backs reconnects off to 120 s by default; a collector back from an
+    // outage should see its spans within the endpoint's own retry bound instead.
+    'grpc.initial_reconnect_backoff_ms': endpoint.retry.initialBackoffMs,
+    'grpc.max_reconnect_backoff_ms': endpoint.retry.maxBackoffMs,
   };
 
   if (!tls) {
