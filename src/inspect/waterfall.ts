@@ -67,7 +67,10 @@ interface Row {
 function rows(trace: Trace): Row[] {
   const out: Row[] = [];
   const visit = (node: TraceNode, lead: string, branch: string, below: string): void => {
-    const name = (isDetached(node) ? `${DETACHED_MARK} ` : '') + printable(node.span.name);
+    // Jobs of one pipeline share the span name job_execution; the job's name tells them apart.
+    const jobName = node.span.attributes['ci.job.name'];
+    const qualifier = node.span.name === 'job_execution' && typeof jobName === 'string' ? ` (${jobName})` : '';
+    const name = (isDetached(node) ? `${DETACHED_MARK} ` : '') + printable(node.span.name + qualifier);
     out.push({ node, branch: lead + branch, continuation: lead + below, name });
     const childLead = lead + (node.depth === 0 ? '' : below);
     node.children.forEach((child, i) => {
