@@ -402,21 +402,14 @@ export class JobLogSpans {
       this.dropped++;
       return;
     }
-    this.emitted++;
-    this.emit({
-      traceId: this.ctx.traceId,
-      spanId: s.spanId,
-      parentSpanId: s.parentSpanId,
-      name: this.cut(s.name),
-      kind: SpanKind.INTERNAL,
-      startTimeUnixNano: s.startNs,
-      endTimeUnixNano: endNs >= s.startNs ? endNs : s.startNs,
-      attributes: attributes as Attributes,
-      status:
-        status === 'failed'
-          ? { code: SpanStatusCode.ERROR, ...(failureReason ? { message: this.cut(failureReason) } : {}) }
-          : { code: SpanStatusCode.UNSET },
-    });
+    this.emitSpan(
+      s,
+      endNs,
+      attributes as Attributes,
+      status === 'failed'
+        ? { code: SpanStatusCode.ERROR, ...(failureReason ? { message: this.cut(failureReason) } : {}) }
+        : { code: SpanStatusCode.UNSET },
+    );
   }
 
   private emitSection(s: OpenSpan, endNs: bigint, truncated: boolean): void {
@@ -429,6 +422,10 @@ export class JobLogSpans {
       [CI.stageTruncated]: truncated,
     };
     if (s.unclosed) attributes[CI.sectionUnclosed] = true;
+    this.emitSpan(s, endNs, attributes, { code: SpanStatusCode.UNSET });
+  }
+
+  private emitSpan(s: OpenSpan, endNs: bigint, attributes: Attributes, status: SpanRecord['status']): void {
     this.emitted++;
     this.emit({
       traceId: this.ctx.traceId,
@@ -439,7 +436,7 @@ export class JobLogSpans {
       startTimeUnixNano: s.startNs,
       endTimeUnixNano: endNs >= s.startNs ? endNs : s.startNs,
       attributes,
-      status: { code: SpanStatusCode.UNSET },
+      status,
     });
   }
 }
