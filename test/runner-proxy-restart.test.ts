@@ -14,6 +14,12 @@ import { makeJobPayload } from '../src/simulators/job-payload.js';
 import { OtlpReceiver, type ReceivedSpan } from '../src/simulators/otlp-receiver.js';
 import { RunnerSimulator, type ReceivedJob } from '../src/simulators/runner.js';
 import { traceparent } from '../src/telemetry/spans.js';
+import { JobJournal } from '../src/telemetry/export/journal.js';
+import { journalValue, journalView, readJournalledJob, type JournalledJob } from '../src/runner-proxy/journalled-job.js';
+import { readJobPayload } from '../src/runner-proxy/payload.js';
+import { JobLogSpans } from '../src/runner-proxy/stage-spans.js';
+import { startLab } from '../src/simulators/lab.js';
+import { memoryLogger } from '../src/log.js';
 import { eventually } from './fixtures/export.js';
 import {
   exitOf,
@@ -210,4 +216,94 @@ t.test('SIGTERM mid-job: exit 0, the job is journalled, and after a restart its 
   second!.child.kill('SIGTERM');
   t.equal((await exitOf(second!, 20_000)).code, 0, 'the restarted proxy exits 0 too');
   assertJobComplete(t, collector.spans, job.log, job.received);
+});
+
+function sampleRecord(over: Partial<JournalledJob> = {}): JournalledJob {
+  const view = readJobPayload(
+    makeJobPayload({ id: 8002, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT, endpoints: ['grpc://127.0.0.1:4317'] } }),
+  );
+  if (!view.ok) throw new Error(view.problem);
+  const jobSpanId = 'a1a2a3a4a5a6a7a8';
+  const follower = new JobLogSpans({ traceId: TRACE, jobSpanId, maxSpans: 100, maxAttributeLength: 100 }, () => undefined);
+  return {
+    v: 1,
+    job: journalView(view.value),
+    runner: { version: '19.4.0', executor: 'docker' },
+    contract: 'tracing',
+    traceId: TRACE,
+    jobSpanId,
+    parentSpanId: PARENT,
+    assignedAt: '1795305922000000000',
+    canceled: false,
+    deadline: Date.now() + 3_600_000,
+    endpoints: ['lab'],
+    payloadEndpoints: [{ url: 'grpc://127.0.0.1:4317' }],
+    sampled: true,
+    log: follower.snapshot(),
+    ...over,
+  };
+}
+
+t.test('journal records: metadata only, and validated field by field when read back', async (t) => {
+  const record = sampleRecord();
+  const json = journalValue(record);
+  const text = JSON.stringify(json);
+  t.notOk(/glcbt-|gitlab-ci-token|password/.test(text), 'no job token, repo_url or credential in the record');
+  t.notOk('tracing' in record.job, 'the raw contract fields are not kept');
+  t.same(readJournalledJob(json), { ok: true, value: record }, 'round trip');
+
+  const broken: [string, (r: Record<string, unknown>) => void, RegExp][] = [
+    ['another version', (r) => (r.v = 2), /version 2/],
+    ['a bad trace id', (r) => (r.traceId = 'zz'), /traceId/],
+    ['a bad span id', (r) => (r.jobSpanId = '0000000000000000'), /jobSpanId/],
+    ['a CI variable off the allowlist', (r) => ((r.job as { ci: Record<string, string> }).ci.DEPLOY_PASSWORD = 'x'), /job\.ci\.DEPLOY_PASSWORD/],
+    ['a non-decimal time', (r) => (r.assignedAt = '12e9'), /assignedAt/],
+    ['an unknown contract', (r) => (r.contract = 'magic'), /contract/],
+    ['a malformed open span', (r) => ((r.log as { spans: { sections: unknown[] } }).spans.sections = [{ spanId: 'x', startNs: '1' }]), /open span/],
+    ['a malformed payload endpoint', (r) => (r.payloadEndpoints = [{ auth: 1 }]), /payloadEndpoints\[0\]/],
+    ['no job id', (r) => delete (r.job as Record<string, unknown>).jobId, /jobId/],
+  ];
+  for (const [what, edit, problem] of broken) {
+    const r = JSON.parse(text) as Record<string, unknown>;
+    edit(r);
+    const read = readJournalledJob(r);
+    t.equal(read.ok, false, `rejected: ${what}`);
+    if (!read.ok) t.match(read.problem, problem, `the problem names it: ${what}`);
+  }
+  t.match(readJournalledJob('nope'), { ok: false, problem: /not an object/ });
+});
+
+t.test('a journal left by an earlier process: usable jobs resume and finish, unusable records are dropped with a warning', async (t) => {
+  const spool = join(mkdtempSync(join(tmpdir(), 'gitlab-otel-journal-')), 'spool');
+  const earlier = JobJournal.open(join(spool, 'journal'));
+  earlier.put('8001', { v: 1, job: { jobId: 8001 }, traceId: 'not hex' });
+  earlier.put('8002', journalValue(sampleRecord({ payloadEndpoints: [] })));
+  earlier.close();
+
+  const log = memoryLogger();
+  const lab = await startLab({ log, proxyConfig: { spool: { dir: spool } } });
+  t.teardown(() => lab.stop());
+  t.ok(
+    log.lines.some((l) => l.level === 'warn' && l.fields?.code === 'JOURNAL_RECORD_INVALID' && l.fields.job === '8001'),
+    'the unusable record is reported by code',
+  );
+  t.equal(lab.proxy.tracker.activeJobs, 1, 'the usable job is tracked again');
+  t.same(lab.proxy.tracker.jobContext(8002), { traceId: TRACE, spanId: 'a1a2a3a4a5a6a7a8', sampled: true });
+
+  // The runner carries on with the job it already had: no new job request.
+  const payload = makeJobPayload({ id: 8002, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } });
+  lab.gitlab.enqueue(payload);
+  const jobLog = buildJobLog('success', { start: new Date(), timestamps: true });
+  const runner = lab.runner();
+  const received: ReceivedJob = { payload, id: 8002, token: payload.token as string, variables: {} };
+  const result = await runner.runJob(received, { log: jobLog.bytes, state: 'success', patchSizes: [1000, 1000, 1000] });
+  t.equal(result.finalStatus, 200);
+  await lab.receiver!.waitForSpans(1 + jobLog.sections.length, 10_000);
+  await lab.proxy.pipeline.flush(2000);
+  const job = lab.receiver!.spans.find((s) => s.name === 'job_execution')!;
+  t.match(job, { traceId: TRACE, spanId: 'a1a2a3a4a5a6a7a8', parentSpanId: PARENT }, 'the journalled ids');
+  t.equal(lab.receiver!.spans.length, 1 + jobLog.sections.length, 'every stage of the resumed job');
+  t.ok(lab.receiver!.spans.every((s) => s.traceId === TRACE));
+  t.equal(lab.proxy.tracker.activeJobs, 0);
+  t.same([...(lab.proxy.pipeline.journal?.loadAll().keys() ?? [])], [], 'the journal is empty again');
 });
