@@ -307,3 +307,33 @@ t.test('a journal left by an earlier process: usable jobs resume and finish, unu
   t.equal(lab.proxy.tracker.activeJobs, 0);
   t.same([...(lab.proxy.pipeline.journal?.loadAll().keys() ?? [])], [], 'the journal is empty again');
 });
+
+t.test('without a spool, stopping closes the jobs in progress as abandoned (nothing would finish them later)', async (t) => {
+  const lab = await startLab();
+  t.teardown(() => lab.stop());
+  const payload = makeJobPayload({ id: 8101, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } });
+  lab.gitlab.enqueue(payload);
+  const runner = lab.runner();
+  const received = await runner.requestJob();
+  t.ok(received);
+  const jobLog = buildJobLog('success', { start: new Date(), timestamps: true });
+  // Run only the first part of the job: stop the proxy before the second PATCH, then let the runner give up.
+  const run = runner
+    .runJob(received!, {
+      log: jobLog.bytes,
+      state: 'success',
+      patchSizes: [1500, 1500],
+      beforePatch: async (i) => {
+        if (i === 1) {
+          await lab.proxy.stop();
+          throw new Error('runner stops here');
+        }
+      },
+    })
+    .catch((err: Error) => err.message);
+  t.equal(await run, 'runner stops here');
+  const job = lab.receiver!.spans.find((s) => s.name === 'job_execution');
+  t.ok(job, 'job_execution was exported during the stop');
+  t.match(job?.attributes, { 'ci.job.status': 'unknown', 'error.type': 'abandoned' }, 'closed as abandoned');
+  t.equal(received!.variables.TRACEPARENT, traceparent(TRACE, job?.spanId ?? ''), 'the span the runner was told about');
+});

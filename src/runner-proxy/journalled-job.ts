@@ -56,9 +56,12 @@ const DECIMAL = /^\d{1,24}$/;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Drops undefined fields so the record is plain JSON. */
+/**
+ * The record as the journal stores it. Optional fields left undefined vanish
+ * when the journal serialises it; no copy is made here (one write per PATCH).
+ */
 export function journalValue(record: JournalledJob): JsonValue {
-  return JSON.parse(JSON.stringify(record)) as JsonValue;
+  return record as unknown as JsonValue;
 }
 
 export function journalView(view: JobView): JournalledJobView {
