@@ -32,6 +32,8 @@ export interface ReceivedSpan {
 export interface ExportCall {
   spans: ReceivedSpan[];
   metadata: grpc.Metadata;
+  /** The client certificate the TLS peer presented (mTLS), when it presented one. */
+  clientCertificate?: { subjectCN: string; issuerCN: string; fingerprint256: string };
   /** When the call arrived, ms since epoch. */
   at: number;
 }
@@ -48,8 +50,12 @@ export type Behaviour = (call: ExportCall, callIndex: number) => ExportAnswer;
 export interface ReceiverOptions {
   host?: string;
   port?: number;
-  /** PEM key and certificate: serve TLS instead of plaintext. */
-  tls?: { key: Buffer | string; cert: Buffer | string };
+  /**
+   * PEM key and certificate: serve TLS instead of plaintext. With
+   * `requireClientCertificate`, the handshake fails for a client that presents
+   * no certificate, or one not signed by `clientCa` (mTLS).
+   */
+  tls?: { key: Buffer | string; cert: Buffer | string; clientCa?: Buffer | string; requireClientCertificate?: boolean };
   behaviour?: Behaviour;
   /** Called for every accepted (ok or partial) export. */
   onSpans?: (spans: ReceivedSpan[], call: ExportCall) => void;
@@ -186,11 +192,13 @@ export class OtlpReceiver {
   }
 
   async start(): Promise<this> {
-    const creds = this.options.tls
+    const tls = this.options.tls;
+    if (tls?.requireClientCertificate && !tls.clientCa) throw new Error('OTLP receiver: requireClientCertificate needs clientCa');
+    const creds = tls
       ? grpc.ServerCredentials.createSsl(
-          null,
-          [{ private_key: Buffer.from(this.options.tls.key), cert_chain: Buffer.from(this.options.tls.cert) }],
-          false,
+          tls.clientCa ? Buffer.from(tls.clientCa) : null,
+          [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }],
+          tls.requireClientCertificate ?? false,
         )
       : grpc.ServerCredentials.createInsecure();
     this.boundPort = await new Promise<number>((resolve, reject) => {
@@ -246,6 +254,11 @@ export class OtlpReceiver {
       return;
     }
     const exportCall: ExportCall = { spans, metadata: call.metadata, at: Date.now() };
+    const peer = call.getAuthContext().sslPeerCertificate;
+    // Node reports an empty object, not undefined, when the peer sent no certificate.
+    if (peer?.fingerprint256) {
+      exportCall.clientCertificate = { subjectCN: String(peer.subject?.CN ?? ''), issuerCN: String(peer.issuer?.CN ?? ''), fingerprint256: peer.fingerprint256 };
+    }
     this.calls.push(exportCall);
     this.wake();
     const index = this.calls.length - 1;
