@@ -279,7 +279,8 @@ export class JobTracker implements ExchangeObserver {
 
     const variables: JobVariableEdit[] = [];
     if (this.options.traceContext.inject && view.hasVariablesArray && !view.definesTraceparent) {
-      variables.push({ key: 'TRACEPARENT', value: traceparent(state.traceId, state.jobSpanId) });
+      // An unsampled pipeline's tools should not export either (ParentBased samplers read this flag).
+      variables.push({ key: 'TRACEPARENT', value: traceparent(state.traceId, state.jobSpanId, state.sampled) });
       variables.push({ key: 'TRACESTATE', value: '' });
       if (this.options.traceContext.otlpEndpoint) {
         variables.push({ key: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: this.options.traceContext.otlpEndpoint });

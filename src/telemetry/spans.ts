@@ -90,9 +90,9 @@ export function toHrTime(ns: bigint): HrTime {
   return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
 }
 
-/** W3C traceparent for a sampled span. */
-export function traceparent(traceId: string, spanId: string): string {
-  return `00-${traceId}-${spanId}-01`;
+/** W3C traceparent; the flags say whether the trace was sampled. */
+export function traceparent(traceId: string, spanId: string, sampled = true): string {
+  return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
 }
 
 export function toReadableSpan(span: SpanRecord, resource: Resource): ReadableSpan {

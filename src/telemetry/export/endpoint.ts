@@ -135,7 +135,7 @@ export class EndpointExporter {
         // Settings without static headers (they may hold secrets) so the pipeline can recreate a
         // payload endpoint whose spans are still spooled after a restart.
         if (Object.keys(settings.headers).length === 0) {
-          writeFileSync(join(spool.dir, 'endpoint.json'), JSON.stringify(settings));
+          writeFileSync(join(spool.dir, 'endpoint.json'), JSON.stringify(settings), { mode: 0o600 });
         }
         let replayed = 0;
         for (const g of replay) {

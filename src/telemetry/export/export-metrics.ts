@@ -10,7 +10,8 @@ export type DropReason =
   | 'spool_full' // evicted with the oldest spool segment
   | 'shutdown' // still queued at shutdown with no spool to keep them
   | 'endpoint_limit' // too many distinct payload endpoints at once
-  | 'endpoint_invalid'; // the endpoint cannot be used (bad URL, insecure auth refused, unreadable TLS file)
+  | 'endpoint_invalid' // the endpoint cannot be used (bad URL, insecure auth refused, unreadable TLS file)
+  | 'sampling_hold_full'; // an unsampled job's spans did not fit the hold kept until its outcome is known
 
 export interface ExportMetrics {
   enqueued: Counter<'endpoint'>;

@@ -24,7 +24,7 @@ export class JobJournal {
   private readonly path: string;
 
   private constructor(dir: string, onWarning: (w: JournalWarning) => void) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, 'jobs.journal');
     const read = readRecordFile(this.path);
     if (read.corrupt > 0 || read.torn) onWarning({ event: 'journal_records_skipped', file: this.path, corrupt: read.corrupt, torn: read.torn });
@@ -92,7 +92,7 @@ export class JobJournal {
     const records = [...this.live].map(([job, s]) => frame(Buffer.from(JSON.stringify({ t: 'p', job, s } satisfies Entry))));
     const body = Buffer.concat(records);
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, body);
+    writeFileSync(tmp, body, { mode: 0o600 });
     renameSync(tmp, this.path);
     this.liveBytes = body.length;
   }

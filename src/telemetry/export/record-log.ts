@@ -105,7 +105,7 @@ export class SyncRecordWriter {
   private fd: number;
   bytes = 0;
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'a');
+    this.fd = openSync(path, 'a', 0o600);
   }
   append(payload: Buffer): void {
     const framed = frame(payload);

@@ -118,7 +118,7 @@ export class SpanSpool {
     budget: SpoolBudget,
     hooks: { onWarning: (w: SpoolWarning) => void; onEvict: (ids: number[]) => void },
   ): { spool: SpanSpool; replay: ReplayedGroup[] } {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const spool = new SpanSpool(dir, budget, hooks.onEvict);
     const files = readdirSync(dir)
       .filter((f) => SEGMENT.test(f))
