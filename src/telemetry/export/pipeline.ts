@@ -33,7 +33,10 @@ export interface ExportPipelineOptions {
 export class ExportPipeline implements SpanSink {
   readonly journal?: JobJournal;
   private readonly endpoints = new Map<string, EndpointExporter>();
+  /** Keys of the endpoints made on demand, least recently used first. */
   private readonly onDemand: string[] = [];
+  /** Evicted endpoints still shutting down; `shutdown` waits for them. */
+  private readonly retiring = new Set<Promise<void>>();
   private readonly metrics: ExportMetrics;
   private readonly budget?: SpoolBudget;
   private closed = false;
@@ -43,7 +46,8 @@ export class ExportPipeline implements SpanSink {
     if (options.spool) {
       this.budget = new SpoolBudget(options.spool.maxBytes);
       try {
-        mkdirSync(options.spool.dir, { recursive: true });
+        // The spool holds span attributes and the journal a job's unparsed log tail: owner-only.
+        mkdirSync(options.spool.dir, { recursive: true, mode: 0o700 });
         this.journal = JobJournal.open(join(options.spool.dir, 'journal'), (w) => {
           this.metrics.spoolCorrupt.inc({ file: 'journal' }, w.corrupt + (w.torn ? 1 : 0));
           options.log({ ...w });
@@ -93,7 +97,7 @@ export class ExportPipeline implements SpanSink {
   /** Idempotent: a second call waits for the first. */
   shutdown(timeoutMs: number): Promise<void> {
     this.closed = true;
-    this.shutdownDone ??= Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs))).then(() => {
+    this.shutdownDone ??= Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs)).concat([...this.retiring])).then(() => {
       this.journal?.close();
     });
     return this.shutdownDone;
@@ -102,17 +106,21 @@ export class ExportPipeline implements SpanSink {
   private endpoint(settings: EndpointSettings, onDemand: boolean): EndpointExporter | undefined {
     const key = endpointKey(settings);
     const existing = this.endpoints.get(key);
-    if (existing) return existing;
+    if (existing) {
+      if (onDemand) this.touch(key);
+      return existing;
+    }
     if (this.closed) return undefined;
     if (onDemand) {
       if (this.onDemand.length >= MAX_PAYLOAD_ENDPOINTS) {
-        // Retire the least recently created idle one; if none is idle, refuse.
+        // Retire the least recently used idle one; if none is idle, refuse.
+        // (Least recently *created* would retire a collector every job uses
+        // whenever its queue happens to be empty, and rebuild it — channel,
+        // TLS handshake, token — on the next job.)
         const idle = this.onDemand.findIndex((k) => this.endpoints.get(k)?.health().queueSpans === 0);
         if (idle < 0) return undefined;
         const [old] = this.onDemand.splice(idle, 1);
-        const e = this.endpoints.get(old!);
-        this.endpoints.delete(old!);
-        void e?.shutdown(1000);
+        this.retire(old!);
       }
       this.onDemand.push(key);
     }
@@ -124,6 +132,32 @@ export class ExportPipeline implements SpanSink {
     });
     this.endpoints.set(key, e);
     return e;
+  }
+
+  private touch(key: string): void {
+    const i = this.onDemand.indexOf(key);
+    if (i >= 0 && i < this.onDemand.length - 1) {
+      this.onDemand.splice(i, 1);
+      this.onDemand.push(key);
+    }
+  }
+
+  private retire(key: string): void {
+    const e = this.endpoints.get(key);
+    this.endpoints.delete(key);
+    if (!e) return;
+    this.options.log({ event: 'endpoint_evicted', endpoint: e.name, limit: MAX_PAYLOAD_ENDPOINTS });
+    const done = e.shutdown(1000).then(() => {
+      this.retiring.delete(done);
+      // Its gauges would stay behind otherwise, and a stale endpoint_up 0
+      // fires the endpoint-down alert forever. Counters stay: they are totals.
+      if ([...this.endpoints.values()].some((x) => x.name === e.name)) return;
+      const labels = { endpoint: e.name };
+      this.metrics.queueSpans.remove(labels);
+      this.metrics.queueBytes.remove(labels);
+      this.metrics.endpointUp.remove(labels);
+    });
+    this.retiring.add(done);
   }
 
   /**
