@@ -42,6 +42,8 @@ export interface ProxyConfig {
     negotiation: NegotiationPolicy;
     nativeRunnerSpan: NativeRunnerSpan;
     usePayloadEndpoints: boolean;
+    /** Where payload endpoints with `http_bearer_gcp_oidc` auth get their ID token (the GCE metadata server). */
+    gcpMetadataUrl: string;
     serviceName: string;
     resourceAttributes: Attributes;
     traceContext: { inject: boolean; otlpEndpoint?: string };
@@ -339,7 +341,7 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
   const upstreamUrl = r.url('upstream.url', upstream.url, ['https', 'http']);
 
   const tel = r.object('telemetry', root.telemetry, [
-    'negotiation', 'native_runner_span', 'use_payload_endpoints', 'service_name', 'resource_attributes', 'trace_context',
+    'negotiation', 'native_runner_span', 'use_payload_endpoints', 'gcp_metadata_url', 'service_name', 'resource_attributes', 'trace_context',
     'max_payload_bytes', 'max_spans_per_job', 'max_attribute_length', 'abandon_after',
   ]) ?? {};
   const tc = r.object('telemetry.trace_context', tel.trace_context, ['inject', 'otlp_endpoint']) ?? {};
@@ -392,6 +394,9 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       negotiation: r.oneOf('telemetry.negotiation', tel.negotiation, ['payload', 'payload-or-variable'] as const) ?? 'payload',
       nativeRunnerSpan: r.oneOf('telemetry.native_runner_span', tel.native_runner_span, ['replace', 'keep'] as const) ?? 'replace',
       usePayloadEndpoints: r.bool('telemetry.use_payload_endpoints', tel.use_payload_endpoints) ?? false,
+      gcpMetadataUrl:
+        (tel.gcp_metadata_url === undefined ? undefined : r.url('telemetry.gcp_metadata_url', tel.gcp_metadata_url, ['http', 'https'])?.toString()) ??
+        GCP_METADATA_IDENTITY_URL,
       serviceName: r.string('telemetry.service_name', tel.service_name) ?? env.serviceName ?? 'gitlab-runner',
       resourceAttributes: { ...env.resourceAttributes, ...r.stringMap('telemetry.resource_attributes', tel.resource_attributes) },
       traceContext: { inject: r.bool('telemetry.trace_context.inject', tc.inject) ?? true, otlpEndpoint },

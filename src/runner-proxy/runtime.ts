@@ -51,6 +51,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     },
     sink: pipeline,
     endpoints: config.endpoints,
+    payloadEndpointDefaults: { metadataUrl: config.telemetry.gcpMetadataUrl },
     resourceAttributes: {
       ...config.telemetry.resourceAttributes,
       [RESOURCE.serviceName]: config.telemetry.serviceName,
