@@ -118,3 +118,21 @@ t.test('after shutdown a new endpoint is not created, and its spans count as shu
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'shutdown', endpoint: 'late' }), 2);
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'endpoint_limit' }), 0);
 });
+
+t.test('endpoints named together are all in use: a new one never evicts its sibling', async (t) => {
+  const receiver = await new OtlpReceiver().start();
+  t.teardown(() => receiver.stop());
+  const ep = (name: string): EndpointSettings => endpointSettings(name, receiver.url, { headers: { 'x-endpoint': name } });
+  const logs: LogEvent[] = [];
+  const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: (e) => logs.push(e) });
+  t.teardown(() => pipeline.shutdown(500));
+  for (let i = 0; i < MAX_PAYLOAD_ENDPOINTS; i++) pipeline.submit(makeSpans(1), resource, [ep(`e${i}`)]);
+  await receiver.waitForSpans(MAX_PAYLOAD_ENDPOINTS, 10_000);
+  await eventually(() => pipeline.health().every((h) => h.queueSpans === 0), 10_000, 'all idle');
+
+  // e0 is the least recently used, but this job names it after the new one.
+  pipeline.submit(makeSpans(1), resource, [ep('new'), ep('e0')]);
+  t.same(logs.filter((e) => e.event === 'endpoint_evicted').map((e) => e.endpoint), ['e1'], 'one eviction, and not of e0');
+  await receiver.waitForSpans(MAX_PAYLOAD_ENDPOINTS + 2, 10_000);
+  t.same(receiver.calls.slice(-2).map(sender).sort(), ['e0', 'new']);
+});

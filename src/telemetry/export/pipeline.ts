@@ -72,6 +72,9 @@ export class ExportPipeline implements SpanSink {
 
   submit(spans: readonly SpanRecord[], resource: Resource, endpoints: readonly EndpointSettings[]): void {
     try {
+      // Endpoints this group names are all in use now: none may be evicted to make room for a sibling
+      // (it would be rebuilt a moment later, while the evicted instance is still closing its spool).
+      for (const settings of endpoints) this.touch(endpointKey(settings));
       for (const settings of endpoints) {
         const e = this.endpoint(settings, true);
         if (e) e.submit(spans, resource);
