@@ -188,7 +188,7 @@ export async function runOnboard(argv: string[], io: OnboardIo): Promise<number>
     for (;;) {
       const next = await queue.next();
       if (next.done) return;
-      reporter.record(await onboardProject(options, next.value));
+      await reporter.record(await onboardProject(options, next.value));
     }
   };
   try {

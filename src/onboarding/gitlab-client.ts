@@ -131,10 +131,13 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       stats.requests += 1;
       let response: Response;
       // Not AbortSignal.timeout(): its timer (and what listens to it) would outlive a fast answer by timeoutMs.
+      // fetch(url, init), not fetch(new Request(url, init)): a Request built from a Request follows its
+      // signal through undici's FinalizationRegistry, whose held values keep both requests, their signals
+      // and abort listeners alive until several GC cycles have run finalizers (nodejs/undici#1823).
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(new DOMException('timeout', 'TimeoutError')), timeoutMs);
       try {
-        response = await fetch(new Request(url, { method, headers: opts.headers, body: opts.body, signal: abort.signal }));
+        response = await fetch(url, { method, headers: opts.headers, body: opts.body, signal: abort.signal });
       } catch (err) {
         clearTimeout(timer);
         const detail = describeFetchError(err, timeoutMs);

@@ -1,12 +1,20 @@
 // Outputs of a run: one JSON line per project on stdout (as each finishes), a
 // summary table on stderr, and with --report FILE a JSON report plus a Markdown
-// summary beside it (FILE with .md) for a CI artifact. Results are streamed
-// into the JSON file; only counts and the actionable rows (created, failed)
-// are kept in memory, so a large group does not grow the process.
+// summary beside it (FILE with .md) for a CI artifact.
+//
+// Memory must not grow with the group: each result is written to the JSON
+// report as it arrives, one result per line (so even a run that is killed
+// leaves every finished project on record), and only counts plus a bounded
+// sample of rows for the Markdown are kept. The JSON report is the complete
+// record; the Markdown is for people, who read the failures first and do not
+// page through thousands of table rows, so it lists at most
+// MARKDOWN_ROWS_PER_STATUS failed and created projects and says how many more
+// the JSON report holds.
 import { createWriteStream, openSync, writeFileSync, type WriteStream } from 'node:fs';
+import { basename } from 'node:path';
 import { OnboardingError } from './errors.js';
 import type { Writable } from 'node:stream';
-import type { ProjectResult, ResultStatus } from './onboard.js';
+import type { ProjectResult } from './onboard.js';
 
 export interface Summary {
   total: number;
@@ -52,8 +60,21 @@ function cell(text: string | undefined): string {
   return (text ?? '').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
-/** The Markdown summary for the CI artifact. Pure. */
-export function markdownReport(s: Summary, actionable: ProjectResult[]): string {
+/** At most this many failed, and this many created, projects are listed in the Markdown summary. */
+export const MARKDOWN_ROWS_PER_STATUS = 200;
+
+function resultRow(r: ProjectResult): string {
+  const issue = r.issue ? `[#${r.issue.iid}](${r.issue.web_url})` : '';
+  return `| ${cell(r.project)} | ${r.status} | ${issue} | ${r.workflow?.id ?? ''} | ${cell(r.reason)} |`;
+}
+
+/**
+ * The Markdown summary for the CI artifact: counts, then the failed and the
+ * created projects among `rows` (failed first: they need someone's attention).
+ * When `rows` holds fewer of a status than the summary counts, says how many
+ * more `jsonReport` lists. Pure.
+ */
+export function markdownReport(s: Summary, rows: ProjectResult[], jsonReport = 'the JSON report'): string {
   const out = [
     `# OpenTelemetry onboarding${s.dryRun ? ' (dry run)' : ''}`,
     '',
@@ -72,12 +93,16 @@ export function markdownReport(s: Summary, actionable: ProjectResult[]): string 
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => `| ${cell(k)} | ${v} |`),
   ];
-  if (actionable.length > 0) {
-    out.push('', '## Created and failed', '', '| Project | Status | Issue | Workflow | Reason |', '|---|---|---|---|---|');
-    for (const r of actionable) {
-      const issue = r.issue ? `[#${r.issue.iid}](${r.issue.web_url})` : '';
-      out.push(`| ${cell(r.project)} | ${r.status} | ${issue} | ${r.workflow?.id ?? ''} | ${cell(r.reason)} |`);
-    }
+  const sections: [string, 'failed' | 'created', number][] = [
+    ['Failed', 'failed', s.failed],
+    ['Created', 'created', s.created],
+  ];
+  for (const [title, status, count] of sections) {
+    const listed = rows.filter((r) => r.status === status);
+    if (count === 0 && listed.length === 0) continue;
+    out.push('', `## ${title}`, '', '| Project | Status | Issue | Workflow | Reason |', '|---|---|---|---|---|', ...listed.map(resultRow));
+    const more = count - listed.length;
+    if (more > 0) out.push('', `… and ${more} more ${status} project${more === 1 ? '' : 's'}: see ${cell(jsonReport)}.`);
   }
   return `${out.join('\n')}\n`;
 }
@@ -94,10 +119,28 @@ export function markdownPath(reportFile: string): string {
   return /\.json$/i.test(reportFile) ? reportFile.replace(/\.json$/i, '.md') : `${reportFile}.md`;
 }
 
+// Resolves once `stream` can take more (or is gone): a slow disk or reader holds the workers back instead of
+// growing a buffer with every project.
+function writeWithBackpressure(stream: Writable, text: string): Promise<void> | undefined {
+  if (stream.write(text) || stream.destroyed) return undefined;
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
 export class Reporter {
   readonly summary: Summary;
-  private readonly actionable: ProjectResult[] = [];
+  /** Bounded: at most MARKDOWN_ROWS_PER_STATUS per status, and only when there is a report to write. */
+  private readonly rows: ProjectResult[] = [];
+  private readonly listed = { created: 0, failed: 0 };
   private file: WriteStream | null = null;
+  private fileError: Error | null = null;
   private first = true;
 
   constructor(private readonly options: ReporterOptions) {
@@ -109,33 +152,54 @@ export class Reporter {
       } catch (err) {
         throw new OnboardingError('USAGE', `cannot write the report file '${options.reportFile}': ${(err as Error).message}`);
       }
-      this.file = createWriteStream('', { fd, encoding: 'utf8' });
-      this.file.on('error', (err) => options.stderr.write(`error: writing the report failed: ${err.message}\n`));
-      this.file.write('{"results":[\n');
+      const file = createWriteStream('', { fd, encoding: 'utf8' });
+      file.on('error', (err) => {
+        if (!this.fileError) options.stderr.write(`error: writing the report failed: ${err.message}\n`);
+        this.fileError ??= err;
+      });
+      this.file = file;
+      file.write('{"results":[\n');
     }
   }
 
-  record(r: ProjectResult): void {
+  /** Prints and records one result; wait for it before recording the next. */
+  async record(r: ProjectResult): Promise<void> {
     const line = JSON.stringify(r);
-    this.options.stdout.write(`${line}\n`);
     addToSummary(this.summary, r);
-    if (r.status !== ('skipped' satisfies ResultStatus)) this.actionable.push(r);
-    if (this.file) {
-      this.file.write(`${this.first ? '' : ',\n'}${line}`);
+    const out = writeWithBackpressure(this.options.stdout, `${line}\n`);
+    const file = this.file;
+    let toFile: Promise<void> | undefined;
+    if (file && !this.fileError) {
+      if (r.status !== 'skipped' && this.listed[r.status] < MARKDOWN_ROWS_PER_STATUS) {
+        this.listed[r.status] += 1;
+        this.rows.push(r);
+      }
+      toFile = writeWithBackpressure(file, `${this.first ? '' : ',\n'}${line}`);
       this.first = false;
     }
+    await out;
+    await toFile;
   }
 
-  /** A run-level error (no project to attach it to), shown in every output. */
+  /** A run-level error (no project to attach it to), shown in every output. Never throws. */
   async finish(runError?: { code: string; message: string }): Promise<Summary> {
     this.options.stderr.write(summaryTable(this.summary));
     if (runError) this.options.stderr.write(`error: ${runError.message} [${runError.code}]\n`);
     const file = this.file;
-    if (file && this.options.reportFile) {
+    const reportFile = this.options.reportFile;
+    if (file && reportFile) {
       const { byReason, ...counts } = this.summary;
-      file.write(`\n],\n"summary":${JSON.stringify({ ...counts, by_reason: byReason, ...(runError ? { error: runError } : {}) })}}\n`);
-      await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      writeFileSync(markdownPath(this.options.reportFile), markdownReport(this.summary, this.actionable));
+      await new Promise<void>((resolve) => {
+        if (file.destroyed) return resolve();
+        file.once('close', resolve);
+        file.end(`\n],\n"summary":${JSON.stringify({ ...counts, by_reason: byReason, ...(runError ? { error: runError } : {}) })}}\n`);
+      });
+      try {
+        writeFileSync(markdownPath(reportFile), markdownReport(this.summary, this.rows, basename(reportFile)));
+      } catch (err) {
+        this.options.stderr.write(`error: writing the Markdown summary failed: ${(err as Error).message}\n`);
+      }
+      if (this.fileError) this.options.stderr.write(`error: the JSON report '${reportFile}' is incomplete\n`);
     }
     return this.summary;
   }
