@@ -5,7 +5,7 @@
 // with RetryInfo, partial success, slowness).
 import * as grpc from '@grpc/grpc-js';
 import {
-  ExportTraceServiceRequest,
+  otlpTypes,
   TRACE_EXPORT_PATH,
   encodePartialSuccess,
   encodeRetryInfoStatus,
@@ -100,6 +100,7 @@ const hex = (b: Uint8Array | undefined): string => (b ? Buffer.from(b).toString(
 
 /** Decodes an ExportTraceServiceRequest into flat spans. */
 export function decodeExportRequest(body: Buffer): ReceivedSpan[] {
+  const { ExportTraceServiceRequest } = otlpTypes();
   const msg = ExportTraceServiceRequest.toObject(ExportTraceServiceRequest.decode(body), {
     longs: String,
     defaults: false,

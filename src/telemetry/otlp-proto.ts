@@ -2,7 +2,8 @@
 // status/RetryInfo that a receiver needs, written from the field numbers of the
 // upstream .proto files. No npm package ships these files, and
 // @opentelemetry/otlp-transformer (>= 0.218) has no request decoder.
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type * as Protobuf from 'protobufjs';
 
 const PROTO = `
 syntax = "proto3";
@@ -38,18 +39,40 @@ message Duration { int64 seconds = 1; int32 nanos = 2; }
 message RetryInfo { Duration retry_delay = 1; }
 `;
 
-const root = protobuf.parse(PROTO, { keepCase: false }).root;
+export interface OtlpTypes {
+  ExportTraceServiceRequest: Protobuf.Type;
+  ExportTraceServiceResponse: Protobuf.Type;
+  RpcStatus: Protobuf.Type;
+  RetryInfo: Protobuf.Type;
+}
 
-export const ExportTraceServiceRequest = root.lookupType('otlp.ExportTraceServiceRequest');
-export const ExportTraceServiceResponse = root.lookupType('otlp.ExportTraceServiceResponse');
-export const RpcStatus = root.lookupType('otlp.RpcStatus');
-export const RetryInfo = root.lookupType('otlp.RetryInfo');
+let types: OtlpTypes | undefined;
+
+/**
+ * The message types, built on first use: the proxy needs them only when a
+ * collector answers with a body or an error, so protobufjs stays unloaded in
+ * the common case (it is several megabytes of resident memory).
+ */
+export function otlpTypes(): OtlpTypes {
+  if (!types) {
+    const protobuf = createRequire(import.meta.url)('protobufjs') as typeof Protobuf;
+    const root = protobuf.parse(PROTO, { keepCase: false }).root;
+    types = {
+      ExportTraceServiceRequest: root.lookupType('otlp.ExportTraceServiceRequest'),
+      ExportTraceServiceResponse: root.lookupType('otlp.ExportTraceServiceResponse'),
+      RpcStatus: root.lookupType('otlp.RpcStatus'),
+      RetryInfo: root.lookupType('otlp.RetryInfo'),
+    };
+  }
+  return types;
+}
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 export const RETRY_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.RetryInfo';
 
 /** The `grpc-status-details-bin` trailer value carrying a RetryInfo. */
 export function encodeRetryInfoStatus(code: number, message: string, retryDelayMs: number): Buffer {
+  const { RetryInfo, RpcStatus } = otlpTypes();
   const retryInfo = RetryInfo.encode(
     RetryInfo.create({
       retryDelay: { seconds: Math.floor(retryDelayMs / 1000), nanos: (retryDelayMs % 1000) * 1_000_000 },
@@ -64,6 +87,7 @@ export function encodeRetryInfoStatus(code: number, message: string, retryDelayM
 
 /** The retry delay a `grpc-status-details-bin` trailer asks for, if it carries a RetryInfo. */
 export function decodeRetryDelayMs(statusDetails: Buffer): number | undefined {
+  const { RetryInfo, RpcStatus } = otlpTypes();
   const status = RpcStatus.decode(statusDetails) as unknown as {
     details?: { typeUrl?: string; value?: Uint8Array }[];
   };
@@ -80,6 +104,7 @@ export function decodeRetryDelayMs(statusDetails: Buffer): number | undefined {
 }
 
 export function encodePartialSuccess(rejectedSpans: number, errorMessage: string): Buffer {
+  const { ExportTraceServiceResponse } = otlpTypes();
   return Buffer.from(
     ExportTraceServiceResponse.encode(
       ExportTraceServiceResponse.create({ partialSuccess: { rejectedSpans, errorMessage } }),

@@ -5,7 +5,12 @@
 // every exchange because projected tokens rotate on disk.
 import { readFile } from 'node:fs/promises';
 import { createPrivateKey, webcrypto } from 'node:crypto';
-import * as client from 'openid-client';
+import type * as OpenId from 'openid-client';
+
+// openid-client (with jose) is loaded only when an endpoint uses OIDC: most
+// proxies never need it, and it is a noticeable share of the resident set.
+let openIdModule: Promise<typeof OpenId> | undefined;
+const openId = (): Promise<typeof OpenId> => (openIdModule ??= import('openid-client'));
 import type { AuthSettings, OidcClientAuth } from '../export/settings.js';
 import { TokenError, type IssuedToken, type TokenSource } from './token.js';
 
@@ -49,7 +54,10 @@ async function privateKey(path: string, keyId: string | undefined): Promise<{ ke
   return keyId ? { key, kid: keyId } : { key };
 }
 
-async function clientAuth(auth: OidcClientAuth): Promise<{ metadata?: Partial<client.ClientMetadata>; auth: client.ClientAuth }> {
+async function clientAuth(
+  client: typeof OpenId,
+  auth: OidcClientAuth,
+): Promise<{ metadata?: Partial<OpenId.ClientMetadata>; auth: OpenId.ClientAuth }> {
   switch (auth.method) {
     case 'client_secret':
       return { auth: client.ClientSecretPost(await readSecretFile(auth.clientSecretFile, 'client secret')) };
@@ -60,9 +68,9 @@ async function clientAuth(auth: OidcClientAuth): Promise<{ metadata?: Partial<cl
   }
 }
 
-function describe(kind: string, err: unknown): TokenError {
+function describe(kind: string, err: unknown, client: typeof OpenId | undefined): TokenError {
   if (err instanceof TokenError) return err;
-  if (err instanceof client.ResponseBodyError) {
+  if (client && err instanceof client.ResponseBodyError) {
     return new TokenError('TOKEN_FETCH_FAILED', `${kind}: token endpoint answered HTTP ${err.status} ${err.error}`);
   }
   const e = err as { code?: string; name?: string };
@@ -70,18 +78,19 @@ function describe(kind: string, err: unknown): TokenError {
 }
 
 export function oidcTokenSource(s: OidcSettings, options: { timeoutSeconds?: number } = {}): TokenSource {
-  let config: Promise<client.Configuration> | undefined;
+  let config: Promise<OpenId.Configuration> | undefined;
+  let client: typeof OpenId | undefined;
   const kind = s.type;
 
-  async function configure(): Promise<client.Configuration> {
-    const { auth } = await clientAuth(s.clientAuth);
+  async function configure(client: typeof OpenId): Promise<OpenId.Configuration> {
+    const { auth } = await clientAuth(client, s.clientAuth);
     const base = s.issuer ?? s.tokenEndpoint;
     if (!base) throw new TokenError('TOKEN_CONFIG_INVALID', `${kind}: neither issuer nor token_endpoint is set`);
     const insecure = new URL(base).protocol === 'http:';
     if (insecure && !isLoopback(new URL(base).hostname)) {
       throw new TokenError('TOKEN_CONFIG_INVALID', `${kind}: plaintext http identity provider is only allowed on loopback`);
     }
-    let cfg: client.Configuration;
+    let cfg: OpenId.Configuration;
     if (s.issuer) {
       cfg = await client.discovery(new URL(s.issuer), s.clientId, undefined, auth, {
         timeout: options.timeoutSeconds ?? 10,
@@ -107,8 +116,9 @@ export function oidcTokenSource(s: OidcSettings, options: { timeoutSeconds?: num
     kind,
     async fetch(): Promise<IssuedToken> {
       try {
-        config ??= configure();
-        let cfg: client.Configuration;
+        client ??= await openId();
+        config ??= configure(client);
+        let cfg: OpenId.Configuration;
         try {
           cfg = await config;
         } catch (err) {
@@ -130,7 +140,7 @@ export function oidcTokenSource(s: OidcSettings, options: { timeoutSeconds?: num
         const expiresIn = res.expiresIn();
         return { value: res.access_token, expiresAt: expiresIn === undefined ? undefined : Date.now() + expiresIn * 1000 };
       } catch (err) {
-        throw describe(kind, err);
+        throw describe(kind, err, client);
       }
     },
   };

@@ -8,9 +8,12 @@
 //  - reads its metadata once, so a rotating token over plaintext is impossible.
 // What remains is a unary call with a deadline, which grpc-js does well.
 import * as grpc from '@grpc/grpc-js';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+// The trace serializer alone: the package's index also loads the logs and
+// metrics SDKs (~7 MB resident for nothing). The package has no exports map
+// and is pinned to an exact version, so this path is stable for us.
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf/index.js';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { decodeRetryDelayMs, ExportTraceServiceResponse, TRACE_EXPORT_PATH } from '../otlp-proto.js';
+import { decodeRetryDelayMs, otlpTypes, TRACE_EXPORT_PATH } from '../otlp-proto.js';
 import type { ChannelPlan } from '../auth/channel.js';
 
 export type ExportOutcome =
@@ -28,6 +31,7 @@ export function serializeSpans(spans: ReadableSpan[]): Buffer {
 
 export function parseExportResponse(body: Buffer): ExportOutcome {
   if (body.length === 0) return { kind: 'ok' };
+  const { ExportTraceServiceResponse } = otlpTypes();
   const msg = ExportTraceServiceResponse.toObject(ExportTraceServiceResponse.decode(body), { longs: Number }) as {
     partialSuccess?: { rejectedSpans?: number; errorMessage?: string };
   };
