@@ -222,7 +222,7 @@ const onboarding: BenchModule = async ({ quick, log }) => {
   }
 
   // 2: 429s, ours vs stock Gitbeaker, the same GETs behind the same bucket.
-  const gets = quick ? 150 : 500;
+  const gets = quick ? 150 : 300;
   const perSecond = 50;
   const compare: Record<'ours' | 'stock', { rateLimited: number; requests: number; failed: number; seconds: number }> = {} as never;
   for (const which of ['ours', 'stock'] as const) {
