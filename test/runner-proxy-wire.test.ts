@@ -209,3 +209,46 @@ t.test('a payload over max_payload_bytes streams through untouched, with a warni
   await lab.proxy.pipeline.flush(2000);
   t.equal(lab.receiver!.spans.length, 0, 'no telemetry for that job');
 });
+
+t.test('a runner that goes away mid-upload or mid-download does not disturb the proxy', async (t) => {
+  const lab = await startLab({ gitlab: { recordBodyLimit: 0 } });
+  t.teardown(() => lab.stop());
+  const runner = lab.runner();
+  lab.gitlab.enqueue(makeJobPayload({ id: 2401 }));
+  const job = (await runner.requestJob())!;
+  const port = lab.proxy.address.port;
+  // Upload: send part of a chunked body, then drop the connection.
+  await new Promise<void>((resolve) => {
+    const req = http.request({
+      host: '127.0.0.1', port, method: 'POST', path: '/api/v4/jobs/2401/artifacts',
+      headers: { 'JOB-TOKEN': job.token, 'Transfer-Encoding': 'chunked', 'Content-Type': 'multipart/form-data; boundary=x' },
+    });
+    req.on('error', () => resolve());
+    req.write(Buffer.alloc(256 * 1024, 1));
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, 100);
+  });
+  // Download: read a little of a large archive, then drop the connection.
+  lab.gitlab.artifactSizes.set(2401, 64 * 1024 * 1024);
+  await new Promise<void>((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/api/v4/jobs/2401/artifacts', headers: { 'JOB-TOKEN': job.token } }, (res) => {
+      res.once('data', () => {
+        res.destroy();
+        resolve();
+      });
+    });
+    req.on('error', () => resolve());
+  });
+  const after = await runner.call('POST', '/api/v4/runners/verify', { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({ token: lab.runnerToken })));
+  t.equal(after.status, 200, 'the proxy still serves');
+  const health = await new Promise<{ requests_in_flight: number }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: lab.proxy.adminAddress!.port, path: '/healthz' }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(JSON.parse(body)));
+    }).on('error', reject);
+  });
+  t.equal(health.requests_in_flight, 0, 'the aborted exchanges are not left hanging');
+});

@@ -196,11 +196,10 @@ export class RunnerProxy {
     this.agent.destroy();
   }
 
-  private refuse(res: http.ServerResponse, route: Route, status: number, message: string): void {
+  private refuse(res: http.ServerResponse, status: number, message: string): void {
     const body = JSON.stringify({ message: `gitlab-otel: ${message}` });
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
-    this.options.metrics?.requests.inc({ route, status: String(status) });
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -208,7 +207,8 @@ export class RunnerProxy {
     const target = req.url ?? '';
     if (!target.startsWith('/')) {
       // Absolute-form (or '*') targets are what forward proxies get; this is not one.
-      this.refuse(res, 'other', 400, 'only origin-form request targets are accepted (this is a reverse proxy)');
+      this.refuse(res, 400, 'only origin-form request targets are accepted (this is a reverse proxy)');
+      this.options.metrics?.requests.inc({ route: 'other', status: '400' });
       req.resume();
       return;
     }
@@ -272,12 +272,14 @@ export class RunnerProxy {
       metrics?.upstreamErrors.inc({ route, kind: responded ? 'aborted' : 'unreachable' });
       if (!res.headersSent) {
         this.options.log('warn', 'upstream request failed', { route, error: err.message });
-        this.refuse(res, route, 502, 'upstream GitLab unreachable');
+        this.refuse(res, 502, 'upstream GitLab unreachable');
       } else {
         res.destroy(err);
       }
     });
     req.on('aborted', () => upstreamReq.destroy());
+    // A runner that goes away mid-response: stop the upstream side, never crash.
+    res.on('error', () => upstreamReq.destroy());
     res.on('close', () => {
       if (!res.writableFinished) upstreamReq.destroy();
     });
