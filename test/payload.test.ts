@@ -1,6 +1,9 @@
 // Pure pieces of the proxy: raw-JSON edits, payload reading, negotiation, the job span.
 import t from 'tap';
-import { appendElement, insertFirstMember, locate, removeMember } from '../src/runner-proxy/json-text.js';
+import { append, applyEdits, insertFirstMember, locate, removal, type MemberSpan } from '../src/runner-proxy/json-text.js';
+
+const removeMember = (text: string, m: MemberSpan): string => applyEdits(text, [removal(text, m)]);
+const appendElement = (text: string, element: string): string => applyEdits(text, [append(text, { start: text.indexOf('['), end: text.lastIndexOf(']') + 1 }, element)]);
 import { advertiseJobTelemetry, editJobPayload } from '../src/runner-proxy/payload-edits.js';
 import { readJobPayload, readJobUpdate, readRunnerInfo, type JobView } from '../src/runner-proxy/payload.js';
 import { negotiate, type NegotiationOptions } from '../src/runner-proxy/negotiation.js';
@@ -33,8 +36,9 @@ t.test('json-text locates, removes, inserts and appends without touching other b
   t.equal(removeMember('{"only":1}', locate('{"only":1}', ['only'])!), '{}');
   t.equal(insertFirstMember('{}', 0, '"k":true'), '{"k":true}');
   t.equal(insertFirstMember('{"a":1}', 0, '"k":true'), '{"k":true,"a":1}');
-  t.equal(appendElement('[]', 0, '1'), '[1]');
-  t.equal(appendElement('[ 1 ]', 0, '2'), '[ 1 ,2]');
+  t.equal(appendElement('[]', '1'), '[1]');
+  t.equal(appendElement('[ 1 ]', '2'), '[ 1 ,2]');
+  t.same(JSON.parse(applyEdits('{"a":[1],"b":2}', [append('{"a":[1],"b":2}', locate('{"a":[1],"b":2}', ['a'])!, '3'), removal('{"a":[1],"b":2}', locate('{"a":[1],"b":2}', ['b'])!)])), { a: [1, 3] }, 'several edits apply back to front');
   t.throws(() => locate('{"a": tru}', ['b']), 'malformed text throws (callers fall back to the original)');
 });
 

@@ -40,31 +40,41 @@ function skipString(text: string, i: number): number {
   }
 }
 
+const QUOTE = 0x22;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * Skips an object or array by counting brackets outside strings. Structure
+ * inside it is not validated: the payload was parsed with JSON.parse before
+ * any edit, so only the boundaries matter here, and this runs on the
+ * forwarding path over payloads of up to hundreds of KiB (a plain charCode
+ * loop; strings are jumped over with indexOf).
+ */
+function skipContainer(text: string, i: number): number {
+  let depth = 0;
+  const n = text.length;
+  for (let j = i; j < n; j++) {
+    const c = text.charCodeAt(j);
+    if (c === QUOTE) {
+      j = skipString(text, j) - 1;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      depth++;
+    } else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) {
+      return j + 1;
+    }
+  }
+  throw new JsonTextError('unterminated object or array');
+}
+
 /** Returns the index just past the JSON value starting at `i`. */
 function skipValue(text: string, i: number): number {
   i = skipWs(text, i);
-  const c = text[i];
-  if (c === '"') return skipString(text, i);
-  if (c === '{' || c === '[') {
-    const close = c === '{' ? '}' : ']';
-    i = skipWs(text, i + 1);
-    if (text[i] === close) return i + 1;
-    for (;;) {
-      if (c === '{') {
-        if (text[i] !== '"') throw new JsonTextError('expected a key');
-        i = skipWs(text, skipString(text, i));
-        if (text[i] !== ':') throw new JsonTextError('expected a colon');
-        i++;
-      }
-      i = skipWs(text, skipValue(text, i));
-      if (text[i] === ',') {
-        i = skipWs(text, i + 1);
-        continue;
-      }
-      if (text[i] === close) return i + 1;
-      throw new JsonTextError(`expected ',' or '${close}'`);
-    }
-  }
+  const c = text.charCodeAt(i);
+  if (c === QUOTE) return skipString(text, i);
+  if (c === OPEN_BRACE || c === OPEN_BRACKET) return skipContainer(text, i);
   for (const literal of LITERALS) if (text.startsWith(literal, i)) return i + literal.length;
   // A number: scan its characters rather than slicing the text for a regex
   // (payloads hold hundreds of numbers, and this runs on the forwarding path).
@@ -77,9 +87,17 @@ function skipValue(text: string, i: number): number {
 const LITERALS = ['true', 'false', 'null'];
 const NUMBER_CHARS = new Set([...'0123456789+-.eE'].map((c) => c.charCodeAt(0)));
 
-/** The members of the object whose `{` is at `start`, in text order. */
-function members(text: string, start: number): { key: string; member: MemberSpan }[] {
-  const out: { key: string; member: MemberSpan }[] = [];
+/** The first non-blank index: where the document's root value starts. */
+export function rootStart(text: string): number {
+  return skipWs(text, 0);
+}
+
+/**
+ * The members of the object whose `{` is at `start`, by key. With duplicate
+ * keys the last one wins, as in Go's encoding/json and JSON.parse.
+ */
+export function objectMembers(text: string, start: number): Map<string, MemberSpan> {
+  const out = new Map<string, MemberSpan>();
   let i = skipWs(text, start + 1);
   if (text[i] === '}') return out;
   for (;;) {
@@ -89,43 +107,60 @@ function members(text: string, start: number): { key: string; member: MemberSpan
     i = skipWs(text, keyEnd) + 1; // past ':'
     const valueStart = skipWs(text, i);
     const valueEnd = skipValue(text, valueStart);
-    out.push({ key, member: { keyStart, start: valueStart, end: valueEnd } });
+    out.set(key, { keyStart, start: valueStart, end: valueEnd });
     i = skipWs(text, valueEnd);
     if (text[i] === '}') return out;
     i = skipWs(text, i + 1);
   }
 }
 
-/**
- * Finds the value at `path` (object keys only). With duplicate keys the last
- * one wins, as in Go's encoding/json and JSON.parse. Returns undefined when the
- * path does not exist or crosses a non-object.
- */
+/** Finds the value at `path` (object keys only); undefined when the path does not exist or crosses a non-object. */
 export function locate(text: string, path: readonly string[]): MemberSpan | undefined {
-  let objStart = skipWs(text, 0);
+  let objStart = rootStart(text);
   let found: MemberSpan | undefined;
   for (const key of path) {
     if (text[objStart] !== '{') return undefined;
-    found = undefined;
-    for (const m of members(text, objStart)) if (m.key === key) found = m.member;
+    found = objectMembers(text, objStart).get(key);
     if (!found) return undefined;
     objStart = found.start;
   }
   return found;
 }
 
-/** Text with `member` (key, value and one adjacent comma) removed from its object. */
-export function removeMember(text: string, member: MemberSpan): string {
-  let after = skipWs(text, member.end);
-  if (text[after] === ',') {
-    after = skipWs(text, after + 1);
-    return text.slice(0, member.keyStart) + text.slice(after);
+/** A replacement of `[from, to)` by `insert`. */
+export interface TextEdit {
+  from: number;
+  to: number;
+  insert: string;
+}
+
+/** Applies edits that do not overlap, in one pass over the text. */
+export function applyEdits(text: string, edits: readonly TextEdit[]): string {
+  const parts: string[] = [];
+  let at = 0;
+  for (const e of [...edits].sort((a, b) => a.from - b.from)) {
+    parts.push(text.slice(at, e.from), e.insert);
+    at = e.to;
   }
+  parts.push(text.slice(at));
+  return parts.join('');
+}
+
+/** Removes `member` (key, value and one adjacent comma) from its object. */
+export function removal(text: string, member: MemberSpan): TextEdit {
+  const after = skipWs(text, member.end);
+  if (text[after] === ',') return { from: member.keyStart, to: skipWs(text, after + 1), insert: '' };
   // Last member: remove the comma before it, if any.
   let before = member.keyStart - 1;
   while (before >= 0 && /\s/.test(text[before]!)) before--;
-  if (text[before] === ',') return text.slice(0, before) + text.slice(member.end);
-  return text.slice(0, member.keyStart) + text.slice(member.end);
+  if (text[before] === ',') return { from: before, to: member.end, insert: '' };
+  return { from: member.keyStart, to: member.end, insert: '' };
+}
+
+/** Appends raw element text to the array spanning `array` (`[` at start, `]` just before end). */
+export function append(text: string, array: TextSpan, elementText: string): TextEdit {
+  const empty = text[skipWs(text, array.start + 1)] === ']';
+  return { from: array.end - 1, to: array.end - 1, insert: `${empty ? '' : ','}${elementText}` };
 }
 
 /** Inserts raw member text (`"k":v`) as the first member of the object whose `{` is at `objStart`. */
@@ -133,12 +168,4 @@ export function insertFirstMember(text: string, objStart: number, memberText: st
   const inner = skipWs(text, objStart + 1);
   const sep = text[inner] === '}' ? '' : ',';
   return `${text.slice(0, objStart + 1)}${memberText}${sep}${text.slice(objStart + 1)}`;
-}
-
-/** Appends raw element text to the array whose `[` is at `arrStart`. */
-export function appendElement(text: string, arrStart: number, elementText: string): string {
-  const end = skipValue(text, arrStart); // just past ']'
-  const inner = skipWs(text, arrStart + 1);
-  const sep = text[inner] === ']' ? '' : ',';
-  return `${text.slice(0, end - 1)}${sep}${elementText}${text.slice(end - 1)}`;
 }

@@ -5,7 +5,7 @@
 //   - job payload: `features.tracing` removed (runner ≥ 19 would emit a second
 //     job_execution span), and TRACEPARENT / TRACESTATE (and optionally an
 //     OTLP endpoint) appended to `variables` as public, unmasked variables.
-import { appendElement, insertFirstMember, locate, removeMember } from './json-text.js';
+import { append, applyEdits, insertFirstMember, locate, objectMembers, removal, rootStart, type TextEdit } from './json-text.js';
 
 export interface JobVariableEdit {
   key: string;
@@ -33,21 +33,24 @@ function variableJson(v: JobVariableEdit): string {
   return JSON.stringify({ key: v.key, value: v.value, public: true, masked: false });
 }
 
-/** Applies the edits to a job payload's text; returns undefined when nothing changes. */
+/**
+ * Applies the edits to a job payload's text; returns undefined when nothing
+ * changes. One pass over the root object finds both places (the payload can be
+ * hundreds of KiB and the runner is waiting for it).
+ */
 export function editJobPayload(text: string, edits: PayloadEdits): string | undefined {
-  let out = text;
-  if (edits.removeNativeTracing) {
-    const tracing = locate(out, ['features', 'tracing']);
-    if (tracing) out = removeMember(out, tracing);
+  const start = rootStart(text);
+  if (text[start] !== '{') return undefined;
+  const root = objectMembers(text, start);
+  const changes: TextEdit[] = [];
+  const features = root.get('features');
+  if (edits.removeNativeTracing && features && text[features.start] === '{') {
+    const tracing = objectMembers(text, features.start).get('tracing');
+    if (tracing) changes.push(removal(text, tracing));
   }
-  if (edits.variables.length > 0) {
-    const vars = locate(out, ['variables']);
-    if (vars && out[vars.start] === '[') {
-      for (const v of edits.variables) {
-        const arr = locate(out, ['variables'])!;
-        out = appendElement(out, arr.start, variableJson(v));
-      }
-    }
+  const variables = root.get('variables');
+  if (edits.variables.length > 0 && variables && text[variables.start] === '[') {
+    changes.push(append(text, variables, edits.variables.map(variableJson).join(',')));
   }
-  return out === text ? undefined : out;
+  return changes.length === 0 ? undefined : applyEdits(text, changes);
 }
