@@ -29,6 +29,8 @@ export interface SentExchange {
   headers: http.IncomingHttpHeaders;
   /** The response body as it came off the wire (still gzip-encoded if it was). */
   rawBody: Buffer;
+  /** performance.now() when the request was sent. */
+  startedAt: number;
   /** Milliseconds from sending the request to the end of the response. */
   ms: number;
   /** Streamed uploads: size and digest of what was sent. */
@@ -75,6 +77,8 @@ export class RunnerSimulator {
   readonly sent: SentExchange[] = [];
   /** Keep `sent` (benchmarks switch it off). */
   record = true;
+  /** Told of every completed call, recorded or not. */
+  onCall?: (exchange: SentExchange) => void;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly base: URL;
   private lastUpdate?: string;
@@ -131,9 +135,11 @@ export class RunnerSimulator {
               status: res.statusCode ?? 0,
               headers: res.headers,
               rawBody: Buffer.concat(chunks),
+              startedAt: started,
               ms: performance.now() - started,
             };
             if (this.record) this.sent.push(exchange);
+            this.onCall?.(exchange);
             resolve(exchange);
           });
           res.on('error', reject);
