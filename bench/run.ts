@@ -4,7 +4,7 @@
 //   npm run bench               the full suite (about ten minutes on 2 cores)
 //   npm run bench -- --quick    a smoke run with small sizes
 //   npm run bench -- proxy      only the named module(s)
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import type { BenchFigure, BenchModule } from './types.js';
 
@@ -53,14 +53,14 @@ function table(figures: BenchFigure[]): string {
 }
 
 const started = Date.now();
-const figures: BenchFigure[] = [];
+const figures: (BenchFigure & { module: string })[] = [];
 const failures: { module: string; error: string }[] = [];
 for (const name of only.length > 0 ? only : Object.keys(MODULES)) {
   process.stderr.write(`bench: ${name}${quick ? ' (quick)' : ''}\n`);
   const t0 = Date.now();
   try {
     const mod = await MODULES[name]!();
-    figures.push(...(await mod.default({ quick, log })));
+    figures.push(...(await mod.default({ quick, log })).map((f) => ({ ...f, module: name })));
   } catch (err) {
     failures.push({ module: name, error: String((err as Error).stack ?? err) });
     process.stderr.write(`bench: ${name} failed: ${String(err)}\n`);
@@ -90,11 +90,18 @@ const results = {
     platform: `${process.platform}/${process.arch}`,
   },
   durationSeconds: Math.round((Date.now() - started) / 1000),
+  modulesRefreshed: undefined as string[] | undefined,
   figures,
   failures,
 };
-// A quick run never overwrites the full results.
+// A quick run never overwrites the full results. A run of some modules
+// refreshes their figures and keeps the others' from the last full run.
 const out = new URL(quick ? './results.quick.json' : './results.json', import.meta.url);
+if (only.length > 0 && existsSync(out)) {
+  const previous = JSON.parse(readFileSync(out, 'utf8')) as typeof results;
+  results.figures = [...previous.figures.filter((f) => !only.includes(f.module)), ...figures];
+  results.modulesRefreshed = only;
+}
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 process.stdout.write(`written to ${out.pathname}\n`);
 process.exitCode = failures.length > 0 ? 1 : 0;
