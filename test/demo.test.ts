@@ -16,6 +16,7 @@ import { SpanProgress } from '../src/demo/span-progress.js';
 import { arrivalLines, DETAILED_ARRIVAL_MAX, painter, summaryLines } from '../src/demo/narration.js';
 import { parseDemoArgs, DemoUsageError } from '../src/demo/command.js';
 import { runDemo, type DemoOptions, type DemoResult } from '../src/demo/demo.js';
+import { CHILD_NODE_ARGS, CLI_ENTRY } from './fixtures/child-node.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ANSI = /\x1b\[/;
@@ -324,7 +325,7 @@ t.test('runDemo text mode: progress, waterfall and summary on stdout; colour onl
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), ...args], {
+    const child = spawn(process.execPath, [...CHILD_NODE_ARGS, CLI_ENTRY, ...args], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

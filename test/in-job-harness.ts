@@ -1,10 +1,11 @@
 // Runs the real CLI (`src/cli.ts` through tsx) as a child process with a
 // clean environment, the way a CI job runs it, and collects its output.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHILD_NODE_ARGS, CLI_ENTRY } from './fixtures/child-node.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -52,14 +53,16 @@ export function runProcess(
 
 /** `gitlab-otel ARGS…` from source. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliRun> {
-  return runProcess(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'cli.ts'), ...args], env, timeoutMs);
+  return runProcess(process.execPath, [...CHILD_NODE_ARGS, CLI_ENTRY, ...args], env, timeoutMs);
 }
 
 /** A directory with an executable `gitlab-otel` that runs the CLI from source, for shell scripts that call it by name. */
 export function cliOnPath(): string {
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-bin-'));
   const shim = join(dir, 'gitlab-otel');
-  execFileSync('sh', ['-c', `printf '%s\\n' '#!/bin/sh' 'exec "${process.execPath}" --import tsx "${join(REPO, 'src', 'cli.ts')}" "$@"' > "${shim}" && chmod +x "${shim}"`]);
+  const quote = (a: string): string => `'${a.replaceAll("'", `'\\''`)}'`;
+  const argv = [process.execPath, ...CHILD_NODE_ARGS, CLI_ENTRY].map(quote).join(' ');
+  writeFileSync(shim, `#!/bin/sh\nexec ${argv} "$@"\n`, { mode: 0o755 });
   return dir;
 }
 

@@ -13,6 +13,7 @@ import { toReadableSpan, type SpanRecord } from '../src/telemetry/spans.js';
 import { parseListen, startInspector, InspectError } from '../src/inspect/command.js';
 import type { TraceJson } from '../src/inspect/trace-json.js';
 import { FIXTURE_SPANS, RESOURCE_ATTRIBUTES, TRACE_ID } from './fixtures/inspect-trace.js';
+import { CHILD_NODE_ARGS, CLI_ENTRY } from './fixtures/child-node.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const expected = readFileSync(new URL('./fixtures/inspect-waterfall.txt', import.meta.url), 'utf8');
@@ -172,7 +173,7 @@ interface Cli {
 }
 
 function cli(args: string[]): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), ...args], {
+  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, CLI_ENTRY, ...args], {
     cwd: root,
     env: { ...process.env, NO_COLOR: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

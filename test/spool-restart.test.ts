@@ -10,11 +10,12 @@ import { ExportPipeline, type LogEvent } from '../src/telemetry/export/pipeline.
 import { JobJournal } from '../src/telemetry/export/journal.js';
 import { frame, readRecords } from '../src/telemetry/export/record-log.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from './fixtures/export.js';
+import { CHILD_NODE_ARGS } from './fixtures/child-node.js';
 
 t.test('kill -9 while spans are queued: the restarted pipeline delivers them once, and the job journal survives', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool-'));
   const refusing = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/spool-child.ts', refusing.url, dir, '25'], {
+  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, 'test/fixtures/spool-child.ts', refusing.url, dir, '25'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const ids = await new Promise<string[]>((resolve, reject) => {
