@@ -27,6 +27,7 @@ import type { BenchFigure, BenchModule } from './types.js';
 import { runOnboard } from '../src/onboarding/command.js';
 import { createGitLabClient } from '../src/onboarding/gitlab-client.js';
 import { GitLabRestSimulator, type SimProject } from '../src/simulators/gitlab-rest.js';
+import { eligible } from '../test/onboarding/projects.js';
 
 const TOKEN = 'glpat-bench';
 const SUITE = 'onboarding';
@@ -39,18 +40,7 @@ function project(id: number): SimProject {
     [{ Go: 100 }, { 'go.mod': 'module x\n' }],
   ];
   const [languages, files] = kinds[id % kinds.length]!;
-  return {
-    id,
-    path_with_namespace: `big/p${id}`,
-    group_id: 1,
-    default_branch: 'main',
-    duo_remote_flows_enabled: true,
-    duo_foundational_flows_enabled: true,
-    project_access_level: 30,
-    group_access_level: null,
-    languages,
-    files,
-  };
+  return eligible(id, { path_with_namespace: `big/p${id}`, languages, files });
 }
 
 function group(n: number, rateLimit?: { perSecond: number }): GitLabRestSimulator {

@@ -2,28 +2,12 @@ import t from 'tap';
 import type { ReceivedSpan } from '../src/simulators/otlp-receiver.js';
 import { assembleTraces, headSpan, isDetached, isLocalRoot, MAX_DEPTH, placement, walk, type Trace } from '../src/inspect/trace-tree.js';
 import { traceToJson } from '../src/inspect/trace-json.js';
-import { asReceived, FIXTURE_SPANS, TRACE_ID } from './fixtures/inspect-trace.js';
+import { asReceived, FIXTURE_SPANS, TRACE_ID, receivedSpan } from './fixtures/inspect-trace.js';
 
 const TA = 'a'.repeat(32);
 const TB = 'b'.repeat(32);
 
-function span(over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan {
-  return {
-    traceId: TA,
-    parentSpanId: '',
-    traceState: '',
-    name: over.spanId,
-    kind: 1,
-    startTimeUnixNano: 1000n,
-    endTimeUnixNano: 2000n,
-    attributes: {},
-    status: { code: 0, message: '' },
-    flags: 0x101,
-    resource: {},
-    scope: { name: 's', version: '' },
-    ...over,
-  };
-}
+const span = (over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan => receivedSpan({ traceId: TA, startTimeUnixNano: 1000n, endTimeUnixNano: 2000n, ...over });
 
 const shape = (trace: Trace): string[] =>
   [...walk(trace)].map((n) => `${'  '.repeat(n.depth)}${n.span.name} (${n.parent})`);

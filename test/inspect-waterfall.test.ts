@@ -5,30 +5,14 @@ import { formatDuration } from '../src/inspect/duration.js';
 import { displayWidth, printable, truncate } from '../src/inspect/terminal-text.js';
 import { assembleTraces } from '../src/inspect/trace-tree.js';
 import { renderWaterfall, renderWaterfalls } from '../src/inspect/waterfall.js';
-import { asReceived, FIXTURE_SPANS } from './fixtures/inspect-trace.js';
+import { asReceived, FIXTURE_SPANS, receivedSpan } from './fixtures/inspect-trace.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 const trace = assembleTraces(asReceived(FIXTURE_SPANS))[0]!;
 // eslint-disable-next-line no-control-regex
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '');
 
-function span(over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan {
-  return {
-    traceId: 'a'.repeat(32),
-    parentSpanId: '',
-    traceState: '',
-    name: over.spanId,
-    kind: 1,
-    startTimeUnixNano: 0n,
-    endTimeUnixNano: 0n,
-    attributes: {},
-    status: { code: 0, message: '' },
-    flags: 0x101,
-    resource: {},
-    scope: { name: 's', version: '' },
-    ...over,
-  };
-}
+const span = (over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan => receivedSpan(over);
 
 t.test('plain rendering of the fixed trace matches the checked-in waterfall exactly', async (t) => {
   const text = renderWaterfall(trace, { width: 100, color: false, attributes: false });

@@ -169,7 +169,10 @@ export function readJobPayload(json: unknown): ReadResult<JobView> {
     return { ok: false, problem: 'job payload has no valid numeric "id"' };
   }
   const problems: string[] = [];
-  const view: JobView = { jobId: json.id, traceSections: true, ci: {},
+  const view: JobView = {
+    jobId: json.id,
+    traceSections: true,
+    ci: {},
     hasVariablesArray: false,
     definesTraceparent: false,
     schemaProblems: problems,
