@@ -1,7 +1,7 @@
 // An OTLP/gRPC collector in its own process for the benchmarks, so decoding
 // spans does not compete with the runner simulators in the bench process.
 // argv: PORT (0 = any). Sends {port} when listening; answers 'count' with {spans}.
-import { OtlpReceiver } from '../src/simulators/otlp-receiver.js';
+import { OtlpReceiver } from '../src/telemetry/receiver.js';
 
 let spans = 0;
 const receiver = await new OtlpReceiver({

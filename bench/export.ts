@@ -6,7 +6,7 @@
 import { credentials, status } from '@grpc/grpc-js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { Registry } from 'prom-client';
-import { OtlpReceiver } from '../src/simulators/otlp-receiver.js';
+import { OtlpReceiver } from '../src/telemetry/receiver.js';
 import { ExportPipeline } from '../src/telemetry/export/pipeline.js';
 import { DEFAULT_QUEUE, type EndpointSettings } from '../src/telemetry/export/settings.js';
 import { newSpanId, newTraceId, SpanKind, SpanStatusCode, toReadableSpan, type SpanRecord } from '../src/telemetry/spans.js';

@@ -3,8 +3,8 @@
 // and runs one marker regex over it (what a naive parser would do). Also the
 // most bytes the parser retained for one job.
 import type { BenchFigure, BenchModule } from './types.js';
-import { buildJobLog } from '../src/simulators/job-log-builder.js';
-import { JobLogSpans } from '../src/runner-proxy/stage-spans.js';
+import { buildJobLog } from '../src/lab/job-log-builder.js';
+import { JobLogSpans } from '../src/runner-proxy/job-log/log-spans.js';
 
 const CTX = { traceId: '0af7651916cd43dd8448eb211c80319c', jobSpanId: '00f067aa0ba902b7', maxSpans: 1000, maxAttributeLength: 512 };
 const BASELINE = /section_(start|end):(\d+):([a-zA-Z0-9_.-]+)(\[(?:\w+=\w+)(?:, ?(?:\w+=\w+))*\])?\r\x1b\[0K/g;

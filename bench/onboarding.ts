@@ -26,8 +26,8 @@ import { Gitlab, GitbeakerRetryError } from '@gitbeaker/rest';
 import type { BenchFigure, BenchModule } from './types.js';
 import { runOnboard } from '../src/onboarding/command.js';
 import { createGitLabClient } from '../src/onboarding/gitlab-client.js';
-import { GitLabRestSimulator, type SimProject } from '../src/simulators/gitlab-rest.js';
-import { eligible } from '../test/onboarding/projects.js';
+import { GitLabRestSimulator, type SimProject } from '../test/support/gitlab-rest.js';
+import { eligible } from '../test/support/onboarding-projects.js';
 
 const TOKEN = 'glpat-bench';
 const SUITE = 'onboarding';
@@ -79,7 +79,7 @@ function mtimes(path: string): number[] {
 // The CLI as shipped (dist/) when the build is newer than the sources it runs; otherwise the sources through tsx,
 // whose loader thread adds a few MiB to every run alike.
 function cliModule(): { url: string; loader: string[]; what: string } {
-  const sources = [...mtimes(join(ROOT, 'src/onboarding')), ...mtimes(join(ROOT, 'src/cli')), ...mtimes(join(ROOT, 'src/simulators/gitlab-rest.ts'))];
+  const sources = [...mtimes(join(ROOT, 'src/onboarding')), ...mtimes(join(ROOT, 'src/cli')), ...mtimes(join(ROOT, 'test/support/gitlab-rest.ts'))];
   const built = [...mtimes(join(ROOT, 'dist/cli/main.js')), ...mtimes(join(ROOT, 'dist/onboarding'))];
   if (built.length > 0 && Math.min(...built) > Math.max(...sources)) {
     return { url: new URL('../dist/cli/main.js', import.meta.url).href, loader: [], what: 'dist/ (as shipped)' };

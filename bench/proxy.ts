@@ -14,10 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { BenchFigure, BenchModule } from './types.js';
-import { GitLabRunnerApiSimulator } from '../src/simulators/gitlab-runner-api.js';
-import { buildJobLog } from '../src/simulators/job-log-builder.js';
-import { makeJobPayload } from '../src/simulators/job-payload.js';
-import { RunnerSimulator, type ReceivedJob } from '../src/simulators/runner.js';
+import { GitLabRunnerApiSimulator } from '../src/lab/gitlab-runner-api.js';
+import { buildJobLog } from '../src/lab/job-log-builder.js';
+import { makeJobPayload } from '../src/lab/job-payload.js';
+import { RunnerSimulator, type ReceivedJob } from '../src/lab/runner.js';
 import { newTraceId } from '../src/telemetry/spans.js';
 
 interface ProxyProcess {

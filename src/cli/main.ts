@@ -14,7 +14,7 @@ interface Entry {
 
 // One line per subcommand; keep the list sorted as `--help` shows it.
 const SUBCOMMANDS: Record<string, Entry> = {
-  'check-config': { summary: 'validate runner-proxy configuration files without starting anything', load: async () => (await import('../config/command.js')).checkConfigCommand },
+  'check-config': { summary: 'validate runner-proxy configuration files without starting anything', load: async () => (await import('../runner-proxy/config/command.js')).checkConfigCommand },
   demo: { summary: 'run GitLab, a runner, the proxy and a collector on loopback and show the trace (start here)', load: async () => (await import('../demo/command.js')).demoCommand },
   inspect: { summary: 'receive OTLP/gRPC traces and print each as a waterfall (terminal, HTML, JSON)', load: async () => (await import('../inspect/command.js')).inspect },
   onboard: { summary: 'file "Add OpenTelemetry instrumentation" issues and start Duo developer/v1 workflows', load: async () => (await import('../onboarding/command.js')).onboardCommand },

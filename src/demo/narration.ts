@@ -1,7 +1,7 @@
 // The demo's words: progress lines as things happen and the closing summary.
 // Pure: takes what happened, returns text; the caller decides colour.
 import { formatDuration } from '../inspect/duration.js';
-import type { ReceivedSpan } from '../simulators/otlp-receiver.js';
+import type { ReceivedSpan } from '../telemetry/receiver.js';
 import { kindOf, type ProgressEvent } from './span-progress.js';
 
 export type Tone = 'plain' | 'dim' | 'good' | 'bad' | 'warn' | 'bold';

@@ -5,7 +5,7 @@
 //
 // Pure: ids come from the caller (freshDemoIds draws random ones).
 import { randomBytes } from 'node:crypto';
-import type { JobLogScenario } from '../simulators/job-log-builder.js';
+import type { JobLogScenario } from '../lab/job-log-builder.js';
 
 /** Every stage the log builder can write, so none falls back to its uncompressed default. */
 type StageDurations = Record<

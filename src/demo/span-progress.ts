@@ -6,7 +6,7 @@
 // the job span ids come from the proxy when each job is picked up.
 //
 // Pure: no I/O, no clock.
-import type { ReceivedSpan } from '../simulators/otlp-receiver.js';
+import type { ReceivedSpan } from '../telemetry/receiver.js';
 import { CI } from '../telemetry/attributes.js';
 import { isError, spanDuration } from '../inspect/trace-tree.js';
 

@@ -6,7 +6,7 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { OtlpReceiver } from '../simulators/otlp-receiver.js';
+import { OtlpReceiver } from '../telemetry/receiver.js';
 import { renderHtml } from './html.js';
 import { TraceCompletion, DEFAULT_COMPLETION, type CompletedTrace } from './trace-completion.js';
 import { traceToJson } from './trace-json.js';

@@ -5,7 +5,7 @@
 // <style>, and the page's Content-Security-Policy lets only its own script
 // (pinned by hash) run: an escaping slip still could not execute anything.
 import { createHash } from 'node:crypto';
-import type { AttributeValue } from '../simulators/otlp-receiver.js';
+import type { AttributeValue } from '../telemetry/receiver.js';
 import { formatDuration } from './duration.js';
 import { printable } from './terminal-text.js';
 import { headSpan, isDetached, isError, placement, spanDuration, walk, type Trace, type TraceNode } from './trace-tree.js';

@@ -16,7 +16,7 @@
 //   again, as an update, by the same rule.
 //
 // Pure: the caller passes the clock, and asks `nextCheckAt` when to look again.
-import type { ReceivedSpan } from '../simulators/otlp-receiver.js';
+import type { ReceivedSpan } from '../telemetry/receiver.js';
 import { assembleTraces, isLocalRoot, type Trace } from './trace-tree.js';
 
 export interface CompletionOptions {

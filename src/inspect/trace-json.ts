@@ -2,7 +2,7 @@
 // demo's `--json`): one object per trace, spans nested as in the waterfall.
 // Exact times stay exact as decimal strings (nanoseconds exceed 2^53); the
 // millisecond figures beside them are for people and quick scripts.
-import type { AttributeValue } from '../simulators/otlp-receiver.js';
+import type { AttributeValue } from '../telemetry/receiver.js';
 import { headSpan, isLocalRoot, spanDuration, spanEnd, type ParentState, type Trace, type TraceNode } from './trace-tree.js';
 
 export interface SpanJson {

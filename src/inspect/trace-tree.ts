@@ -1,7 +1,7 @@
 // Trace assembly: the flat spans a receiver decoded, grouped per trace and
 // hung into trees (job_execution → stages → user sections). Pure: the
 // inspector, the demo and the HTML report all render from these trees.
-import type { ReceivedSpan } from '../simulators/otlp-receiver.js';
+import type { ReceivedSpan } from '../telemetry/receiver.js';
 
 /** OTLP Span.flags bits telling whether the parent lives in another process. */
 const HAS_IS_REMOTE = 0x100;

@@ -1,7 +1,7 @@
 // The terminal waterfall: one line per span, the tree drawn in the label
 // column, and a bar on a time axis scaled to the trace's extent. Pure: takes a
 // Trace, returns text; the caller decides colour (TTY, NO_COLOR) and width.
-import type { AttributeValue } from '../simulators/otlp-receiver.js';
+import type { AttributeValue } from '../telemetry/receiver.js';
 import { formatDuration } from './duration.js';
 import { displayWidth, printable, truncate } from './terminal-text.js';
 import { headSpan, isDetached, isError, spanDuration, type Trace, type TraceNode } from './trace-tree.js';

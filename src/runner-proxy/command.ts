@@ -1,7 +1,7 @@
 // `gitlab-otel runner-proxy`: run the proxy until SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../config/schema.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError } from './config/schema.js';
+import { loadConfig } from './config/load.js';
 import { jsonLogger } from '../log.js';
 import { startRunnerProxy } from './runtime.js';
 

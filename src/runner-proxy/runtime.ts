@@ -10,13 +10,13 @@ import type { Counter } from 'prom-client';
 import { RESOURCE } from '../telemetry/attributes.js';
 import { ExportPipeline, type LogEvent } from '../telemetry/export/pipeline.js';
 import { createRegistry, type Registry } from '../telemetry/metrics.js';
-import type { ProxyConfig } from '../config/schema.js';
+import type { ProxyConfig } from './config/schema.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
-import { createAdminServer, listenAdmin } from './admin.js';
-import { JobTracker } from './job-tracker.js';
-import { createProxyMetrics } from './proxy-metrics.js';
-import { RunnerProxy } from './server.js';
+import { createAdminServer, listenAdmin } from './http/admin.js';
+import { JobTracker } from './job/tracker.js';
+import { createProxyMetrics } from './metrics.js';
+import { RunnerProxy } from './http/server.js';
 
 export interface RunningProxy {
   address: AddressInfo;

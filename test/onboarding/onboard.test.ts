@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gitlab } from '@gitbeaker/rest';
 import { ISSUE_MARKER, ISSUE_TITLE } from '../../src/onboarding/languages/choose.js';
-import { eligible, onboard, simulator, TOKEN } from './projects.js';
+import { eligible, onboard, simulator, TOKEN } from '../support/onboarding-projects.js';
 
 t.test('an eligible project gets one issue and a developer/v1 workflow', async (t) => {
   const sim = await simulator({ projects: [eligible(7)] });

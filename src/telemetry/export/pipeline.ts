@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import type { SpanRecord } from '../spans.js';
 import { createExportMetrics, type ExportMetrics } from './export-metrics.js';
 import { EndpointExporter, type EndpointHealth, type LogEvent } from './endpoint.js';
-import { JobJournal } from './journal.js';
+import { JobJournal } from '../../runner-proxy/job/journal.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
 import { SpoolBudget } from './span-spool.js';
 import type { TokenSource } from '../auth/token.js';

@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
 import type { SpanRecord, SpanStatus } from '../spans.js';
-import { AsyncRecordWriter, readRecordFile } from './record-log.js';
+import { AsyncRecordWriter, readRecordFile } from './record-file.js';
 
 interface StoredSpan {
   t: string;

@@ -1,0 +1,419 @@
+// The runner-proxy configuration: the YAML file's exact shape, validated into
+// typed settings. Every problem names its key path (and the loader adds the
+// file), so a typo in a 60-line config is found at once. Unknown keys are
+// errors: a misspelt option silently ignored is a misconfiguration nobody sees.
+import type { Attributes } from '@opentelemetry/api';
+import {
+  DEFAULT_QUEUE,
+  DEFAULT_RETRY,
+  DEFAULT_SAMPLING,
+  DEFAULT_SPOOL_MAX_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  GCP_METADATA_IDENTITY_URL,
+  TOKEN_TYPE_JWT,
+  type AuthSettings,
+  type EndpointSettings,
+  type OidcClientAuth,
+  type QueueSettings,
+  type RetrySettings,
+  type SamplerName,
+  type SamplingSettings,
+  type SpoolSettings,
+  type TlsSettings,
+} from '../../telemetry/export/settings.js';
+import type { NativeRunnerSpan, NegotiationPolicy } from '../wire/negotiation.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ProxyConfig {
+  listen: HostPort;
+  upstream: {
+    url: URL;
+    caFile?: string;
+    insecureSkipVerify: boolean;
+    headersTimeoutMs: number;
+  };
+  /** null: no admin listener. */
+  admin: HostPort | null;
+  telemetry: {
+    negotiation: NegotiationPolicy;
+    nativeRunnerSpan: NativeRunnerSpan;
+    usePayloadEndpoints: boolean;
+    /** Where payload endpoints with `http_bearer_gcp_oidc` auth get their ID token (the GCE metadata server). */
+    gcpMetadataUrl: string;
+    serviceName: string;
+    resourceAttributes: Attributes;
+    traceContext: { inject: boolean; otlpEndpoint?: string };
+    maxPayloadBytes: number;
+    maxSpansPerJob: number;
+    maxAttributeLength: number;
+    /** A job with no final update is closed this long after its own timeout. */
+    abandonAfterMs: number;
+  };
+  endpoints: EndpointSettings[];
+  spool?: SpoolSettings;
+  sampling: SamplingSettings;
+  shutdown: { graceMs: number; flushTimeoutMs: number };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE' | 'CONFIG_SYNTAX';
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly code: ConfigErrorCode,
+    readonly problems: ConfigProblem[],
+    readonly file?: string,
+  ) {
+    const where = file ? `${file}: ` : '';
+    super(problems.map((p) => `${where}${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+const MiB = 1024 * 1024;
+
+/** Validation context: collects every problem instead of stopping at the first. */
+class Reader {
+  readonly problems: ConfigProblem[] = [];
+
+  fail(path: string, message: string): undefined {
+    this.problems.push({ path, message });
+    return undefined;
+  }
+
+  object(path: string, v: unknown, keys: readonly string[]): Record<string, unknown> | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'object' || Array.isArray(v)) return this.fail(path, `expected a mapping, got ${kind(v)}`);
+    for (const k of Object.keys(v)) {
+      if (!keys.includes(k)) this.fail(join(path, k), `unknown key (expected one of: ${keys.join(', ')})`);
+    }
+    return v as Record<string, unknown>;
+  }
+
+  string(path: string, v: unknown): string | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v === '') return this.fail(path, `expected a non-empty string, got ${kind(v)}`);
+    return v;
+  }
+
+  bool(path: string, v: unknown): boolean | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') return this.fail(path, `expected true or false, got ${kind(v)}`);
+    return v;
+  }
+
+  int(path: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      return this.fail(path, `expected a whole number from ${min} to ${max}, got ${show(v)}`);
+    }
+    return v;
+  }
+
+  ratio(path: string, v: unknown): number | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || v < 0 || v > 1) return this.fail(path, `expected a number from 0 to 1, got ${show(v)}`);
+    return v;
+  }
+
+  oneOf<T extends string>(path: string, v: unknown, values: readonly T[]): T | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || !values.includes(v as T)) {
+      return this.fail(path, `expected one of ${values.join(' | ')}, got ${show(v)}`);
+    }
+    return v as T;
+  }
+
+  /** `10s`, `250ms`, `5m`, `1h`, or a number of seconds. */
+  duration(path: string, v: unknown): number | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'number' && v >= 0) return v * 1000;
+    const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim()) : null;
+    if (!m) return this.fail(path, `expected a duration like 500ms, 10s, 5m or 1h, got ${show(v)}`);
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    return Math.round(Number(m[1]) * unit);
+  }
+
+  /** `64MiB`, `512KiB`, `1GiB`, `100MB`, or a number of bytes. */
+  size(path: string, v: unknown): number | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+    const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/.exec(v.trim()) : null;
+    if (!m) return this.fail(path, `expected a size like 512KiB, 64MiB or 1GiB, got ${show(v)}`);
+    const unit = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB, KB: 1e3, MB: 1e6, GB: 1e9 }[(m[2] ?? 'B') as 'B'];
+    return Math.round(Number(m[1]) * unit);
+  }
+
+  url(path: string, v: unknown, schemes: readonly string[]): URL | undefined {
+    const s = this.string(path, v);
+    if (s === undefined) return undefined;
+    let url: URL;
+    try {
+      url = new URL(s);
+    } catch {
+      return this.fail(path, `not a URL: ${show(s)}`);
+    }
+    if (!schemes.includes(url.protocol.replace(/:$/, ''))) {
+      return this.fail(path, `expected a ${schemes.join(' or ')} URL, got ${url.protocol}//`);
+    }
+    if (url.username || url.password) return this.fail(path, 'credentials in the URL are not allowed');
+    return url;
+  }
+
+  hostPort(path: string, v: unknown): HostPort | undefined {
+    const s = this.string(path, v);
+    if (s === undefined) return undefined;
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(s);
+    if (!m || Number(m[3]) > 65535) return this.fail(path, `expected HOST:PORT (e.g. 127.0.0.1:8080), got ${show(s)}`);
+    return { host: m[1] ?? m[2]!, port: Number(m[3]) };
+  }
+
+  stringMap(path: string, v: unknown): Record<string, string> | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'object' || Array.isArray(v)) return this.fail(path, `expected a mapping of strings, got ${kind(v)}`);
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(v)) {
+      if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') {
+        this.fail(join(path, k), `expected a string, got ${kind(val)}`);
+      } else out[k] = String(val);
+    }
+    return out;
+  }
+}
+
+function join(path: string, key: string | number): string {
+  return typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+}
+
+function kind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${show(v)}`;
+}
+
+function show(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+const TOP_KEYS = ['listen', 'upstream', 'admin', 'telemetry', 'endpoints', 'spool', 'sampling', 'shutdown', 'log_level'];
+
+/** What the environment contributes (OTEL_* variables), already parsed by the loader. */
+export interface EnvDefaults {
+  /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT. */
+  endpoint?: string;
+  /** OTEL_EXPORTER_OTLP_HEADERS (+ _TRACES_). */
+  headers: Record<string, string>;
+  serviceName?: string;
+  resourceAttributes: Record<string, string>;
+  sampling: SamplingSettings;
+}
+
+function readTls(r: Reader, path: string, v: unknown): TlsSettings | undefined {
+  const o = r.object(path, v, ['ca_file', 'cert_file', 'key_file', 'insecure_skip_verify']);
+  if (!o) return undefined;
+  const tls: TlsSettings = {
+    caFile: r.string(join(path, 'ca_file'), o.ca_file),
+    certFile: r.string(join(path, 'cert_file'), o.cert_file),
+    keyFile: r.string(join(path, 'key_file'), o.key_file),
+    insecureSkipVerify: r.bool(join(path, 'insecure_skip_verify'), o.insecure_skip_verify) ?? false,
+  };
+  if (!!tls.certFile !== !!tls.keyFile) r.fail(path, 'cert_file and key_file go together (mTLS)');
+  return tls;
+}
+
+const AUTH_TYPES = ['none', 'oidc_client_credentials', 'oidc_token_exchange', 'gcp_workload_identity'] as const;
+const AUTH_KEYS = [
+  'type', 'issuer', 'token_endpoint', 'client_id', 'client_secret_file', 'private_key_file', 'key_id', 'scope',
+  'resource', 'audience', 'subject_token_file', 'subject_token_type', 'metadata_url',
+];
+
+function readAuth(r: Reader, path: string, v: unknown): AuthSettings {
+  const o = r.object(path, v, AUTH_KEYS);
+  if (!o) return { type: 'none' };
+  const type = r.oneOf(join(path, 'type'), o.type, AUTH_TYPES);
+  if (type === undefined) {
+    if (o.type === undefined) r.fail(join(path, 'type'), `required (one of ${AUTH_TYPES.join(' | ')})`);
+    return { type: 'none' };
+  }
+  const s = (k: string) => r.string(join(path, k), o[k]);
+  if (type === 'none') return { type };
+  if (type === 'gcp_workload_identity') {
+    const audience = s('audience');
+    if (!audience) r.fail(join(path, 'audience'), 'required for gcp_workload_identity');
+    const metadataUrl = o.metadata_url === undefined ? GCP_METADATA_IDENTITY_URL : r.url(join(path, 'metadata_url'), o.metadata_url, ['http', 'https'])?.toString();
+    return { type, audience: audience ?? '', metadataUrl: metadataUrl ?? GCP_METADATA_IDENTITY_URL };
+  }
+  const issuer = o.issuer === undefined ? undefined : r.url(join(path, 'issuer'), o.issuer, ['https', 'http'])?.toString();
+  const tokenEndpoint = o.token_endpoint === undefined ? undefined : r.url(join(path, 'token_endpoint'), o.token_endpoint, ['https', 'http'])?.toString();
+  if (!issuer && !tokenEndpoint && o.issuer === undefined && o.token_endpoint === undefined) {
+    r.fail(path, 'issuer (for discovery) or token_endpoint is required');
+  }
+  const clientId = s('client_id');
+  if (!clientId && o.client_id === undefined) r.fail(join(path, 'client_id'), 'required');
+  const secretFile = s('client_secret_file');
+  const keyFile = s('private_key_file');
+  if (secretFile && keyFile) r.fail(path, 'client_secret_file and private_key_file are alternatives; give one');
+  let clientAuth: OidcClientAuth;
+  if (secretFile) clientAuth = { method: 'client_secret', clientSecretFile: secretFile };
+  else if (keyFile) clientAuth = { method: 'private_key_jwt', privateKeyFile: keyFile, keyId: s('key_id') };
+  else {
+    if (type === 'oidc_client_credentials') r.fail(path, 'client_secret_file or private_key_file is required for client credentials');
+    clientAuth = { method: 'none' };
+  }
+  const common = { issuer, tokenEndpoint, clientId: clientId ?? '', clientAuth, scope: s('scope'), resource: s('resource'), audience: s('audience') };
+  if (type === 'oidc_client_credentials') return { type, ...common };
+  const subjectTokenFile = s('subject_token_file');
+  if (!subjectTokenFile && o.subject_token_file === undefined) r.fail(join(path, 'subject_token_file'), 'required for oidc_token_exchange');
+  return { type, ...common, subjectTokenFile: subjectTokenFile ?? '', subjectTokenType: s('subject_token_type') ?? TOKEN_TYPE_JWT };
+}
+
+function readQueue(r: Reader, path: string, v: unknown): QueueSettings {
+  const o = r.object(path, v, ['max_spans', 'max_bytes', 'max_age', 'batch_size', 'batch_delay', 'max_concurrent_exports']) ?? {};
+  const q: QueueSettings = {
+    maxSpans: r.int(join(path, 'max_spans'), o.max_spans, 1) ?? DEFAULT_QUEUE.maxSpans,
+    maxBytes: r.size(join(path, 'max_bytes'), o.max_bytes) ?? DEFAULT_QUEUE.maxBytes,
+    maxAgeMs: r.duration(join(path, 'max_age'), o.max_age) ?? DEFAULT_QUEUE.maxAgeMs,
+    batchSize: r.int(join(path, 'batch_size'), o.batch_size, 1, 10_000) ?? DEFAULT_QUEUE.batchSize,
+    batchDelayMs: r.duration(join(path, 'batch_delay'), o.batch_delay) ?? DEFAULT_QUEUE.batchDelayMs,
+    maxConcurrentExports: r.int(join(path, 'max_concurrent_exports'), o.max_concurrent_exports, 1, 64) ?? DEFAULT_QUEUE.maxConcurrentExports,
+  };
+  return q;
+}
+
+function readRetry(r: Reader, path: string, v: unknown): RetrySettings {
+  const o = r.object(path, v, ['initial_backoff', 'max_backoff']) ?? {};
+  const retry = {
+    initialBackoffMs: r.duration(join(path, 'initial_backoff'), o.initial_backoff) ?? DEFAULT_RETRY.initialBackoffMs,
+    maxBackoffMs: r.duration(join(path, 'max_backoff'), o.max_backoff) ?? DEFAULT_RETRY.maxBackoffMs,
+  };
+  if (retry.maxBackoffMs < retry.initialBackoffMs) r.fail(join(path, 'max_backoff'), 'must not be below initial_backoff');
+  return retry;
+}
+
+const ENDPOINT_KEYS = ['name', 'url', 'compression', 'timeout', 'headers', 'tls', 'allow_insecure_auth', 'auth', 'queue', 'retry'];
+
+function readEndpoint(r: Reader, path: string, v: unknown, env: EnvDefaults): EndpointSettings | undefined {
+  const o = r.object(path, v, ENDPOINT_KEYS);
+  if (!o) {
+    if (v === undefined || v === null) r.fail(path, 'expected an endpoint mapping');
+    return undefined;
+  }
+  if (o.url === undefined) r.fail(join(path, 'url'), 'required');
+  const url = r.url(join(path, 'url'), o.url, ['http', 'https']);
+  const headers = r.stringMap(join(path, 'headers'), o.headers);
+  const tls = readTls(r, join(path, 'tls'), o.tls);
+  if (url?.protocol === 'http:' && tls) r.fail(join(path, 'tls'), 'set on a plaintext http:// endpoint; use https:// for TLS');
+  return {
+    name: r.string(join(path, 'name'), o.name) ?? (url ? url.host : 'endpoint'),
+    url: url ? `${url.protocol}//${url.host}` : '',
+    compression: r.oneOf(join(path, 'compression'), o.compression, ['gzip', 'none'] as const) ?? 'gzip',
+    timeoutMs: r.duration(join(path, 'timeout'), o.timeout) ?? DEFAULT_TIMEOUT_MS,
+    headers: { ...env.headers, ...headers },
+    tls,
+    allowInsecureAuth: r.bool(join(path, 'allow_insecure_auth'), o.allow_insecure_auth) ?? false,
+    auth: readAuth(r, join(path, 'auth'), o.auth),
+    queue: readQueue(r, join(path, 'queue'), o.queue),
+    retry: readRetry(r, join(path, 'retry'), o.retry),
+  };
+}
+
+const SAMPLERS: readonly SamplerName[] = [
+  'always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio',
+];
+
+/** Validates a parsed YAML document (plus environment defaults) into ProxyConfig. Throws ConfigError. */
+export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): ProxyConfig {
+  const r = new Reader();
+  const root = r.object('', doc ?? {}, TOP_KEYS) ?? {};
+
+  const upstream = r.object('upstream', root.upstream, ['url', 'ca_file', 'insecure_skip_verify', 'headers_timeout']) ?? {};
+  if (upstream.url === undefined) r.fail('upstream.url', 'required: the GitLab instance the runner talks to');
+  const upstreamUrl = r.url('upstream.url', upstream.url, ['https', 'http']);
+
+  const tel = r.object('telemetry', root.telemetry, [
+    'negotiation', 'native_runner_span', 'use_payload_endpoints', 'gcp_metadata_url', 'service_name', 'resource_attributes', 'trace_context',
+    'max_payload_bytes', 'max_spans_per_job', 'max_attribute_length', 'abandon_after',
+  ]) ?? {};
+  const tc = r.object('telemetry.trace_context', tel.trace_context, ['inject', 'otlp_endpoint']) ?? {};
+
+  const endpoints: EndpointSettings[] = [];
+  if (root.endpoints !== undefined && root.endpoints !== null) {
+    if (!Array.isArray(root.endpoints)) r.fail('endpoints', `expected a list of endpoints, got ${kind(root.endpoints)}`);
+    else root.endpoints.forEach((e, i) => {
+      const ep = readEndpoint(r, join('endpoints', i), e, env);
+      if (ep) endpoints.push(ep);
+    });
+  } else if (env.endpoint) {
+    const ep = readEndpoint(r, 'OTEL_EXPORTER_OTLP_ENDPOINT', { name: 'default', url: env.endpoint }, env);
+    if (ep) endpoints.push(ep);
+  }
+  const names = new Set<string>();
+  for (const [i, e] of endpoints.entries()) {
+    if (names.has(e.name)) r.fail(join(join('endpoints', i), 'name'), `duplicate endpoint name '${e.name}'`);
+    names.add(e.name);
+  }
+
+  const spoolO = r.object('spool', root.spool, ['dir', 'max_bytes']);
+  let spool: SpoolSettings | undefined;
+  if (spoolO) {
+    const dir = r.string('spool.dir', spoolO.dir);
+    if (!dir && spoolO.dir === undefined) r.fail('spool.dir', 'required when spool is set');
+    spool = { dir: dir ?? '', maxBytes: r.size('spool.max_bytes', spoolO.max_bytes) ?? DEFAULT_SPOOL_MAX_BYTES };
+  }
+
+  const samp = r.object('sampling', root.sampling, ['sampler', 'ratio', 'max_held_spans_per_job', 'max_held_spans']) ?? {};
+  const sampling: SamplingSettings = {
+    sampler: r.oneOf('sampling.sampler', samp.sampler, SAMPLERS) ?? env.sampling.sampler,
+    ratio: r.ratio('sampling.ratio', samp.ratio) ?? env.sampling.ratio,
+    maxHeldSpansPerJob: r.int('sampling.max_held_spans_per_job', samp.max_held_spans_per_job, 0) ?? DEFAULT_SAMPLING.maxHeldSpansPerJob,
+    maxHeldSpans: r.int('sampling.max_held_spans', samp.max_held_spans, 0) ?? DEFAULT_SAMPLING.maxHeldSpans,
+  };
+
+  const shut = r.object('shutdown', root.shutdown, ['grace', 'flush_timeout']) ?? {};
+  const otlpEndpoint = tc.otlp_endpoint === undefined ? undefined : r.url('telemetry.trace_context.otlp_endpoint', tc.otlp_endpoint, ['http', 'https', 'grpc', 'grpcs'])?.toString();
+  const config: ProxyConfig = {
+    listen: r.hostPort('listen', root.listen) ?? { host: '127.0.0.1', port: 8080 },
+    upstream: {
+      url: upstreamUrl ?? new URL('https://invalid.example'),
+      caFile: r.string('upstream.ca_file', upstream.ca_file),
+      insecureSkipVerify: r.bool('upstream.insecure_skip_verify', upstream.insecure_skip_verify) ?? false,
+      headersTimeoutMs: r.duration('upstream.headers_timeout', upstream.headers_timeout) ?? 11 * 60_000,
+    },
+    admin: root.admin === null || root.admin === false ? null : r.hostPort('admin', root.admin) ?? { host: '127.0.0.1', port: 9464 },
+    telemetry: {
+      negotiation: r.oneOf('telemetry.negotiation', tel.negotiation, ['payload', 'payload-or-variable'] as const) ?? 'payload',
+      nativeRunnerSpan: r.oneOf('telemetry.native_runner_span', tel.native_runner_span, ['replace', 'keep'] as const) ?? 'replace',
+      usePayloadEndpoints: r.bool('telemetry.use_payload_endpoints', tel.use_payload_endpoints) ?? false,
+      gcpMetadataUrl:
+        (tel.gcp_metadata_url === undefined ? undefined : r.url('telemetry.gcp_metadata_url', tel.gcp_metadata_url, ['http', 'https'])?.toString()) ??
+        GCP_METADATA_IDENTITY_URL,
+      serviceName: r.string('telemetry.service_name', tel.service_name) ?? env.serviceName ?? 'gitlab-runner',
+      resourceAttributes: { ...env.resourceAttributes, ...r.stringMap('telemetry.resource_attributes', tel.resource_attributes) },
+      traceContext: { inject: r.bool('telemetry.trace_context.inject', tc.inject) ?? true, otlpEndpoint },
+      maxPayloadBytes: r.size('telemetry.max_payload_bytes', tel.max_payload_bytes) ?? 16 * MiB,
+      maxSpansPerJob: r.int('telemetry.max_spans_per_job', tel.max_spans_per_job, 1, 100_000) ?? 1000,
+      maxAttributeLength: r.int('telemetry.max_attribute_length', tel.max_attribute_length, 16, 1_000_000) ?? 4096,
+      abandonAfterMs: r.duration('telemetry.abandon_after', tel.abandon_after) ?? 3_600_000,
+    },
+    endpoints,
+    spool,
+    sampling,
+    shutdown: {
+      graceMs: r.duration('shutdown.grace', shut.grace) ?? 60_000,
+      flushTimeoutMs: r.duration('shutdown.flush_timeout', shut.flush_timeout) ?? 5_000,
+    },
+    logLevel: r.oneOf('log_level', root.log_level, ['debug', 'info', 'warn', 'error'] as const) ?? 'info',
+  };
+  if (r.problems.length > 0) throw new ConfigError('CONFIG_INVALID', r.problems, file);
+  return config;
+}

@@ -1,0 +1,117 @@
+// The `job_execution` span: one per job, INTERNAL, child of GitLab's remote
+// parent. Attributes in both vocabularies (see telemetry/attributes.ts): the
+// `ci.*` set GitLab's own runner emits, and the OpenTelemetry CI/CD semantic
+// conventions, whose sampling-relevant `cicd.pipeline.task.*` keys are known
+// at span start. Pure: metadata in, SpanRecord out.
+import type { Attributes } from '@opentelemetry/api';
+import { CI, CICD, ERROR_TYPE, VCS, type TaskRunResult } from '../../telemetry/attributes.js';
+import { SpanKind, SpanStatusCode, type SpanRecord } from '../../telemetry/spans.js';
+import type { Contract } from '../wire/negotiation.js';
+import type { JobView, RunnerView } from '../wire/payload.js';
+
+export type JobOutcome =
+  | { state: 'success' }
+  | { state: 'failed'; failureReason?: string; exitCode?: number }
+  | { state: 'canceled'; failureReason?: string }
+  /** The job never reported a final state (runner gone, proxy lost track). */
+  | { state: 'abandoned' };
+
+export interface JobSpanInput {
+  job: JobView;
+  runner: RunnerView;
+  contract: Contract;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  startTimeUnixNano: bigint;
+  endTimeUnixNano: bigint;
+  outcome: JobOutcome;
+  /** Attributes learnt from the log (log size, truncation). */
+  extra?: Attributes;
+}
+
+export function taskRunResult(outcome: JobOutcome): TaskRunResult {
+  switch (outcome.state) {
+    case 'success':
+      return 'success';
+    case 'canceled':
+      return 'cancellation';
+    case 'abandoned':
+      return 'error';
+    case 'failed':
+      return outcome.failureReason === 'job_execution_timeout' ? 'timeout' : 'failure';
+  }
+}
+
+/** Attributes known when the job starts (set at span start: sampling-relevant per semconv). */
+export function jobStartAttributes(job: JobView, runner: RunnerView, contract: Contract): Attributes {
+  const ci = job.ci;
+  const pipelineId = job.pipelineId ?? (ci.CI_PIPELINE_ID ? Number(ci.CI_PIPELINE_ID) : undefined);
+  const runnerId = ci.CI_RUNNER_ID ? Number(ci.CI_RUNNER_ID) : undefined;
+  const projectId = job.projectId ?? (ci.CI_PROJECT_ID ? Number(ci.CI_PROJECT_ID) : undefined);
+  const attrs: Attributes = {
+    [CI.jobId]: job.jobId,
+    [CI.jobName]: job.name ?? ci.CI_JOB_NAME,
+    [CI.jobStage]: job.stage ?? ci.CI_JOB_STAGE,
+    [CI.pipelineId]: pipelineId,
+    [CI.pipelineSource]: ci.CI_PIPELINE_SOURCE,
+    [CI.projectId]: projectId,
+    [CI.projectPath]: job.projectPath ?? ci.CI_PROJECT_PATH,
+    [CI.runnerId]: runnerId,
+    [CI.runnerExecutor]: runner.executor,
+    [CI.runnerVersion]: runner.version,
+    [CI.jobTimeInQueue]: job.timeInQueueSeconds,
+    [CI.telemetryContract]: contract,
+    [CICD.pipelineName]: ci.CI_PIPELINE_NAME || job.projectPath || ci.CI_PROJECT_PATH,
+    [CICD.pipelineRunId]: pipelineId !== undefined ? String(pipelineId) : undefined,
+    [CICD.pipelineRunUrl]: ci.CI_PIPELINE_URL,
+    [CICD.taskName]: job.name ?? ci.CI_JOB_NAME,
+    [CICD.taskRunId]: String(job.jobId),
+    [CICD.taskRunUrl]: ci.CI_JOB_URL,
+    [CICD.workerId]: runnerId !== undefined ? String(runnerId) : undefined,
+    [CICD.workerName]: ci.CI_RUNNER_DESCRIPTION,
+    [VCS.headName]: job.ref ?? ci.CI_COMMIT_REF_NAME,
+    [VCS.headRevision]: job.sha ?? ci.CI_COMMIT_SHA,
+    [VCS.headType]: job.refType,
+  };
+  for (const k of Object.keys(attrs)) if (attrs[k] === undefined || Number.isNaN(attrs[k])) delete attrs[k];
+  return attrs;
+}
+
+export function buildJobSpan(input: JobSpanInput): SpanRecord {
+  const { outcome } = input;
+  const result = taskRunResult(outcome);
+  const attributes: Attributes = {
+    ...jobStartAttributes(input.job, input.runner, input.contract),
+    ...input.extra,
+    [CI.jobStatus]: outcome.state === 'abandoned' ? 'unknown' : outcome.state,
+    [CICD.taskRunResult]: result,
+  };
+  let message: string | undefined;
+  if (outcome.state === 'failed' || outcome.state === 'canceled') {
+    if (outcome.failureReason) {
+      attributes[CI.jobFailureReason] = outcome.failureReason;
+      attributes[ERROR_TYPE] = outcome.failureReason;
+    } else {
+      attributes[ERROR_TYPE] = outcome.state === 'canceled' ? 'job_canceled' : 'unknown_failure';
+    }
+    message = outcome.failureReason ?? (outcome.state === 'canceled' ? 'job canceled' : 'job failed');
+  }
+  if (outcome.state === 'failed' && outcome.exitCode !== undefined) attributes[CI.jobExitCode] = outcome.exitCode;
+  if (outcome.state === 'abandoned') {
+    attributes[ERROR_TYPE] = 'abandoned';
+    message = 'the job never reported a final state';
+  }
+  return {
+    traceId: input.traceId,
+    spanId: input.spanId,
+    parentSpanId: input.parentSpanId,
+    parentIsRemote: true,
+    name: 'job_execution',
+    kind: SpanKind.INTERNAL,
+    startTimeUnixNano: input.startTimeUnixNano,
+    endTimeUnixNano: input.endTimeUnixNano,
+    attributes,
+    status: result === 'success' ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message },
+  };
+}

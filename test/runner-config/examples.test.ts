@@ -1,0 +1,185 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { jobEnv, REPO, runCli } from '../support/in-job-harness.js';
+
+const DIR = join(REPO, 'runner-config');
+const read = (f: string): string => readFileSync(join(DIR, f), 'utf8');
+
+/** Every metric name the proxy registers (prom-client `name: 'gitlab_otel_…'` in src/). */
+function registeredMetrics(): Set<string> {
+  const names = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name.endsWith('.ts')) for (const m of readFileSync(join(dir, e.name), 'utf8').matchAll(/name: '(gitlab_otel_[a-z_]+)'/g)) names.add(m[1]!);
+    }
+  };
+  walk(join(REPO, 'src'));
+  return names;
+}
+
+/** The proxy configs among the examples: the YAML file itself and the one embedded in the Kubernetes ConfigMap. */
+function proxyConfigs(): { name: string; file: string }[] {
+  const dir = mkdtempSync(join(tmpdir(), 'runner-config-'));
+  const out = [{ name: 'gitlab-otel.yml', file: join(DIR, 'gitlab-otel.yml') }].filter((c) => {
+    try {
+      readFileSync(c.file);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const cm = parse(read('kubernetes-configmap.yaml')) as { data: Record<string, string> };
+  const embedded = join(dir, 'configmap-gitlab-otel.yml');
+  writeFileSync(embedded, cm.data['gitlab-otel.yml']!);
+  out.push({ name: 'kubernetes-configmap.yaml data.gitlab-otel.yml', file: embedded });
+  return out;
+}
+
+t.test('every proxy config example passes gitlab-otel check-config; a broken copy fails naming the key', async (t) => {
+  const configs = proxyConfigs();
+  t.ok(configs.length >= 1);
+  for (const c of configs) {
+    const run = await runCli(['check-config', c.file], jobEnv());
+    t.equal(run.code, 0, `${c.name}: ${run.stderr}`);
+    t.match(run.stdout, /: ok \(/);
+  }
+  const broken = join(mkdtempSync(join(tmpdir(), 'runner-config-broken-')), 'broken.yml');
+  const text = readFileSync(configs[0]!.file, 'utf8').replace(/^(\s*)url: https:\/\/gitlab\.example\.com$/m, '$1url: ftp://gitlab.example.com').replace(/^listen: .*$/m, 'listen: nowhere');
+  writeFileSync(broken, text);
+  const run = await runCli(['check-config', broken], jobEnv());
+  t.equal(run.code, 2);
+  t.match(run.stderr, new RegExp(`${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: listen: expected HOST:PORT`));
+  t.match(run.stderr, /upstream\.url: /);
+});
+
+t.test('config.toml: url is the proxy over plain HTTP, clone_url is GitLab', async (t) => {
+  const toml = JSON.parse(execFileSync('python3', ['-c', 'import json,sys,tomllib; print(json.dumps(tomllib.load(open(sys.argv[1],"rb"))))', join(DIR, 'config.toml')], { timeout: 30_000 }).toString()) as {
+    runners: { url: string; clone_url: string; executor: string; environment: string[] }[];
+  };
+  const [runner] = toml.runners;
+  t.match(runner, { url: /^http:\/\/172\.17\.0\.1:\d+\/$/, clone_url: /^https:\/\//, executor: 'docker' });
+  t.ok(runner!.environment.includes('FF_TIMESTAMPS=true'));
+  const text = read('config.toml');
+  t.match(text, /kubernetes/i, 'notes for the kubernetes executor');
+  const listen = (parse(read('gitlab-otel.yml')) as { listen: string }).listen;
+  t.equal(new URL(runner!.url).host, listen, 'the runner points at the address the proxy listens on (reachable from job containers)');
+});
+
+t.test('systemd unit: hardened, restarts, dedicated user, state directory for the spool', async (t) => {
+  const unit = read('gitlab-otel.service');
+  const directives = new Map<string, string[]>();
+  for (const line of unit.split('\n')) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
+    if (m) directives.set(m[1]!, [...(directives.get(m[1]!) ?? []), m[2]!]);
+  }
+  const one = (k: string): string | undefined => directives.get(k)?.[0];
+  t.equal(one('Restart'), 'always');
+  t.ok(one('DynamicUser') === 'yes' || (one('User') && one('User') !== 'root'), 'dedicated user');
+  t.equal(one('ProtectSystem'), 'strict');
+  t.equal(one('StateDirectory'), 'gitlab-otel');
+  t.equal(one('NoNewPrivileges'), 'yes');
+  t.match(one('ExecStart'), /gitlab-otel runner-proxy --config \/etc\/gitlab-otel\/gitlab-otel.yml/);
+  t.match(unit, /\[Install\][\s\S]*WantedBy=multi-user.target/);
+  // systemd's own parser, when it is installed; the binary's absence is the only complaint allowed.
+  let verify = '';
+  try {
+    verify = execFileSync('systemd-analyze', ['verify', join(DIR, 'gitlab-otel.service')], { timeout: 30_000, stdio: 'pipe' }).toString();
+  } catch (err) {
+    const e = err as { code?: string; stderr?: Buffer; stdout?: Buffer };
+    if (e.code === 'ENOENT') return;
+    verify = `${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`;
+  }
+  const complaints = verify.split('\n').filter((l) => l.trim() && !/is not executable: No such file or directory/.test(l));
+  t.same(complaints, [], 'systemd-analyze verify finds nothing else');
+});
+
+t.test('Helm values: the proxy as a sidecar of the runner manager, config and spool mounted', async (t) => {
+  const v = parse(read('helm-values.yaml')) as Record<string, any>;
+  t.match(v.gitlabUrl, /^http:\/\/gitlab-otel-proxy\.[a-z-]+\.svc:8080\/$/, 'build pods reach the proxy through a Service');
+  t.match(v.runners.config, /clone_url = "https:\/\//);
+  const sidecar = (v.extraContainers as any[]).find((c) => c.name === 'gitlab-otel');
+  t.ok(sidecar);
+  t.same(sidecar.args.slice(0, 1), ['runner-proxy']);
+  t.match(sidecar.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+  const volumes = new Set((v.volumes as any[]).map((x) => x.name));
+  for (const m of sidecar.volumeMounts) t.ok(volumes.has(m.name), `volume ${m.name} exists`);
+  const cm = parse(read('kubernetes-configmap.yaml')) as any;
+  t.equal(cm.metadata.name, (v.volumes as any[]).find((x) => x.configMap)?.configMap.name);
+  const proxy = parse(cm.data['gitlab-otel.yml']) as any;
+  t.equal(proxy.listen, '0.0.0.0:8080', 'the sidecar listens on the pod IP');
+  const svc = parse(read('kubernetes-service.yaml')) as any;
+  t.equal(`http://${svc.metadata.name}.${svc.metadata.namespace}.svc:${svc.spec.ports[0].port}/`, v.gitlabUrl, 'gitlabUrl is the Service');
+  t.equal(svc.spec.ports[0].targetPort, sidecar.ports.find((p: any) => p.containerPort === 8080).name);
+  t.equal(proxy.spool.dir, sidecar.volumeMounts.find((m: any) => m.name === 'gitlab-otel-spool').mountPath);
+});
+
+t.test('Collector: OTLP with the oidc authenticator, batch, ClickHouse otel_traces, Tempo as the alternative', async (t) => {
+  const c = parse(read('otel-collector.yaml')) as Record<string, any>;
+  t.equal(c.receivers.otlp.protocols.grpc.auth.authenticator, 'oidc');
+  t.match(c.extensions.oidc, { issuer_url: /^https:\/\//, audience: 'gitlab-otel' });
+  t.equal(c.exporters.clickhouse.traces_table_name, 'otel_traces');
+  t.ok(c.exporters['otlp/tempo'].endpoint);
+  t.ok('batch' in c.processors);
+  const pipe = c.service.pipelines.traces;
+  t.same(pipe.receivers, ['otlp']);
+  t.ok(pipe.processors.includes('batch'));
+  t.ok(pipe.exporters.includes('clickhouse'));
+  for (const name of [...pipe.receivers, ...pipe.processors, ...pipe.exporters]) {
+    t.ok(name in { ...c.receivers, ...c.processors, ...c.exporters }, `${name} is defined`);
+  }
+  for (const ext of c.service.extensions) t.ok(ext in c.extensions, `extension ${ext} is defined`);
+  // The audience the component puts in jobs' ID tokens is the one the collector checks.
+  const { loadTemplates } = await import('../../tools/catalog/docs.js');
+  const jt = loadTemplates(REPO).find((x) => x.name === 'job-telemetry')!;
+  t.equal(jt.spec.inputs.audience!.default, c.extensions.oidc.audience);
+});
+
+t.test('Prometheus rules: well-formed alerts over metrics the proxy really exports', async (t) => {
+  const rules = parse(read('prometheus-rules.yml')) as { groups: { name: string; rules: Record<string, any>[] }[] };
+  const known = registeredMetrics();
+  const suffixes = /_(bucket|sum|count)$/;
+  const alerts = rules.groups.flatMap((g) => g.rules);
+  t.ok(alerts.length >= 4);
+  for (const r of alerts) {
+    t.match(r, { alert: /^[A-Za-z][A-Za-z0-9]*$/, expr: /\S/, labels: { severity: /^(info|warning|critical)$/ }, annotations: { summary: /\S/ } });
+    t.match(r.for, /^\d+[smh]$/);
+    const expr = String(r.expr);
+    let depth = 0;
+    for (const ch of expr) {
+      depth += ch === '(' ? 1 : ch === ')' ? -1 : 0;
+      if (depth < 0) break;
+    }
+    t.equal(depth, 0, `${r.alert}: balanced parentheses`);
+    const metrics = [...expr.matchAll(/\b(gitlab_otel_[a-z_]+)/g)].map((m) => m[1]!.replace(suffixes, ''));
+    t.ok(metrics.length > 0, `${r.alert} uses a proxy metric`);
+    for (const m of metrics) t.ok(known.has(m), `${r.alert}: ${m} is registered in src/`);
+  }
+  const covered = alerts.map((a) => String(a.expr)).join('\n');
+  for (const m of ['gitlab_otel_spans_dropped_total', 'gitlab_otel_export_endpoint_up', 'gitlab_otel_auth_token_failures_total', 'gitlab_otel_upstream_errors_total']) {
+    t.match(covered, m, `an alert covers ${m}`);
+  }
+});
+
+t.test('Grafana dashboard: ClickHouse queries over otel_traces for durations, failure rates and slowest stages', async (t) => {
+  const d = JSON.parse(read('grafana-dashboard.json')) as { title: string; uid: string; panels: any[] };
+  t.ok(d.title && d.uid);
+  const titles = d.panels.map((p) => String(p.title).toLowerCase()).join('\n');
+  for (const want of ['job duration', 'stage duration', 'failure rate', 'slowest stages']) t.match(titles, want);
+  const ids = new Set<number>();
+  for (const p of d.panels) {
+    t.notOk(ids.has(p.id), `panel id ${p.id} unique`);
+    ids.add(p.id);
+    t.equal(p.datasource.type, 'grafana-clickhouse-datasource');
+    for (const q of p.targets) {
+      t.match(q.rawSql, /FROM otel\.otel_traces/);
+      t.match(q.rawSql, /\$__timeFilter\(Timestamp\)/);
+      const sql = String(q.rawSql);
+      t.equal((sql.match(/\(/g) ?? []).length, (sql.match(/\)/g) ?? []).length, `${p.title}: balanced parentheses`);
+    }
+  }
+});

@@ -1,0 +1,144 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
+import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
+import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { JobJournal } from '../../../src/runner-proxy/job/journal.js';
+import { frame, readRecords } from '../../../src/telemetry/export/record-file.js';
+import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
+import { CHILD_NODE_ARGS } from '../../support/child-node.js';
+
+t.test('kill -9 while spans are queued: the restarted pipeline delivers them once, and the job journal survives', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool-'));
+  const refusing = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
+  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, 'test/support/spool-child.ts', refusing.url, dir, '25'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ids = await new Promise<string[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not report within 30 s')), 30_000);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(out.split('\n')[0]!) as string[]);
+      }
+    });
+  });
+  await eventually(() => refusing.calls.length >= 1, 10_000, 'child tried to export');
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  await refusing.stop();
+
+  // The collector comes back on the same address; the endpoint's settings (its spool identity) are unchanged.
+  const sameEp = endpointSettings('primary', refusing.url);
+  const logs: LogEvent[] = [];
+  const registry = new Registry();
+  const again = await new OtlpReceiver({ port: refusing.port }).start();
+  const pipeline = await ExportPipeline.create({ endpoints: [sameEp], spool: { dir, maxBytes: 8 << 20 }, registry, log: (e) => logs.push(e) });
+  t.teardown(async () => {
+    await pipeline.shutdown(1000);
+    await again.stop();
+  });
+  await again.waitForSpans(25, 15_000);
+  t.same(new Set(again.spans.map((s) => s.spanId)), new Set(ids));
+  t.equal(again.spans.length, 25, 'no duplicates');
+  t.ok(logs.some((l) => l.event === 'spool_replayed' && l.spans === 25));
+  t.same(pipeline.journal?.loadAll().get('job-1'), { traceId: again.spans[0]!.traceId, openStages: ['step_script'], logOffset: 1234 });
+
+  // Delivered spans are acknowledged: a second restart replays nothing.
+  await pipeline.flush(2000);
+  await pipeline.shutdown(1000);
+  const third = await ExportPipeline.create({ endpoints: [sameEp], spool: { dir, maxBytes: 8 << 20 }, registry: new Registry(), log: (e) => logs.push(e) });
+  await third.flush(500);
+  await third.shutdown(500);
+  t.equal(again.spans.length, 25, 'nothing delivered twice after a clean restart');
+});
+
+t.test('torn and corrupt records are skipped with a warning, never a crash', async (t) => {
+  const a = frame(Buffer.from('{"t":"p","job":"1","s":1}'));
+  const b = frame(Buffer.from('{"t":"p","job":"2","s":2}'));
+  const bad = Buffer.from(b);
+  bad.writeUInt8(bad[bad.length - 3]! ^ 0xff, bad.length - 3);
+  const r = readRecords(Buffer.concat([a, bad, a, a.subarray(0, 5)]));
+  t.equal(r.payloads.length, 2);
+  t.equal(r.corrupt, 1);
+  t.equal(r.torn, true);
+
+  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-journal-'));
+  const j = JobJournal.open(dir);
+  j.put('a', { offset: 1 });
+  j.put('b', { offset: 2 });
+  j.put('a', { offset: 3 });
+  j.delete('b');
+  j.put('c', { offset: 4 });
+  j.close();
+  const file = join(dir, 'jobs.journal');
+  const bytes = readFileSync(file);
+  // Corrupt the last record's payload and append a torn half-record, as kill -9 mid-write would.
+  bytes.writeUInt8(bytes[bytes.length - 2]! ^ 0x55, bytes.length - 2);
+  writeFileSync(file, bytes);
+  appendFileSync(file, frame(Buffer.from('{"t":"p","job":"d","s":5}')).subarray(0, 12));
+  const warnings: unknown[] = [];
+  const reopened = JobJournal.open(dir, (w) => warnings.push(w));
+  t.same(Object.fromEntries(reopened.loadAll()), { a: { offset: 3 } }, 'the corrupt put of c is skipped; earlier state intact');
+  t.match(warnings, [{ event: 'journal_records_skipped', corrupt: 1, torn: true }]);
+  reopened.put('e', { offset: 6 });
+  reopened.close();
+  t.same(Object.fromEntries(JobJournal.open(dir).loadAll()), { a: { offset: 3 }, e: { offset: 6 } }, 'compaction dropped the damage');
+});
+
+t.test('a corrupt spool segment is skipped and the rest replayed; the spool is size-bounded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool2-'));
+  const receiver = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
+  const ep = endpointSettings('primary', receiver.url, { retry: { initialBackoffMs: 5000, maxBackoffMs: 5000 } });
+  const p1 = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 1 << 20 }, registry: new Registry(), log: () => undefined });
+  p1.submit(makeSpans(3), resource, [ep]);
+  p1.submit(makeSpans(4), resource, [ep]);
+  await p1.shutdown(300);
+  await receiver.stop();
+  const epDir = join(dir, 'endpoints', readdirSync(join(dir, 'endpoints'))[0]!);
+  const seg = join(epDir, readdirSync(epDir).filter((f) => f.startsWith('seg-')).sort()[0]!);
+  const data = readFileSync(seg);
+  data.writeUInt8(data[20]! ^ 0xff, 20); // inside the first record's payload
+  writeFileSync(seg, data);
+
+  const ok = await new OtlpReceiver({ port: receiver.port }).start();
+  const logs: LogEvent[] = [];
+  const registry = new Registry();
+  const p2 = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 1 << 20 }, registry, log: (e) => logs.push(e) });
+  t.teardown(async () => {
+    await p2.shutdown(500);
+    await ok.stop();
+  });
+  await ok.waitForSpans(4, 15_000);
+  await p2.flush(1000);
+  t.equal(ok.spans.length, 4, 'the intact group is delivered, the corrupt one skipped');
+  t.ok(logs.some((l) => l.event === 'spool_records_skipped' && l.corrupt === 1));
+  t.equal(await metric(registry, 'gitlab_otel_spool_corrupt_records_total'), 1);
+});
+
+t.test('over the spool bound the oldest spans are evicted and counted', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool3-'));
+  const receiver = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
+  const ep = endpointSettings('primary', receiver.url, { retry: { initialBackoffMs: 5000, maxBackoffMs: 5000 } });
+  const registry = new Registry();
+  const p = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 200_000 }, registry, log: () => undefined });
+  t.teardown(async () => {
+    await p.shutdown(300);
+    await receiver.stop();
+  });
+  for (let i = 0; i < 200; i++) {
+    p.submit(makeSpans(10), resource, [ep]);
+    await new Promise((r) => setImmediate(r));
+  }
+  const dropped = await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'spool_full' });
+  t.ok(dropped > 0, `evicted ${dropped} spans`);
+  const onDisk = readdirSync(join(dir, 'endpoints')).length;
+  t.equal(onDisk, 1);
+  t.ok(p.health()[0]!.queueSpans <= 2000 - dropped, 'evicted spans left the queue too');
+});
