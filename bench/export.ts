@@ -93,8 +93,22 @@ const bench: BenchModule = async ({ quick, log }) => {
   await receiver.waitForSpans(before + total, 120_000);
   const baseline = total / ((performance.now() - t0) / 1000);
   await exporter.shutdown();
-  figures.push({ suite: 'export', name: 'export throughput', value: Math.round(ours), unit: 'spans/s', baseline: Math.round(baseline), ratio: ours / baseline, note: `${jobs} jobs × 15 spans; baseline = OTLPTraceExporter direct` });
-  figures.push({ suite: 'export', name: 'p99 submit-to-collector latency', value: Math.round(p99(latencies)), unit: 'ms', note: `batch delay ${ep.queue.batchDelayMs} ms` });
+  figures.push({
+    suite: 'export',
+    name: 'export throughput',
+    value: Math.round(ours),
+    unit: 'spans/s',
+    baseline: Math.round(baseline),
+    ratio: ours / baseline,
+    note: `${jobs} jobs × 15 spans; baseline = OTLPTraceExporter direct`,
+  });
+  figures.push({
+    suite: 'export',
+    name: 'p99 submit-to-collector latency',
+    value: Math.round(p99(latencies)),
+    unit: 'ms',
+    note: `batch delay ${ep.queue.batchDelayMs} ms`,
+  });
   await receiver.stop();
   log(`export: ${Math.round(ours)} spans/s (baseline ${Math.round(baseline)})`);
 
@@ -121,10 +135,25 @@ const bench: BenchModule = async ({ quick, log }) => {
   const delivered = new Set(r2.spans.map((s) => s.spanId)).size;
   await p2.shutdown(2000);
   await r2.stop();
-  figures.push({ suite: 'export', name: 'spans delivered after an outage', value: (100 * delivered) / total, unit: '%', target: '100 %', met: delivered === total, note: `${outageMs / 1000} s outage` });
+  figures.push({
+    suite: 'export',
+    name: 'spans delivered after an outage',
+    value: (100 * delivered) / total,
+    unit: '%',
+    target: '100 %',
+    met: delivered === total,
+    note: `${outageMs / 1000} s outage`,
+  });
   const growthMiB = (peak - rssBefore) / (1 << 20);
   const boundMiB = ep2.queue.maxBytes / (1 << 20);
-  figures.push({ suite: 'export', name: 'RSS growth during the outage', value: Math.round(growthMiB * 10) / 10, unit: 'MiB', target: `≤ queue bound ${boundMiB} MiB`, met: growthMiB <= boundMiB });
+  figures.push({
+    suite: 'export',
+    name: 'RSS growth during the outage',
+    value: Math.round(growthMiB * 10) / 10,
+    unit: 'MiB',
+    target: `≤ queue bound ${boundMiB} MiB`,
+    met: growthMiB <= boundMiB,
+  });
   return figures;
 };
 

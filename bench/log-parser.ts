@@ -13,7 +13,7 @@ function chunkSizes(total: number): number[] {
   // Deterministic mix of PATCH sizes between 64 KiB and 1 MiB.
   const sizes: number[] = [];
   let seed = 12345;
-  for (let done = 0; done < total; ) {
+  for (let done = 0; done < total;) {
     seed = (seed * 1103515245 + 12345) >>> 0;
     const size = 64 * 1024 + (seed % (960 * 1024));
     sizes.push(Math.min(size, total - done));

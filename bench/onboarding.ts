@@ -63,7 +63,11 @@ async function onboardInProcess(url: string): Promise<{ code: number; lines: num
   });
   const stderr = new PassThrough();
   stderr.resume();
-  const code = await runOnboard(['--group', 'big', '--concurrency', String(CONCURRENCY)], { env: { GITLAB_URL: url, GITLAB_TOKEN: TOKEN }, stdout, stderr });
+  const code = await runOnboard(['--group', 'big', '--concurrency', String(CONCURRENCY)], {
+    env: { GITLAB_URL: url, GITLAB_TOKEN: TOKEN },
+    stdout,
+    stderr,
+  });
   return { code, lines };
 }
 
@@ -79,12 +83,20 @@ function mtimes(path: string): number[] {
 // The CLI as shipped (dist/) when the build is newer than the sources it runs; otherwise the sources through tsx,
 // whose loader thread adds a few MiB to every run alike.
 function cliModule(): { url: string; loader: string[]; what: string } {
-  const sources = [...mtimes(join(ROOT, 'src/onboarding')), ...mtimes(join(ROOT, 'src/cli')), ...mtimes(join(ROOT, 'test/support/gitlab-rest.ts'))];
+  const sources = [
+    ...mtimes(join(ROOT, 'src/onboarding')),
+    ...mtimes(join(ROOT, 'src/cli')),
+    ...mtimes(join(ROOT, 'test/support/gitlab-rest.ts')),
+  ];
   const built = [...mtimes(join(ROOT, 'dist/cli/main.js')), ...mtimes(join(ROOT, 'dist/onboarding'))];
   if (built.length > 0 && Math.min(...built) > Math.max(...sources)) {
     return { url: new URL('../dist/cli/main.js', import.meta.url).href, loader: [], what: 'dist/ (as shipped)' };
   }
-  return { url: new URL('../src/cli/main.ts', import.meta.url).href, loader: ['--import', 'tsx'], what: 'src/ through tsx (dist/ is older than the sources)' };
+  return {
+    url: new URL('../src/cli/main.ts', import.meta.url).href,
+    loader: ['--import', 'tsx'],
+    what: 'src/ through tsx (dist/ is older than the sources)',
+  };
 }
 
 interface ChildMemory {
@@ -117,11 +129,26 @@ stopped = true;
 clearTimeout(timer);
 process.stderr.write('MEMORY ' + process.resourceUsage().maxRSS + ' ' + peak + ' ' + samples + '\\n');`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', ...cli.loader, '--input-type=module', '-e', script, 'onboard', '--group', 'big', '--concurrency', String(CONCURRENCY)], {
-      env: { ...process.env, GITLAB_URL: url, GITLAB_TOKEN: TOKEN },
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--expose-gc',
+        ...cli.loader,
+        '--input-type=module',
+        '-e',
+        script,
+        'onboard',
+        '--group',
+        'big',
+        '--concurrency',
+        String(CONCURRENCY),
+      ],
+      {
+        env: { ...process.env, GITLAB_URL: url, GITLAB_TOKEN: TOKEN },
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let lines = 0;
     let err = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -188,7 +215,9 @@ const onboarding: BenchModule = async ({ quick, log }) => {
     const needed = sim.requests - sim.rateLimited;
     // The bucket starts full: `rate` requests are free, the rest arrive at `rate` per second.
     const minimum = Math.max(needed - rate, 0) / rate;
-    log(`  first run: exit ${first.code}, ${first.lines} results, ${sim.requests} requests (${sim.rateLimited} × 429) in ${wall.toFixed(2)} s; minimum ${minimum.toFixed(2)} s`);
+    log(
+      `  first run: exit ${first.code}, ${first.lines} results, ${sim.requests} requests (${sim.rateLimited} × 429) in ${wall.toFixed(2)} s; minimum ${minimum.toFixed(2)} s`,
+    );
     figures.push({
       suite: SUITE,
       name: `wall time, ${n}-project group at ${rate} req/s`,
@@ -206,7 +235,14 @@ const onboarding: BenchModule = async ({ quick, log }) => {
     const second = await onboardInProcess(url);
     const writes = sim.writes - writesBefore;
     log(`  second run: exit ${second.code}, ${writes} writes`);
-    figures.push({ suite: SUITE, name: 'writes on a second run', value: writes, unit: 'requests', target: '0', met: writes === 0 && second.code === 0 });
+    figures.push({
+      suite: SUITE,
+      name: 'writes on a second run',
+      value: writes,
+      unit: 'requests',
+      target: '0',
+      met: writes === 0 && second.code === 0,
+    });
   } finally {
     await sim.stop();
   }
@@ -227,7 +263,9 @@ const onboarding: BenchModule = async ({ quick, log }) => {
       await s.stop();
     }
   }
-  log(`  ${gets} GETs at ${perSecond} req/s, concurrency ${CONCURRENCY}: ours ${JSON.stringify(compare.ours)}, stock Gitbeaker ${JSON.stringify(compare.stock)}`);
+  log(
+    `  ${gets} GETs at ${perSecond} req/s, concurrency ${CONCURRENCY}: ours ${JSON.stringify(compare.ours)}, stock Gitbeaker ${JSON.stringify(compare.stock)}`,
+  );
   figures.push({
     suite: SUITE,
     name: `429 answers for ${gets} GETs (stock Gitbeaker 43.8 as baseline)`,
@@ -259,7 +297,7 @@ const onboarding: BenchModule = async ({ quick, log }) => {
     rss.push(r.maxRssKb / 1024);
   }
   const [liveSmall, liveLarge] = live.map((r) => r.peakLiveBytes / 2 ** 20) as [number, number];
-  const perProject = ((live[1]!.peakLiveBytes - live[0]!.peakLiveBytes) / (large - small));
+  const perProject = (live[1]!.peakLiveBytes - live[0]!.peakLiveBytes) / (large - small);
   figures.push({
     suite: SUITE,
     name: `peak live heap of the CLI (settled GC every 250 ms), ${large} vs ${small} projects`,

@@ -9,7 +9,14 @@ const upstream = new URL(process.argv[2]!);
 const agent = new http.Agent({ keepAlive: true });
 const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 120_000 }, (req, res) => {
   const out = http.request(
-    { agent, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
+    {
+      agent,
+      hostname: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, host: upstream.host },
+    },
     (ures) => {
       res.writeHead(ures.statusCode ?? 502, ures.headers);
       ures.pipe(res);

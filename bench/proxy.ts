@@ -36,7 +36,7 @@ async function startProcess(args: string[]): Promise<ProxyProcess> {
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('proxy did not start within 15 s')), 15_000);
     // Keep reading stderr for the process's whole life, or its writes would block.
-    createInterface({ input: child.stderr! }).on('line', (line) => {
+    createInterface({ input: child.stderr }).on('line', (line) => {
       const m = /"listen":"[^"]*:(\d+)"/.exec(line);
       if (m) {
         clearTimeout(timer);
@@ -74,7 +74,15 @@ function startOurProxy(upstream: string, collector: string, queue: Record<string
       listen: '127.0.0.1:0',
       admin: null,
       upstream: { url: upstream },
-      endpoints: [{ name: 'bench', url: collector, compression: 'none', queue: { batch_delay: '200ms', max_age: '10m', ...queue }, retry: { initial_backoff: '200ms', max_backoff: '2s' } }],
+      endpoints: [
+        {
+          name: 'bench',
+          url: collector,
+          compression: 'none',
+          queue: { batch_delay: '200ms', max_age: '10m', ...queue },
+          retry: { initial_backoff: '200ms', max_backoff: '2s' },
+        },
+      ],
       log_level: 'info',
     }),
   );
@@ -94,7 +102,10 @@ interface Collector {
 
 /** An OTLP receiver in its own process (bench/collector-process.ts). */
 async function startCollector(port = 0): Promise<Collector> {
-  const child = fork('bench/collector-process.ts', [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = fork('bench/collector-process.ts', [String(port)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const bound = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('collector did not start within 15 s')), 15_000);
     child.once('message', (m) => {
@@ -174,7 +185,10 @@ async function latency(quick: boolean, log: (s: string) => void): Promise<BenchF
     proxy: new RunnerSimulator({ url: proxy.url, token: runnerToken }),
   };
   const jobLog = buildJobLog('user-sections', { start: new Date(), timestamps: true }).bytes;
-  const times = Object.fromEntries(SIDES.map((s) => [s, Object.fromEntries(KINDS.map((k) => [k, [] as number[]]))])) as Record<Side, Record<CallKind, number[]>>;
+  const times = Object.fromEntries(SIDES.map((s) => [s, Object.fromEntries(KINDS.map((k) => [k, [] as number[]]))])) as Record<
+    Side,
+    Record<CallKind, number[]>
+  >;
   const jobs = quick ? 60 : 500;
   let id = 100_000;
   try {
@@ -262,7 +276,9 @@ async function artifacts(quick: boolean, log: (s: string) => void): Promise<Benc
   await gitlab.stop();
   // The median of three runs per side: one slow run on a shared machine should not decide.
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  log(`artifacts: ${bytes / 1024 / 1024} MiB × 3 per side: direct ${med(rate.direct).toFixed(0)}, pass-through ${med(rate.passthrough).toFixed(0)}, proxy ${med(rate.proxy).toFixed(0)} MB/s`);
+  log(
+    `artifacts: ${bytes / 1024 / 1024} MiB × 3 per side: direct ${med(rate.direct).toFixed(0)}, pass-through ${med(rate.passthrough).toFixed(0)}, proxy ${med(rate.proxy).toFixed(0)} MB/s`,
+  );
   return [
     {
       suite: 'runner-proxy',
@@ -320,7 +336,9 @@ async function collectorOutage(quick: boolean, log: (s: string) => void): Promis
       if (outage.start === undefined) calls.up.push(ex.ms);
       else if (outage.end === undefined) calls.down.push(ex.ms);
     };
-    gitlab.enqueue(makeJobPayload({ id: 300_000 + i, contract: { kind: 'tracing', traceId: newTraceId(), spanParentId: 'b7ad6b7169203331' } }));
+    gitlab.enqueue(
+      makeJobPayload({ id: 300_000 + i, contract: { kind: 'tracing', traceId: newTraceId(), spanParentId: 'b7ad6b7169203331' } }),
+    );
     const job = (await runner.requestJob())!;
     await runner.runJob(job, {
       log: built.bytes,
@@ -355,7 +373,9 @@ async function collectorOutage(quick: boolean, log: (s: string) => void): Promis
   await gitlab.stop();
   const upP99 = percentile(calls.up, 99);
   const downP99 = percentile(calls.down, 99);
-  log(`outage: ${got}/${expected} spans delivered; ${calls.down.length} runner calls during the outage, ${calls.up.length} with the collector up`);
+  log(
+    `outage: ${got}/${expected} spans delivered; ${calls.down.length} runner calls during the outage, ${calls.up.length} with the collector up`,
+  );
   return [
     {
       suite: 'export',

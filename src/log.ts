@@ -11,10 +11,7 @@ export interface Logger {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export function jsonLogger(
-  write: (line: string) => void = (line) => process.stderr.write(line),
-  minLevel: LogLevel = 'info',
-): Logger {
+export function jsonLogger(write: (line: string) => void = (line) => process.stderr.write(line), minLevel: LogLevel = 'info'): Logger {
   return (level, msg, fields) => {
     if (ORDER[level] < ORDER[minLevel]) return;
     write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);

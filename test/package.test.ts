@@ -13,7 +13,8 @@ const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
 };
 
 t.test('engines admit Node 20.19+, 22 and 24', async (t) => {
-  for (const v of ['20.19.0', '20.20.2', '22.12.0', '22.20.0', '24.0.0', '24.9.1']) t.ok(semver.satisfies(v, pkg.engines.node), `${v} admitted`);
+  for (const v of ['20.19.0', '20.20.2', '22.12.0', '22.20.0', '24.0.0', '24.9.1'])
+    t.ok(semver.satisfies(v, pkg.engines.node), `${v} admitted`);
   for (const v of ['18.20.0', '20.18.0', '21.7.0']) t.notOk(semver.satisfies(v, pkg.engines.node), `${v} refused`);
 });
 

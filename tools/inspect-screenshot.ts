@@ -40,9 +40,5 @@ if (!file) {
   writeFileSync(file, renderHtml(assembleTraces(spans), { expanded: values.expanded, generatedAt: new Date() }));
 }
 const out = resolve(values.screenshot);
-await runChromium(
-  chromium,
-  ['--hide-scrollbars', `--window-size=${values.size}`, `--screenshot=${out}`, pathToFileURL(file).href],
-  60_000,
-);
+await runChromium(chromium, ['--hide-scrollbars', `--window-size=${values.size}`, `--screenshot=${out}`, pathToFileURL(file).href], 60_000);
 process.stdout.write(`${out}\n`);

@@ -14,15 +14,35 @@ interface Entry {
 
 // One line per subcommand; keep the list sorted as `--help` shows it.
 const SUBCOMMANDS: Record<string, Entry> = {
-  'check-config': { summary: 'validate runner-proxy configuration files without starting anything', load: async () => (await import('../runner-proxy/config/command.js')).checkConfigCommand },
-  demo: { summary: 'run GitLab, a runner, the proxy and a collector on loopback and show the trace (start here)', load: async () => (await import('../demo/command.js')).demoCommand },
-  inspect: { summary: 'receive OTLP/gRPC traces and print each as a waterfall (terminal, HTML, JSON)', load: async () => (await import('../inspect/command.js')).inspect },
-  onboard: { summary: 'file "Add OpenTelemetry instrumentation" issues and start Duo developer/v1 workflows', load: async () => (await import('../onboarding/command.js')).onboardCommand },
-  'pipeline-span': { summary: "export the pipeline's root span (the job-telemetry component's .post job)", load: async () => (await import('../in-job/pipeline-span-command.js')).pipelineSpanCommand },
-  'runner-proxy': { summary: 'run the transparent proxy between gitlab-runner and GitLab that exports job and stage spans', load: async () => (await import('../runner-proxy/command.js')).runnerProxyCommand },
-  span: { summary: "run a command as a child span of the job's TRACEPARENT", load: async () => (await import('../in-job/span-command.js')).spanCommand },
+  'check-config': {
+    summary: 'validate runner-proxy configuration files without starting anything',
+    load: async () => (await import('../runner-proxy/config/command.js')).checkConfigCommand,
+  },
+  demo: {
+    summary: 'run GitLab, a runner, the proxy and a collector on loopback and show the trace (start here)',
+    load: async () => (await import('../demo/command.js')).demoCommand,
+  },
+  inspect: {
+    summary: 'receive OTLP/gRPC traces and print each as a waterfall (terminal, HTML, JSON)',
+    load: async () => (await import('../inspect/command.js')).inspect,
+  },
+  onboard: {
+    summary: 'file "Add OpenTelemetry instrumentation" issues and start Duo developer/v1 workflows',
+    load: async () => (await import('../onboarding/command.js')).onboardCommand,
+  },
+  'pipeline-span': {
+    summary: "export the pipeline's root span (the job-telemetry component's .post job)",
+    load: async () => (await import('../in-job/pipeline-span-command.js')).pipelineSpanCommand,
+  },
+  'runner-proxy': {
+    summary: 'run the transparent proxy between gitlab-runner and GitLab that exports job and stage spans',
+    load: async () => (await import('../runner-proxy/command.js')).runnerProxyCommand,
+  },
+  span: {
+    summary: "run a command as a child span of the job's TRACEPARENT",
+    load: async () => (await import('../in-job/span-command.js')).spanCommand,
+  },
 };
-
 
 export function usage(): string {
   const lines = Object.entries(SUBCOMMANDS).map(([name, s]) => `  ${name.padEnd(16)} ${s.summary}`);

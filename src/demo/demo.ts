@@ -48,11 +48,7 @@ export interface DemoOutput {
 }
 
 export type DemoProblemCode =
-  | 'DEMO_RUNNER_CALL_FAILED'
-  | 'DEMO_COLLECTOR_LISTEN_FAILED'
-  | 'DEMO_SPANS_NOT_DELIVERED'
-  | 'DEMO_SPANS_DROPPED'
-  | 'DEMO_JOB_NOT_FOLLOWED';
+  'DEMO_RUNNER_CALL_FAILED' | 'DEMO_COLLECTOR_LISTEN_FAILED' | 'DEMO_SPANS_NOT_DELIVERED' | 'DEMO_SPANS_DROPPED' | 'DEMO_JOB_NOT_FOLLOWED';
 
 export interface DemoProblem {
   code: DemoProblemCode;
@@ -262,10 +258,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
             await startCollector();
             if (!collectorUp) return;
             const done = results.filter((r) => r.finishedWhileCollectorDown).length;
-            say(
-              `collector up on ${collectorUrl}; ${done} of ${plan.jobs.length} jobs finished while it was down`,
-              'good',
-            );
+            say(`collector up on ${collectorUrl}; ${done} of ${plan.jobs.length} jobs finished while it was down`, 'good');
           })
         : Promise.resolve();
 
@@ -374,7 +367,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
   for (const job of jobs) {
     const mine = new Set([job.jobSpanId]);
     // A job's spans are its job span and everything below it.
-    for (let grew = true; grew; ) {
+    for (let grew = true; grew;) {
       grew = false;
       for (const s of received) {
         if (!mine.has(s.spanId) && mine.has(s.parentSpanId)) {

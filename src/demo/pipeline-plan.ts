@@ -122,7 +122,7 @@ export function planDemoPipeline(options: PlanOptions, ids: DemoIds): DemoPlan {
     const template = TEMPLATES[i % TEMPLATES.length]!;
     const round = Math.floor(i / TEMPLATES.length);
     const failing = options.fail && i === failingJobIndex(options.jobs);
-    const durations = { ...COMMON, step_script: template.scriptMs } as StageDurations;
+    const durations = { ...COMMON, step_script: template.scriptMs };
     for (const key of Object.keys(durations) as (keyof StageDurations)[]) durations[key] = compress(durations[key]);
     jobs.push({
       id: FIRST_JOB_ID + i,

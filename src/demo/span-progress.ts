@@ -89,7 +89,9 @@ export class SpanProgress {
     this.waiting.delete(parentSpanId);
     this.waitingCount -= children.length;
     const parent = this.placed.get(parentSpanId)!;
-    const sorted = [...children].sort((a, b) => (a.startTimeUnixNano < b.startTimeUnixNano ? -1 : a.startTimeUnixNano > b.startTimeUnixNano ? 1 : 0));
+    const sorted = [...children].sort((a, b) =>
+      a.startTimeUnixNano < b.startTimeUnixNano ? -1 : a.startTimeUnixNano > b.startTimeUnixNano ? 1 : 0,
+    );
     return sorted.flatMap((c) => this.place(c, parent.jobId, parent.depth + 1));
   }
 

@@ -36,13 +36,11 @@ const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * otel-cli, no endpoint means no export ("first, do no harm"): the SDK's
  * localhost:4317 default would only cost a failed connection in every job.
  */
-export function planJobExport(
-  env: Env,
-  options: { idTokenVariable?: string; timeoutMs?: number } = {},
-): JobExportPlan {
+export function planJobExport(env: Env, options: { idTokenVariable?: string; timeoutMs?: number } = {}): JobExportPlan {
   // GITLAB_OTEL_ENDPOINT comes from the job-telemetry component's `endpoint` input; the standard variables win.
   const url = (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.GITLAB_OTEL_ENDPOINT || '').trim();
-  if (!url) return { kind: 'off', reason: 'no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT or GITLAB_OTEL_ENDPOINT set' };
+  if (!url)
+    return { kind: 'off', reason: 'no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT or GITLAB_OTEL_ENDPOINT set' };
   // Same rule as the OTel exporter: no scheme means TLS.
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://${url}`;
   let parsed: URL;
@@ -85,9 +83,7 @@ export function planJobExport(
 
 /** `service.name` defaults to gitlab-ci; OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES override (read by the SDK's env detector). */
 export function jobResource(): Resource {
-  return resourceFromAttributes({ [RESOURCE.serviceName]: DEFAULT_SERVICE_NAME }).merge(
-    detectResources({ detectors: [envDetector] }),
-  );
+  return resourceFromAttributes({ [RESOURCE.serviceName]: DEFAULT_SERVICE_NAME }).merge(detectResources({ detectors: [envDetector] }));
 }
 
 function staticToken(value: string): TokenSource {
@@ -107,7 +103,10 @@ export async function exportJobSpans(spans: SpanRecord[], plan: JobExportPlan & 
     const body = serializeSpans(spans.map((s) => toReadableSpan(s, resource)));
     const deadline = new Promise<JobExportResult>((resolve) => {
       // The call has its own gRPC deadline; this guards the parts around it (token, TLS handshake).
-      timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${plan.endpoint.timeoutMs} ms` }), plan.endpoint.timeoutMs + 250);
+      timer = setTimeout(
+        () => resolve({ ok: false, reason: `no answer within ${plan.endpoint.timeoutMs} ms` }),
+        plan.endpoint.timeoutMs + 250,
+      );
     });
     const call = client.export(body, plan.endpoint.timeoutMs).then((outcome): JobExportResult => {
       switch (outcome.kind) {

@@ -26,8 +26,7 @@ Reads CI_SERVER_URL, CI_PIPELINE_ID, CI_PIPELINE_CREATED_AT and the other predef
 `;
 
 export type PipelineSpanDecision =
-  | { readonly kind: 'export'; readonly span: SpanRecord }
-  | { readonly kind: 'skip'; readonly reason: string };
+  { readonly kind: 'export'; readonly span: SpanRecord } | { readonly kind: 'skip'; readonly reason: string };
 
 /** Pure: what to export for this pipeline, given the job's environment and the current time. */
 export function decidePipelineSpan(env: Env, result: PipelineResult, now: bigint): PipelineSpanDecision {
@@ -35,7 +34,7 @@ export function decidePipelineSpan(env: Env, result: PipelineResult, now: bigint
   if (!root) return { kind: 'skip', reason: 'CI_SERVER_URL and a numeric CI_PIPELINE_ID are required' };
   const injected = parseTraceparent(env.TRACEPARENT);
   if (injected && injected.traceId !== root.traceId) {
-    return { kind: 'skip', reason: 'GitLab provides this pipeline\'s trace (telemetry contract); no fallback root span needed' };
+    return { kind: 'skip', reason: "GitLab provides this pipeline's trace (telemetry contract); no fallback root span needed" };
   }
   const start = isoToNanos(env.CI_PIPELINE_CREATED_AT) ?? isoToNanos(env.CI_JOB_STARTED_AT) ?? now;
   const failed = result !== 'success' && result !== 'skip';

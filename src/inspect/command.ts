@@ -152,9 +152,7 @@ export async function startInspector(options: InspectorOptions, output: Inspecto
     if (options.json) {
       output.out(`${JSON.stringify({ ...traceToJson(trace), update: completed.update })}\n`);
     } else {
-      output.out(
-        `${renderWaterfall(trace, { width, color: options.color ?? false, attributes: options.attributes ?? false })}\n`,
-      );
+      output.out(`${renderWaterfall(trace, { width, color: options.color ?? false, attributes: options.attributes ?? false })}\n`);
     }
     options.onTrace?.(completed);
   };
@@ -288,10 +286,13 @@ export async function inspect(argv: string[]): Promise<number> {
 
   let inspector: Inspector;
   try {
-    inspector = await startInspector({ ...options, retainReceived: false }, {
-      out: (text) => void process.stdout.write(text),
-      err,
-    });
+    inspector = await startInspector(
+      { ...options, retainReceived: false },
+      {
+        out: (text) => void process.stdout.write(text),
+        err,
+      },
+    );
   } catch (e) {
     const code = e instanceof InspectError ? e.code : 'INSPECT_LISTEN_FAILED';
     err(`gitlab-otel inspect: ${(e as Error).message} (${code})\n`);

@@ -178,7 +178,9 @@ export function renderHtml(traces: readonly Trace[], options: HtmlOptions = {}):
   const errorCount = traces.reduce((n, t) => n + t.errorCount, 0);
   const generated = options.generatedAt ? ` · generated ${escapeHtml(options.generatedAt.toISOString())}` : '';
   const body =
-    traces.length > 0 ? traces.map((tr) => renderTrace(tr, options.expanded ?? false)).join('\n') : '<p class="meta">No traces received yet.</p>';
+    traces.length > 0
+      ? traces.map((tr) => renderTrace(tr, options.expanded ?? false)).join('\n')
+      : '<p class="meta">No traces received yet.</p>';
   return `<!doctype html>
 <html lang="en" data-rendered="no-script">
 <head>

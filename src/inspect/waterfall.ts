@@ -46,7 +46,7 @@ function painter(color: boolean): Paint {
 }
 
 export function formatAttributeValue(value: AttributeValue): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? 'null';
+  const text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? 'null');
   const shown = text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS)}… (${text.length} chars)` : text;
   return printable(shown);
 }
@@ -137,8 +137,7 @@ export function renderWaterfall(trace: Trace, options: WaterfallOptions): string
     const pad = ' '.repeat(labelColumns - displayWidth(label));
     const colour = failed ? ANSI.red : DEPTH_COLOURS[Math.min(depth, DEPTH_COLOURS.length - 1)]!;
     const { before, length } = bar(trace, row.node, barColumns);
-    const barText =
-      ' '.repeat(before) + paint(colour, '█'.repeat(length)) + ' '.repeat(barColumns - before - length);
+    const barText = ' '.repeat(before) + paint(colour, '█'.repeat(length)) + ' '.repeat(barColumns - before - length);
     lines.push(
       paint(ANSI.dim, branchPart) +
         (failed ? paint(ANSI.red, namePart) : namePart) +

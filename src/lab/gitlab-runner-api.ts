@@ -74,9 +74,7 @@ export class GitLabRunnerApiSimulator {
   private port = 0;
 
   constructor(readonly options: GitLabRunnerApiOptions) {
-    this.server = http.createServer({ keepAliveTimeout: 120_000, requestTimeout: 0 }, (req, res) =>
-      this.handle(req, res),
-    );
+    this.server = http.createServer({ keepAliveTimeout: 120_000, requestTimeout: 0 }, (req, res) => this.handle(req, res));
   }
 
   get url(): string {

@@ -14,13 +14,7 @@
 // Deterministic: every time comes from `start` and the stage durations.
 
 export type JobLogScenario =
-  | 'success'
-  | 'script-failure'
-  | 'get-sources-retry'
-  | 'user-sections'
-  | 'script-sections'
-  | 'output-limit'
-  | 'fake-builtin-marker';
+  'success' | 'script-failure' | 'get-sources-retry' | 'user-sections' | 'script-sections' | 'output-limit' | 'fake-builtin-marker';
 
 export const JOB_LOG_SCENARIOS: readonly JobLogScenario[] = [
   'success',
@@ -255,7 +249,15 @@ class LogScript {
     this.w.write(0, `section_start:${this.seconds()}:${name}\r${CLEAR}`);
     const index = this.sections.length;
     if (!this.w.capped) {
-      this.sections.push({ name, kind: 'stage', startNs, attempt, status: opts.status ?? 'success', truncated: true, ...(opts.attributes ? { attributes: opts.attributes } : {}) });
+      this.sections.push({
+        name,
+        kind: 'stage',
+        startNs,
+        attempt,
+        status: opts.status ?? 'success',
+        truncated: true,
+        ...(opts.attributes ? { attributes: opts.attributes } : {}),
+      });
     }
     this.open.push({ name, kind: 'stage', startNs, attempt, index });
     this.w.write(0, `${CLEAR}${CYAN}${header}${RESET}\n`);
@@ -291,7 +293,10 @@ class LogScript {
     this.w.advance(1.5);
     const parent = this.open[this.open.length - 1]?.name;
     const startNs = this.markerTime();
-    this.w.write(1, `section_start:${this.seconds()}:${name}[hide_duration=true,collapsed=true]\r${CLEAR}${GREEN}$ ${firstLine} # collapsed multi-line command${RESET}\n`);
+    this.w.write(
+      1,
+      `section_start:${this.seconds()}:${name}[hide_duration=true,collapsed=true]\r${CLEAR}${GREEN}$ ${firstLine} # collapsed multi-line command${RESET}\n`,
+    );
     const index = this.sections.length;
     if (!this.w.capped) {
       this.sections.push({ name, kind: 'section', ...(parent ? { parent } : {}), startNs, attempt: 1, truncated: true });
@@ -327,12 +332,17 @@ export function buildJobLog(scenario: JobLogScenario, options: JobLogOptions): B
   s.runner(`  on docker-runner-1 t3_AbCdEfGh, system ID: r_q1w2e3r4t5y6`);
   s.runner(`  feature flags: FF_TIMESTAMPS:${options.timestamps}${scenario === 'script-sections' ? ', FF_SCRIPT_SECTIONS:true' : ''}`);
 
-  s.stage('prepare_executor', 'Preparing the "docker" executor', () => {
-    s.runner(`Using Docker executor with image ${IMAGE} ...`);
-    s.runner(`Using effective pull policy of [always] for container ${IMAGE}`);
-    s.runner(`Pulling docker image ${IMAGE} ...`);
-    s.runner(`Using docker image ${IMAGE_ID} for ${IMAGE} with digest ${IMAGE_DIGEST} ...`);
-  }, { attributes: { 'ci.image.name': IMAGE, 'ci.image.pull_policy': 'always', 'ci.image.digest': IMAGE_DIGEST } });
+  s.stage(
+    'prepare_executor',
+    'Preparing the "docker" executor',
+    () => {
+      s.runner(`Using Docker executor with image ${IMAGE} ...`);
+      s.runner(`Using effective pull policy of [always] for container ${IMAGE}`);
+      s.runner(`Pulling docker image ${IMAGE} ...`);
+      s.runner(`Using docker image ${IMAGE_ID} for ${IMAGE} with digest ${IMAGE_DIGEST} ...`);
+    },
+    { attributes: { 'ci.image.name': IMAGE, 'ci.image.pull_policy': 'always', 'ci.image.digest': IMAGE_DIGEST } },
+  );
 
   s.stage('prepare_script', 'Preparing environment', () => {
     s.job('Running on runner-t3abcdef-project-42-concurrent-0 via build-host-7...');
@@ -359,54 +369,71 @@ export function buildJobLog(scenario: JobLogScenario, options: JobLogOptions): B
   }
   s.stage('get_sources', 'Getting source from Git repository', getSources(true), { attributes: gitAttrs });
 
-  s.stage('restore_cache', 'Restoring cache', () => {
-    s.notice(`Checking cache for ${CACHE_KEY}...`);
-    s.job('No URL provided, cache will not be downloaded from shared cache server. Instead a local version of cache will be extracted.');
-    s.notice('Successfully extracted cache');
-  }, { attributes: { 'ci.cache.key': CACHE_KEY, 'ci.cache.hit': true } });
+  s.stage(
+    'restore_cache',
+    'Restoring cache',
+    () => {
+      s.notice(`Checking cache for ${CACHE_KEY}...`);
+      s.job('No URL provided, cache will not be downloaded from shared cache server. Instead a local version of cache will be extracted.');
+      s.notice('Successfully extracted cache');
+    },
+    { attributes: { 'ci.cache.key': CACHE_KEY, 'ci.cache.hit': true } },
+  );
 
   s.stage('download_artifacts', 'Downloading artifacts', () => {
     s.notice('Downloading artifacts for build (1001)...');
-    s.job(`Downloading artifacts from coordinator... ok        host=gitlab.example.com id=1001 responseStatus=200 OK token=${TOKEN_PREFIX}`);
+    s.job(
+      `Downloading artifacts from coordinator... ok        host=gitlab.example.com id=1001 responseStatus=200 OK token=${TOKEN_PREFIX}`,
+    );
   });
 
-  s.stage('step_script', 'Executing "step_script" stage of the job script', () => {
-    s.runner(`Using docker image ${IMAGE_ID} for ${IMAGE} with digest ${IMAGE_DIGEST} ...`);
-    s.notice('$ bundle config set --local path vendor');
-    s.notice(`$ echo "deploying with ${SECRET}"`);
-    s.job(`deploying with ${SECRET}`);
-    s.job('Résumé: ✓ 42 examples, 0 failures — 測試通過 🚀');
-    if (scenario === 'user-sections') {
-      s.userSection('build', 'Building the gem', () => {
-        s.job('compiling native extensions…');
-        s.userSection('compile.native', 'Compiling', () => s.job('gcc -O2 -c ext.c'), '[collapsed=true]');
-        s.job('built shop-1.2.3.gem');
-      }, '[collapsed=true]');
-      s.userSection('test', 'Tests', () => s.job('42 examples, 0 failures'));
-    }
-    if (scenario === 'script-sections') {
-      s.scriptStepSection(2, 'for f in spec/*_spec.rb; do', () => {
-        s.job('spec/a_spec.rb ok');
-        s.job('spec/b_spec.rb ok');
-      });
-    }
-    if (scenario === 'fake-builtin-marker') {
-      // A script that prints the runner's own marker text: a user section on stream 01.
-      s.userSection('get_sources', 'not really getting sources', () => s.job('hello'));
-    }
-    let extra = options.scriptOutputBytes ?? (scenario === 'output-limit' ? 96 * 1024 : 0);
-    let n = 0;
-    while (extra > 0 && !w.capped) {
-      const line = `${String(n++).padStart(8, '0')} ok - spec/models/order_spec.rb:${n % 997} computes totals in € and ¥ ✓ ${'.'.repeat(20)}`;
-      s.job(line);
-      extra -= line.length + (options.timestamps ? 33 : 1);
-    }
-    if (failed) {
-      s.notice('$ bundle exec rspec');
-      s.job('Failures:', 'O');
-      s.job('  1) Order computes totals: expected 42, got 41');
-    }
-  }, { status: failed ? 'failed' : 'success' });
+  s.stage(
+    'step_script',
+    'Executing "step_script" stage of the job script',
+    () => {
+      s.runner(`Using docker image ${IMAGE_ID} for ${IMAGE} with digest ${IMAGE_DIGEST} ...`);
+      s.notice('$ bundle config set --local path vendor');
+      s.notice(`$ echo "deploying with ${SECRET}"`);
+      s.job(`deploying with ${SECRET}`);
+      s.job('Résumé: ✓ 42 examples, 0 failures — 測試通過 🚀');
+      if (scenario === 'user-sections') {
+        s.userSection(
+          'build',
+          'Building the gem',
+          () => {
+            s.job('compiling native extensions…');
+            s.userSection('compile.native', 'Compiling', () => s.job('gcc -O2 -c ext.c'), '[collapsed=true]');
+            s.job('built shop-1.2.3.gem');
+          },
+          '[collapsed=true]',
+        );
+        s.userSection('test', 'Tests', () => s.job('42 examples, 0 failures'));
+      }
+      if (scenario === 'script-sections') {
+        s.scriptStepSection(2, 'for f in spec/*_spec.rb; do', () => {
+          s.job('spec/a_spec.rb ok');
+          s.job('spec/b_spec.rb ok');
+        });
+      }
+      if (scenario === 'fake-builtin-marker') {
+        // A script that prints the runner's own marker text: a user section on stream 01.
+        s.userSection('get_sources', 'not really getting sources', () => s.job('hello'));
+      }
+      let extra = options.scriptOutputBytes ?? (scenario === 'output-limit' ? 96 * 1024 : 0);
+      let n = 0;
+      while (extra > 0 && !w.capped) {
+        const line = `${String(n++).padStart(8, '0')} ok - spec/models/order_spec.rb:${n % 997} computes totals in € and ¥ ✓ ${'.'.repeat(20)}`;
+        s.job(line);
+        extra -= line.length + (options.timestamps ? 33 : 1);
+      }
+      if (failed) {
+        s.notice('$ bundle exec rspec');
+        s.job('Failures:', 'O');
+        s.job('  1) Order computes totals: expected 42, got 41');
+      }
+    },
+    { status: failed ? 'failed' : 'success' },
+  );
 
   s.stage('after_script', 'Running after_script', () => {
     s.notice('Running after script...');

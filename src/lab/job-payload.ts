@@ -118,7 +118,15 @@ export function makeJobPayload(o: JobPayloadOptions): Record<string, unknown> {
     image: { name: 'node:22-alpine', entrypoint: null, ports: [], pull_policy: null },
     services: [],
     artifacts: [
-      { name: 'report', untracked: false, paths: ['report.xml'], when: 'always', artifact_type: 'junit', artifact_format: 'gzip', expire_in: '30 days' },
+      {
+        name: 'report',
+        untracked: false,
+        paths: ['report.xml'],
+        when: 'always',
+        artifact_type: 'junit',
+        artifact_format: 'gzip',
+        expire_in: '30 days',
+      },
     ],
     cache: [{ key: 'deps-main', untracked: false, policy: 'pull-push', paths: ['node_modules/'], when: 'on_success', fallback_keys: [] }],
     credentials: [{ type: 'registry', url: 'registry.example.com', username: 'gitlab-ci-token', password: token }],

@@ -47,7 +47,15 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     upstream: { url: gitlab.url, ...(options.proxyConfig?.upstream as object | undefined) },
   };
   if (receiver && doc.endpoints === undefined) {
-    doc.endpoints = [{ name: 'lab', url: receiver.url, compression: 'none', queue: { batch_delay: '20ms' }, retry: { initial_backoff: '50ms', max_backoff: '500ms' } }];
+    doc.endpoints = [
+      {
+        name: 'lab',
+        url: receiver.url,
+        compression: 'none',
+        queue: { batch_delay: '20ms' },
+        retry: { initial_backoff: '50ms', max_backoff: '500ms' },
+      },
+    ];
   }
   const config = validateConfig(doc, envDefaults({}).defaults);
   const proxy = await startRunnerProxy(config, { log: options.log ?? silentLogger });

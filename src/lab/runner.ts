@@ -66,11 +66,37 @@ export interface JobRunResult {
 }
 
 const FEATURES = [
-  'variables', 'image', 'services', 'artifacts', 'cache', 'fallback_cache_keys', 'shared', 'upload_multiple_artifacts',
-  'upload_raw_artifacts', 'session', 'terminal', 'refspecs', 'masking', 'proxy', 'raw_variables', 'artifacts_exclude',
-  'multi_build_steps', 'trace_reset', 'trace_checksum', 'trace_size', 'vault_secrets', 'cancelable', 'return_exit_code',
-  'service_variables', 'service_multiple_aliases', 'image_executor_opts', 'service_executor_opts', 'cancel_gracefully',
-  'native_steps_integration', 'two_phase_job_commit', 'job_inputs',
+  'variables',
+  'image',
+  'services',
+  'artifacts',
+  'cache',
+  'fallback_cache_keys',
+  'shared',
+  'upload_multiple_artifacts',
+  'upload_raw_artifacts',
+  'session',
+  'terminal',
+  'refspecs',
+  'masking',
+  'proxy',
+  'raw_variables',
+  'artifacts_exclude',
+  'multi_build_steps',
+  'trace_reset',
+  'trace_checksum',
+  'trace_size',
+  'vault_secrets',
+  'cancelable',
+  'return_exit_code',
+  'service_variables',
+  'service_multiple_aliases',
+  'image_executor_opts',
+  'service_executor_opts',
+  'cancel_gracefully',
+  'native_steps_integration',
+  'two_phase_job_commit',
+  'job_inputs',
 ];
 
 export class RunnerSimulator {
@@ -106,12 +132,7 @@ export class RunnerSimulator {
   }
 
   /** One call; resolves with the whole response. */
-  call(
-    method: string,
-    path: string,
-    headers: Record<string, string | number>,
-    body?: Buffer | Readable,
-  ): Promise<SentExchange> {
+  call(method: string, path: string, headers: Record<string, string | number>, body?: Buffer | Readable): Promise<SentExchange> {
     const started = performance.now();
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -199,7 +220,12 @@ export class RunnerSimulator {
     return this.call(
       'PUT',
       `/api/v4/jobs/${job.id}`,
-      { 'Content-Type': 'application/json', 'JOB-TOKEN': job.token, 'X-Request-Id': randomUUID().replaceAll('-', ''), 'Content-Length': buf.length },
+      {
+        'Content-Type': 'application/json',
+        'JOB-TOKEN': job.token,
+        'X-Request-Id': randomUUID().replaceAll('-', ''),
+        'Content-Length': buf.length,
+      },
       buf,
     );
   }

@@ -93,19 +93,22 @@ export function parseOnboardArgs(argv: string[], env: Record<string, string | un
   if (projects.length > 0 && values.group !== undefined) throw new OnboardingError('USAGE', 'give --project or --group, not both');
   if (projects.length === 0 && values.group === undefined) throw new OnboardingError('USAGE', 'give at least one --project, or a --group');
   if (values['include-subgroups'] && values.group === undefined) throw new OnboardingError('USAGE', '--include-subgroups needs --group');
-  if ([...projects, values.group ?? 'x'].some((p) => p.trim() === '')) throw new OnboardingError('USAGE', 'a project or group reference is empty');
+  if ([...projects, values.group ?? 'x'].some((p) => p.trim() === ''))
+    throw new OnboardingError('USAGE', 'a project or group reference is empty');
   const labels = (values.label ?? [DEFAULT_LABEL]).map((l) => l.trim());
   if (labels.some((l) => l === '' || l.includes(','))) throw new OnboardingError('USAGE', '--label must be non-empty and contain no comma');
 
   const rawUrl = env.GITLAB_URL || env.CI_SERVER_URL || env.CI_API_V4_URL;
-  if (!rawUrl) throw new OnboardingError('CONFIG_MISSING_URL', 'set GITLAB_URL to the GitLab instance URL (inside CI, CI_SERVER_URL is used)');
+  if (!rawUrl)
+    throw new OnboardingError('CONFIG_MISSING_URL', 'set GITLAB_URL to the GitLab instance URL (inside CI, CI_SERVER_URL is used)');
   let url: URL;
   try {
     url = new URL(rawUrl);
   } catch {
     throw new OnboardingError('CONFIG_BAD_URL', `GITLAB_URL is not a URL: '${rawUrl}'`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new OnboardingError('CONFIG_BAD_URL', `GITLAB_URL must be http(s), got '${url.protocol}'`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new OnboardingError('CONFIG_BAD_URL', `GITLAB_URL must be http(s), got '${url.protocol}'`);
   const token = env.GITLAB_TOKEN;
   if (!token) {
     if (env.CI_JOB_TOKEN) {
@@ -118,12 +121,18 @@ export function parseOnboardArgs(argv: string[], env: Record<string, string | un
     throw new OnboardingError('CONFIG_MISSING_TOKEN', 'set GITLAB_TOKEN to a token with the api scope');
   }
   const config: Config = {
-    spec: values.group !== undefined ? { kind: 'group', ref: values.group, includeSubgroups: values['include-subgroups'] } : { kind: 'projects', refs: projects },
+    spec:
+      values.group !== undefined
+        ? { kind: 'group', ref: values.group, includeSubgroups: values['include-subgroups'] }
+        : { kind: 'projects', refs: projects },
     labels,
     dryRun: values['dry-run'],
     concurrency: positiveInt('concurrency', values.concurrency, DEFAULT_CONCURRENCY)!,
     keepIssueOnFailure: values['keep-issue-on-failure'],
-    url: url.toString().replace(/\/+$/, '').replace(/\/api\/v4$/, ''),
+    url: url
+      .toString()
+      .replace(/\/+$/, '')
+      .replace(/\/api\/v4$/, ''),
     token,
   };
   const rpm = positiveInt('requests-per-minute', values['requests-per-minute']);
@@ -167,7 +176,12 @@ export async function runOnboard(argv: string[], io: OnboardIo): Promise<number>
 
   let reporter: Reporter;
   try {
-    reporter = new Reporter({ stdout: io.stdout, stderr: io.stderr, ...(config.reportFile ? { reportFile: config.reportFile } : {}), dryRun: config.dryRun });
+    reporter = new Reporter({
+      stdout: io.stdout,
+      stderr: io.stderr,
+      ...(config.reportFile ? { reportFile: config.reportFile } : {}),
+      dryRun: config.dryRun,
+    });
   } catch (err) {
     io.stderr.write(`gitlab-otel onboard: ${(err as Error).message}\n`);
     return 2;

@@ -198,8 +198,8 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
 
   const requesterFn = createRequesterFn(
     (_service: ResourceOptions, request: RequestOptions) => Promise.resolve(request),
-    (endpoint, opts) => send(endpoint, (opts ?? {}) as RequestOptions),
-  ) as (o: ResourceOptions) => RequesterType;
+    (endpoint, opts) => send(endpoint, opts ?? {}),
+  );
 
   const base = options.url.replace(/\/+$/, '').replace(/\/api\/v4$/, '');
   const auth = options.tokenKind === 'oauth' ? { oauthToken: options.token } : { token: options.token };
@@ -210,7 +210,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
     // Timeouts are per attempt (above); Gitbeaker's one signal would span every retry and every Retry-After wait.
     queryTimeout: null,
     rateLimits: {},
-  }) as GitLabApi;
+  });
   return { api, stats };
 }
 
@@ -236,7 +236,11 @@ async function parseResponse(response: Response, method: string, endpoint: strin
       return { body: (text ? JSON.parse(text) : {}) as FormattedResponse['body'], headers, status: response.status };
     } catch {
       throw new AbortError(
-        new OnboardingError('MALFORMED_RESPONSE', `${method} ${endpoint}: GitLab answered ${response.status} with invalid JSON`, response.status),
+        new OnboardingError(
+          'MALFORMED_RESPONSE',
+          `${method} ${endpoint}: GitLab answered ${response.status} with invalid JSON`,
+          response.status,
+        ),
       );
     }
   }

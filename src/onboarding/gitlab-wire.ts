@@ -94,7 +94,7 @@ export function parseProject(body: unknown): ProjectWire {
     id: int(body, 'id', what),
     path_with_namespace: str(body, 'path_with_namespace', what),
     web_url: str(body, 'web_url', what),
-    default_branch: (branch as string | null | undefined) ?? null,
+    default_branch: branch ?? null,
     empty_repo: optBool(body, 'empty_repo', what) ?? false,
     archived: optBool(body, 'archived', what) ?? false,
     // issues_enabled is evaluated for the current user; issues_access_level is the setting.
@@ -162,8 +162,9 @@ export function parseWorkflow(body: unknown): WorkflowWire {
   let workload: WorkflowWire['workload'] = null;
   if (isObject(w)) {
     const id = w.id;
-    if (id !== null && id !== undefined && typeof id !== 'string' && typeof id !== 'number') fail(what, "'workload.id' is neither a string nor a number");
-    workload = { id: (id as string | number | null | undefined) ?? null };
+    if (id !== null && id !== undefined && typeof id !== 'string' && typeof id !== 'number')
+      fail(what, "'workload.id' is neither a string nor a number");
+    workload = { id: id ?? null };
     if (typeof w.message === 'string' && w.message !== '') workload.message = w.message;
   }
   return { id: int(body, 'id', what), ...(typeof body.status === 'string' ? { status: body.status } : {}), workload };

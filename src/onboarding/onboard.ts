@@ -134,13 +134,18 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
         return skip('ALREADY_STARTED', `issue #${issue.iid} already has workflow ${session}`);
       }
       if (opts.dryRun) {
-        return Object.assign(skip('DRY_RUN', `dry run: would start the ${DEVELOPER_FLOW} workflow for issue #${issue.iid}`), { dry_run: true as const });
+        return Object.assign(skip('DRY_RUN', `dry run: would start the ${DEVELOPER_FLOW} workflow for issue #${issue.iid}`), {
+          dry_run: true as const,
+        });
       }
     } else {
       if (opts.dryRun) {
-        return Object.assign(skip('DRY_RUN', `dry run: would create the issue (${template} template) and start the ${DEVELOPER_FLOW} workflow`), {
-          dry_run: true as const,
-        });
+        return Object.assign(
+          skip('DRY_RUN', `dry run: would create the issue (${template} template) and start the ${DEVELOPER_FLOW} workflow`),
+          {
+            dry_run: true as const,
+          },
+        );
       }
       // 4. The issue.
       issue = await createIssue(opts, project, renderDescription(template, { language, projectPath: project.path_with_namespace }));
@@ -218,7 +223,15 @@ async function instrumentedManifest(opts: OnboardOptions, project: ProjectWire, 
 
 async function findOurIssue(opts: OnboardOptions, projectId: number, label: string): Promise<IssueWire | null> {
   const issues = parseIssues(
-    await opts.client.api.Issues.all({ projectId, labels: label, state: 'opened', orderBy: 'created_at', sort: 'asc', perPage: 100, maxPages: 5 }),
+    await opts.client.api.Issues.all({
+      projectId,
+      labels: label,
+      state: 'opened',
+      orderBy: 'created_at',
+      sort: 'asc',
+      perPage: 100,
+      maxPages: 5,
+    }),
   );
   return issues.filter((i) => isOurIssue(i, label)).sort((a, b) => a.iid - b.iid)[0] ?? null;
 }
@@ -273,7 +286,8 @@ async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: 
     if (!(err instanceof UncertainWriteError)) throw err;
     // GitLab notes "started session" on the issue when it creates a linked workflow: look before sending again.
     const session = startedSession(parseNotes(await opts.client.api.IssueNotes.all(project.id, issue.iid, { perPage: 100 })));
-    if (session !== null) return { id: session, workloadId: null, note: `workflow response lost (${err.message}); found session ${session} on the issue` };
+    if (session !== null)
+      return { id: session, workloadId: null, note: `workflow response lost (${err.message}); found session ${session} on the issue` };
     return post();
   }
 }
@@ -282,7 +296,11 @@ async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: 
 async function compensate(opts: OnboardOptions, projectId: number, iid: number, why: string, result: ProjectResult): Promise<void> {
   const api = opts.client.api;
   try {
-    await api.IssueNotes.create(projectId, iid, `gitlab-otel could not start the ${DEVELOPER_FLOW} workflow for this issue, so it is being closed:\n\n> ${why}`);
+    await api.IssueNotes.create(
+      projectId,
+      iid,
+      `gitlab-otel could not start the ${DEVELOPER_FLOW} workflow for this issue, so it is being closed:\n\n> ${why}`,
+    );
   } catch {
     // The comment is a courtesy; closing is what keeps the next run correct.
   }

@@ -6,9 +6,7 @@ import { statusOf, type GitLabApi } from './gitlab-client.js';
 import { OnboardingError } from './errors.js';
 import { parseProjectRefs } from './gitlab-wire.js';
 
-export type TargetSpec =
-  | { kind: 'projects'; refs: string[] }
-  | { kind: 'group'; ref: string; includeSubgroups: boolean };
+export type TargetSpec = { kind: 'projects'; refs: string[] } | { kind: 'group'; ref: string; includeSubgroups: boolean };
 
 export const GROUP_PAGE_SIZE = 100;
 
@@ -23,10 +21,10 @@ export async function* targets(api: GitLabApi, spec: TargetSpec): AsyncGenerator
     return;
   }
   const group = projectRef(spec.ref);
-  for (let page: number | null = 1; page !== null; ) {
+  for (let page: number | null = 1; page !== null;) {
     let response: { data: unknown; paginationInfo: { next: number | null; totalPages: number } };
     try {
-      response = (await api.Groups.allProjects(group, {
+      response = await api.Groups.allProjects(group, {
         page,
         perPage: GROUP_PAGE_SIZE,
         includeSubgroups: spec.includeSubgroups,
@@ -37,7 +35,7 @@ export async function* targets(api: GitLabApi, spec: TargetSpec): AsyncGenerator
         orderBy: 'id',
         sort: 'asc',
         showExpanded: true,
-      })) as unknown as typeof response;
+      });
     } catch (err) {
       if (err instanceof GitbeakerRequestError && statusOf(err) === 404) {
         throw new OnboardingError('NOT_FOUND', `group '${spec.ref}' not found, or not visible to this token`, 404);

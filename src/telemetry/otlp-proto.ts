@@ -79,9 +79,7 @@ export function encodeRetryInfoStatus(code: number, message: string, retryDelayM
     }),
   ).finish();
   return Buffer.from(
-    RpcStatus.encode(
-      RpcStatus.create({ code, message, details: [{ typeUrl: RETRY_INFO_TYPE_URL, value: retryInfo }] }),
-    ).finish(),
+    RpcStatus.encode(RpcStatus.create({ code, message, details: [{ typeUrl: RETRY_INFO_TYPE_URL, value: retryInfo }] })).finish(),
   );
 }
 
@@ -106,8 +104,6 @@ export function decodeRetryDelayMs(statusDetails: Buffer): number | undefined {
 export function encodePartialSuccess(rejectedSpans: number, errorMessage: string): Buffer {
   const { ExportTraceServiceResponse } = otlpTypes();
   return Buffer.from(
-    ExportTraceServiceResponse.encode(
-      ExportTraceServiceResponse.create({ partialSuccess: { rejectedSpans, errorMessage } }),
-    ).finish(),
+    ExportTraceServiceResponse.encode(ExportTraceServiceResponse.create({ partialSuccess: { rejectedSpans, errorMessage } })).finish(),
   );
 }

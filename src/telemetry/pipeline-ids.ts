@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 const DOMAIN = 'gitlab-otel/v1';
 
 function digest(...parts: string[]): Buffer {
-  return createHash('sha256').update([DOMAIN, ...parts].join('\0')).digest();
+  return createHash('sha256')
+    .update([DOMAIN, ...parts].join('\0'))
+    .digest();
 }
 
 /** The instance as both sides see it: `CI_SERVER_URL`, lower-cased, without a trailing slash. */

@@ -4,12 +4,7 @@
 // hook lets a test make it fail the way collectors do (UNAVAILABLE, throttling
 // with RetryInfo, partial success, slowness).
 import * as grpc from '@grpc/grpc-js';
-import {
-  otlpTypes,
-  TRACE_EXPORT_PATH,
-  encodePartialSuccess,
-  encodeRetryInfoStatus,
-} from './otlp-proto.js';
+import { otlpTypes, TRACE_EXPORT_PATH, encodePartialSuccess, encodeRetryInfoStatus } from './otlp-proto.js';
 
 export type AttributeValue = string | number | boolean | AttributeValue[] | null;
 
@@ -258,7 +253,11 @@ export class OtlpReceiver {
     const peer = call.getAuthContext().sslPeerCertificate;
     // Node reports an empty object, not undefined, when the peer sent no certificate.
     if (peer?.fingerprint256) {
-      exportCall.clientCertificate = { subjectCN: String(peer.subject?.CN ?? ''), issuerCN: String(peer.issuer?.CN ?? ''), fingerprint256: peer.fingerprint256 };
+      exportCall.clientCertificate = {
+        subjectCN: String(peer.subject?.CN ?? ''),
+        issuerCN: String(peer.issuer?.CN ?? ''),
+        fingerprint256: peer.fingerprint256,
+      };
     }
     this.calls.push(exportCall);
     this.wake();
@@ -294,10 +293,7 @@ export class OtlpReceiver {
       case 'error': {
         const metadata = new grpc.Metadata();
         if (answer.retryDelayMs !== undefined) {
-          metadata.set(
-            'grpc-status-details-bin',
-            encodeRetryInfoStatus(answer.code, answer.details ?? '', answer.retryDelayMs),
-          );
+          metadata.set('grpc-status-details-bin', encodeRetryInfoStatus(answer.code, answer.details ?? '', answer.retryDelayMs));
         }
         cb({ code: answer.code, details: answer.details ?? 'receiver refused', metadata });
         return;

@@ -114,10 +114,7 @@ export class UnsampledJobHold {
 
   hold(jobId: string, spans: readonly SpanRecord[]): HoldResult {
     const held = this.jobs.get(jobId) ?? [];
-    const room = Math.max(
-      0,
-      Math.min(this.limits.maxHeldSpansPerJob - held.length, this.limits.maxHeldSpans - this.total),
-    );
+    const room = Math.max(0, Math.min(this.limits.maxHeldSpansPerJob - held.length, this.limits.maxHeldSpans - this.total));
     const taken = spans.slice(0, room);
     if (taken.length > 0) {
       held.push(...taken);

@@ -32,7 +32,11 @@ const IDS: DemoIds = {
 t.test('replayChunks: cuts after every section_end line, covers the log exactly, in stamp order', async (t) => {
   const log = buildJobLog('user-sections', { start: new Date('2026-03-01T10:00:00Z'), timestamps: true });
   const chunks = replayChunks(log.bytes);
-  t.equal(chunks.reduce((n, c) => n + c.bytes, 0), log.bytes.length, 'every byte is uploaded once');
+  t.equal(
+    chunks.reduce((n, c) => n + c.bytes, 0),
+    log.bytes.length,
+    'every byte is uploaded once',
+  );
   const markers = log.bytes.toString('latin1').split('section_end:').length - 1;
   t.equal(markers, log.sections.length, 'one end marker per section');
   t.equal(chunks.length, markers + 1, 'one chunk per section end, plus the tail');
@@ -49,13 +53,19 @@ t.test('replayChunks: cuts after every section_end line, covers the log exactly,
   // Stage ends are sent at the stage's end time.
   const stageEnds = log.sections.filter((s) => s.kind === 'stage').map((s) => s.endNs!);
   const times = new Set(chunks.map((c) => c.atNs));
-  t.ok(stageEnds.every((ns) => times.has(ns)), 'every stage end is the send time of a chunk');
+  t.ok(
+    stageEnds.every((ns) => times.has(ns)),
+    'every stage end is the send time of a chunk',
+  );
 });
 
 t.test('replayChunks: a log without stamps is sent at the fallback time', async (t) => {
   const log = buildJobLog('success', { start: new Date('2026-03-01T10:00:00Z'), timestamps: false });
   const chunks = replayChunks(log.bytes, 77n);
-  t.equal(chunks.reduce((n, c) => n + c.bytes, 0), log.bytes.length);
+  t.equal(
+    chunks.reduce((n, c) => n + c.bytes, 0),
+    log.bytes.length,
+  );
   t.ok(chunks.every((c) => c.atNs === 77n));
   t.same(replayChunks(Buffer.alloc(0)), [], 'an empty log is no upload');
 });
@@ -74,13 +84,20 @@ t.test('planDemoPipeline: N jobs in one trace, distinct ids and parents, compres
   t.equal(plan.traceId, IDS.traceId);
   t.equal(new Set(plan.jobs.map((j) => j.id)).size, 8, 'distinct job ids');
   t.equal(new Set(plan.jobs.map((j) => j.name)).size, 8, 'distinct job names, also past the templates');
-  t.notOk(plan.jobs.some((j) => j.scenario === 'script-failure'), 'nothing fails without --fail');
+  t.notOk(
+    plan.jobs.some((j) => j.scenario === 'script-failure'),
+    'nothing fails without --fail',
+  );
   for (const job of plan.jobs) {
     t.equal(Object.keys(job.durationsMs).length, 13, `${job.name}: every stage the log builder writes has a duration`);
     t.ok(job.durationsMs.step_script < 34_000 / 10, `${job.name}: the script is compressed`);
   }
   const failing = planDemoPipeline({ jobs: 3, fail: true, speed: 20, staggerMs: 100 }, IDS);
-  t.same(failing.jobs.map((j) => j.scenario === 'script-failure'), [false, true, false], '--fail fails exactly one job');
+  t.same(
+    failing.jobs.map((j) => j.scenario === 'script-failure'),
+    [false, true, false],
+    '--fail fails exactly one job',
+  );
   t.equal(failingJobIndex(1), 0, 'a one-job pipeline fails its only job');
   const single = planDemoPipeline({ jobs: 1, fail: true, speed: 20, staggerMs: 100 }, IDS);
   t.equal(single.jobs[0]!.scenario, 'script-failure');
@@ -88,7 +105,13 @@ t.test('planDemoPipeline: N jobs in one trace, distinct ids and parents, compres
 
 // ------------------------------------------------------------- span progress
 
-function span(spanId: string, parentSpanId: string, name: string, attributes: ReceivedSpan['attributes'] = {}, error = false): ReceivedSpan {
+function span(
+  spanId: string,
+  parentSpanId: string,
+  name: string,
+  attributes: ReceivedSpan['attributes'] = {},
+  error = false,
+): ReceivedSpan {
   return {
     traceId: IDS.traceId,
     spanId,
@@ -131,7 +154,13 @@ t.test('SpanProgress: a stage of a job never announced waits; its job span place
   const p = new SpanProgress();
   t.same(p.receive([span('a', 'j9', 'get_sources', { [CI.stageName]: 'get_sources' })]), []);
   const events = p.receive([span('j9', 'x', 'job_execution', { [CI.jobId]: 909 })]);
-  t.same(events.map((e) => [e.kind, e.jobId]), [['job', 909], ['stage', 909]]);
+  t.same(
+    events.map((e) => [e.kind, e.jobId]),
+    [
+      ['job', 909],
+      ['stage', 909],
+    ],
+  );
   t.same(p.receive([span('j8', 'x', 'job_execution', {})]), [], 'a job span without a job id is not guessed at');
 });
 
@@ -191,7 +220,15 @@ t.test('parseDemoArgs: defaults, the options, and usage errors with a stable cod
     json: true,
     quick: true,
   });
-  for (const bad of [['--jobs', '0'], ['--jobs', '2.5'], ['--jobs', '999'], ['--collector-down', '-1'], ['--collector-down', 'soon'], ['--nope'], ['extra']]) {
+  for (const bad of [
+    ['--jobs', '0'],
+    ['--jobs', '2.5'],
+    ['--jobs', '999'],
+    ['--collector-down', '-1'],
+    ['--collector-down', 'soon'],
+    ['--nope'],
+    ['extra'],
+  ]) {
     t.throws(() => parseDemoArgs(bad), { code: 'DEMO_USAGE', name: 'DemoUsageError' }, bad.join(' '));
   }
   t.ok(new DemoUsageError('x') instanceof Error);
@@ -239,10 +276,19 @@ function checkStructure(t: Test, result: DemoResult, jobs: number): void {
       ['prepare_executor', 'prepare_script', 'get_sources'],
       `job ${job.id}: the runner's stages, in order`,
     );
-    t.ok(stages.some((s) => s.name === 'step_script'), `job ${job.id}: step_script`);
+    t.ok(
+      stages.some((s) => s.name === 'step_script'),
+      `job ${job.id}: step_script`,
+    );
     t.equal(stages.at(-1)!.name, 'cleanup_file_variables', `job ${job.id}: ends with cleanup`);
-    t.ok(root.children.every((c) => c.parent === 'present' && c.parentSpanId === root.spanId), `job ${job.id}: stages parented`);
-    t.ok(flatten(root.children).every((s) => s.parent === 'present'), `job ${job.id}: every descendant's parent arrived`);
+    t.ok(
+      root.children.every((c) => c.parent === 'present' && c.parentSpanId === root.spanId),
+      `job ${job.id}: stages parented`,
+    );
+    t.ok(
+      flatten(root.children).every((s) => s.parent === 'present'),
+      `job ${job.id}: every descendant's parent arrived`,
+    );
     t.equal(job.spans, 1 + flatten(root.children).length, `job ${job.id}: span count`);
     t.equal(job.finalStatus, 200, `job ${job.id}: final update accepted`);
     t.equal(job.runnerErrors, 0, `job ${job.id}: no runner call failed`);
@@ -260,7 +306,13 @@ t.test('runDemo --json (quick): one JSON document with the trace, jobs and count
   const doc = JSON.parse(out) as DemoResult;
   t.same(doc, JSON.parse(JSON.stringify(result)), 'stdout is exactly the result');
   checkStructure(t, doc, 2);
-  t.same(doc.jobs.map((j) => [j.id, j.name, j.state]), [[101, 'build', 'success'], [102, 'test:unit', 'success']]);
+  t.same(
+    doc.jobs.map((j) => [j.id, j.name, j.state]),
+    [
+      [101, 'build', 'success'],
+      [102, 'test:unit', 'success'],
+    ],
+  );
   t.equal(doc.counts.errorSpans, 0, 'no ERROR without --fail');
   const unit = flatten(doc.traces[0]!.spans).find((s) => s.name === 'compile.native');
   t.ok(unit, "test:unit's nested user sections arrived");
@@ -288,11 +340,17 @@ t.test('runDemo --fail: the failing job and its script stage are ERROR spans', a
   t.equal(root.attributes[CI.jobFailureReason], 'script_failure');
   const step = root.children.find((c) => c.name === 'step_script')!;
   t.equal(step.status.code, 2, 'step_script is ERROR');
-  t.ok(root.children.some((c) => c.name === 'archive_cache_on_failure'), 'the failure path ran');
+  t.ok(
+    root.children.some((c) => c.name === 'archive_cache_on_failure'),
+    'the failure path ran',
+  );
   t.equal(result.counts.errorSpans, 2, 'exactly the job and its script stage');
   for (const other of result.jobs.filter((j) => j !== failing)) {
     const r = result.traces[0]!.spans.find((s) => s.spanId === other.jobSpanId)!;
-    t.ok(flatten([r]).every((s) => s.status.code !== 2), `job ${other.id} has no ERROR span`);
+    t.ok(
+      flatten([r]).every((s) => s.status.code !== 2),
+      `job ${other.id} has no ERROR span`,
+    );
   }
 });
 

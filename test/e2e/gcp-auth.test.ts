@@ -75,7 +75,10 @@ t.test('a job whose payload names a GCP-authenticated grpcs:// collector: every 
 
   const job = await runLabJob(lab, lab.runner(), { payload: { id: 4101, contract: tracing(receiver.port) }, patchSizes: [700, 700, 700] });
   t.equal(job.result.finalStatus, 200, 'the job ran to completion');
-  t.notOk((job.received.payload as { features?: { tracing?: unknown } }).features?.tracing, 'the runner gets no features.tracing (native_runner_span: replace)');
+  t.notOk(
+    (job.received.payload as { features?: { tracing?: unknown } }).features?.tracing,
+    'the runner gets no features.tracing (native_runner_span: replace)',
+  );
 
   await receiver.waitFor((s) => s.some((x) => x.name === 'job_execution'), 15_000);
   await lab.proxy.pipeline.flush(5000);
@@ -83,7 +86,10 @@ t.test('a job whose payload names a GCP-authenticated grpcs:// collector: every 
   const jobSpan = spans.find((s) => s.name === 'job_execution')!;
   t.equal(jobSpan.traceId, TRACE);
   t.equal(jobSpan.parentSpanId, PARENT, 'under GitLab’s span');
-  t.ok(spans.some((s) => s.name === 'step_script' && s.parentSpanId === jobSpan.spanId), 'stage spans under the job span');
+  t.ok(
+    spans.some((s) => s.name === 'step_script' && s.parentSpanId === jobSpan.spanId),
+    'stage spans under the job span',
+  );
   t.ok(spans.every((s) => s.traceId === TRACE));
 
   // A second job to the same collector shares the endpoint, and its token.
@@ -96,8 +102,13 @@ t.test('a job whose payload names a GCP-authenticated grpcs:// collector: every 
 
   t.same(refusals, [], 'the collector refused nothing');
   t.ok(receiver.calls.length >= 2, 'one export per job at least');
-  for (const call of receiver.calls) t.ok(metadata.issued.includes(bearer(call.metadata) ?? ''), 'each export carried an ID token the metadata server issued');
-  t.same(metadata.requests, [{ audience: AUDIENCE, format: 'full', flavor: 'Google' }], 'one token fetch, for the payload’s audience, cached across exports');
+  for (const call of receiver.calls)
+    t.ok(metadata.issued.includes(bearer(call.metadata) ?? ''), 'each export carried an ID token the metadata server issued');
+  t.same(
+    metadata.requests,
+    [{ audience: AUDIENCE, format: 'full', flavor: 'Google' }],
+    'one token fetch, for the payload’s audience, cached across exports',
+  );
 
   const name = `payload:127.0.0.1:${receiver.port}`;
   t.match(lab.proxy.pipeline.health(), [{ name, url: `https://127.0.0.1:${receiver.port}`, state: 'up', queueSpans: 0 }]);
@@ -116,30 +127,47 @@ t.test('the metadata server is unreachable: the job is untouched, nothing reache
   await metadata.close(); // its port now refuses connections
   const { receiver } = await collector(t, metadata);
   const log = memoryLogger();
-  const lab = await startLab({ receiver: false, log, proxyConfig: { telemetry: { use_payload_endpoints: true, gcp_metadata_url: deadUrl } } });
+  const lab = await startLab({
+    receiver: false,
+    log,
+    proxyConfig: { telemetry: { use_payload_endpoints: true, gcp_metadata_url: deadUrl } },
+  });
   t.teardown(() => lab.stop());
 
   const job = await runLabJob(lab, lab.runner(), { payload: { id: 4102, contract: tracing(receiver.port) } });
   t.equal(job.result.finalStatus, 200, 'the job ran to completion');
   const name = `payload:127.0.0.1:${receiver.port}`;
-  await eventually(async () => (await metric(lab.proxy.registry, 'gitlab_otel_auth_token_failures_total', { endpoint: name })) >= 1, 15_000, 'token failure counted');
+  await eventually(
+    async () => (await metric(lab.proxy.registry, 'gitlab_otel_auth_token_failures_total', { endpoint: name })) >= 1,
+    15_000,
+    'token failure counted',
+  );
   await eventually(() => lab.proxy.pipeline.health()[0]?.state === 'failing', 5000, 'endpoint failing');
   t.equal(receiver.calls.length, 0, 'no export without a token');
   t.equal(await metric(lab.proxy.registry, 'gitlab_otel_spans_exported_total'), 0);
-  t.ok(log.lines.some((l) => l.fields?.endpoint === name && l.fields?.to === 'failing'), 'the state change is logged');
+  t.ok(
+    log.lines.some((l) => l.fields?.endpoint === name && l.fields?.to === 'failing'),
+    'the state change is logged',
+  );
 });
 
 t.test('telemetry.gcp_metadata_url: defaults to the GCE metadata server, must be an http(s) URL', async (t) => {
   const env = envDefaults({}).defaults;
   t.equal(validateConfig({ upstream: { url: 'https://gitlab.example.com' } }, env).telemetry.gcpMetadataUrl, GCP_METADATA_IDENTITY_URL);
   t.equal(
-    validateConfig({ upstream: { url: 'https://gitlab.example.com' }, telemetry: { gcp_metadata_url: 'http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity' } }, env)
-      .telemetry.gcpMetadataUrl,
+    validateConfig(
+      {
+        upstream: { url: 'https://gitlab.example.com' },
+        telemetry: { gcp_metadata_url: 'http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity' },
+      },
+      env,
+    ).telemetry.gcpMetadataUrl,
     'http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity',
   );
   for (const bad of ['metadata.google.internal', 'ftp://metadata/identity', 42]) {
     t.throws(
-      () => validateConfig({ upstream: { url: 'https://gitlab.example.com' }, telemetry: { gcp_metadata_url: bad } }, env, 'gitlab-otel.yml'),
+      () =>
+        validateConfig({ upstream: { url: 'https://gitlab.example.com' }, telemetry: { gcp_metadata_url: bad } }, env, 'gitlab-otel.yml'),
       { name: 'ConfigError', code: 'CONFIG_INVALID', message: /^gitlab-otel\.yml: telemetry\.gcp_metadata_url: / },
       `refused: ${String(bad)}`,
     );

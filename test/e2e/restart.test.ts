@@ -54,7 +54,13 @@ async function setup(t: Test): Promise<Setup> {
       admin: '127.0.0.1:0',
       upstream: { url: gitlab.url },
       endpoints: [
-        { name: 'collector', url: collectorUrl, compression: 'none', queue: { batch_delay: '20ms' }, retry: { initial_backoff: '50ms', max_backoff: '300ms' } },
+        {
+          name: 'collector',
+          url: collectorUrl,
+          compression: 'none',
+          queue: { batch_delay: '20ms' },
+          retry: { initial_backoff: '50ms', max_backoff: '300ms' },
+        },
       ],
       spool: { dir: join(dir, 'spool') },
       shutdown: { grace: '5s', flush_timeout: '2s' },
@@ -150,7 +156,9 @@ async function journalled(s: Setup, id: number, offset: number): Promise<Record<
 
 t.test('kill -9 mid-job with spans queued: after a restart the spool is delivered and the job completed, each span once', async (t) => {
   const s = await setup(t);
-  const down = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE, details: 'collector down' }) }).start();
+  const down = await new OtlpReceiver({
+    behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE, details: 'collector down' }),
+  }).start();
   let up: OtlpReceiver | undefined;
   let second: ProxyChild | undefined;
   t.teardown(async () => {
@@ -165,7 +173,11 @@ t.test('kill -9 mid-job with spans queued: after a restart the spool is delivere
     const record = await journalled(s, 7001, job.log.bytes.indexOf(':compile.native') + 40);
     const open = record.log as { spans: { stage?: { name: string }; sections: { name: string }[] } };
     t.equal(open.spans.stage?.name, 'step_script', 'journalled: step_script open');
-    t.same(open.spans.sections.map((x) => x.name), ['build', 'compile.native'], 'journalled: two nested sections open');
+    t.same(
+      open.spans.sections.map((x) => x.name),
+      ['build', 'compile.native'],
+      'journalled: two nested sections open',
+    );
     t.notOk(JSON.stringify(record).includes(job.received.token), 'the job token is not in the journal');
     await eventually(() => down.calls.length > 0, 10_000, 'an export attempt against the dead collector');
 
@@ -174,7 +186,10 @@ t.test('kill -9 mid-job with spans queued: after a restart the spool is delivere
     await down.stop();
     second = await startProxyChild(s.config(down.url));
     t.teardown(() => void second?.child.kill('SIGKILL'));
-    t.ok(second.lines.some((l) => l.msg === 'job telemetry resumed after restart' && l.job_id === 7001), 'the restarted proxy resumed the job');
+    t.ok(
+      second.lines.some((l) => l.msg === 'job telemetry resumed after restart' && l.job_id === 7001),
+      'the restarted proxy resumed the job',
+    );
     up = await new OtlpReceiver({ port: down.port }).start();
   });
   t.equal(finalStatus, 200, 'the job finished normally through the restarted proxy');
@@ -184,7 +199,10 @@ t.test('kill -9 mid-job with spans queued: after a restart the spool is delivere
   // A graceful stop delivers what is still queued and says so with exit 0.
   second!.child.kill('SIGTERM');
   t.equal((await exitOf(second!, 20_000)).code, 0, 'the restarted proxy exits 0 on SIGTERM');
-  t.ok(second!.lines.some((l) => l.msg === 'spool_replayed'), 'spans spooled before the kill were replayed');
+  t.ok(
+    second!.lines.some((l) => l.msg === 'spool_replayed'),
+    'spans spooled before the kill were replayed',
+  );
   assertJobComplete(t, up!.spans, job.log, job.received);
   t.equal(journalRecord(join(s.dir, 'spool'), 7001), undefined, 'the finished job left the journal');
 });
@@ -204,10 +222,16 @@ t.test('SIGTERM mid-job: exit 0, the job is journalled, and after a restart its 
     first.child.kill('SIGTERM');
     const exit = await exitOf(first, 20_000);
     t.equal(exit.code, 0, 'exit code 0 after SIGTERM');
-    t.ok(first.lines.some((l) => l.msg === 'jobs in progress journalled for the next start' && l.jobs === 1), 'the running job was journalled, not abandoned');
+    t.ok(
+      first.lines.some((l) => l.msg === 'jobs in progress journalled for the next start' && l.jobs === 1),
+      'the running job was journalled, not abandoned',
+    );
     before = collector.spans.length;
     t.ok(before > 0, `stages finished before the stop were delivered before exiting (${before})`);
-    t.notOk(collector.spans.some((x) => x.name === 'job_execution' || x.name === 'step_script'), 'the open job and stage were not closed early');
+    t.notOk(
+      collector.spans.some((x) => x.name === 'job_execution' || x.name === 'step_script'),
+      'the open job and stage were not closed early',
+    );
     second = await startProxyChild(s.config(collector.url));
     t.teardown(() => void second?.child.kill('SIGKILL'));
   });
@@ -256,10 +280,18 @@ t.test('journal records: metadata only, and validated field by field when read b
     ['another version', (r) => (r.v = 2), /version 2/],
     ['a bad trace id', (r) => (r.traceId = 'zz'), /traceId/],
     ['a bad span id', (r) => (r.jobSpanId = '0000000000000000'), /jobSpanId/],
-    ['a CI variable off the allowlist', (r) => ((r.job as { ci: Record<string, string> }).ci.DEPLOY_PASSWORD = 'x'), /job\.ci\.DEPLOY_PASSWORD/],
+    [
+      'a CI variable off the allowlist',
+      (r) => ((r.job as { ci: Record<string, string> }).ci.DEPLOY_PASSWORD = 'x'),
+      /job\.ci\.DEPLOY_PASSWORD/,
+    ],
     ['a non-decimal time', (r) => (r.assignedAt = '12e9'), /assignedAt/],
     ['an unknown contract', (r) => (r.contract = 'magic'), /contract/],
-    ['a malformed open span', (r) => ((r.log as { spans: { sections: unknown[] } }).spans.sections = [{ spanId: 'x', startNs: '1' }]), /open span/],
+    [
+      'a malformed open span',
+      (r) => ((r.log as { spans: { sections: unknown[] } }).spans.sections = [{ spanId: 'x', startNs: '1' }]),
+      /open span/,
+    ],
     ['a malformed payload endpoint', (r) => (r.payloadEndpoints = [{ auth: 1 }]), /payloadEndpoints\[0\]/],
     ['no job id', (r) => delete (r.job as Record<string, unknown>).jobId, /jobId/],
   ];

@@ -29,14 +29,18 @@ t.test('shipped contract: job_execution and stage spans, parented and timed from
   t.equal(job.received.variables.TRACEPARENT, traceparent(TRACE, jobSpan!.spanId), 'TRACEPARENT names our job span');
   t.equal(jobSpan!.startTimeUnixNano, job.log.firstTimestamp, 'job span starts at the first log stamp');
   for (const stage of stages) {
-    const span = spans.find((s) => s.name === stage.name && s.attributes['ci.stage.attempt'] === stage.attempt) ??
+    const span =
+      spans.find((s) => s.name === stage.name && s.attributes['ci.stage.attempt'] === stage.attempt) ??
       spans.find((s) => s.name === stage.name);
     t.ok(span, `stage ${stage.name} exported`);
     t.equal(span!.parentSpanId, jobSpan!.spanId, `${stage.name} is a child of job_execution`);
     t.equal(span!.startTimeUnixNano, stage.startNs, `${stage.name} start`);
     t.equal(span!.endTimeUnixNano, stage.endNs, `${stage.name} end`);
   }
-  t.notOk(log.lines.some((l) => l.level === 'error'), 'no errors logged');
+  t.notOk(
+    log.lines.some((l) => l.level === 'error'),
+    'no errors logged',
+  );
 });
 
 t.test('no contract: no spans, payload forwarded untouched', async (t) => {
@@ -49,7 +53,7 @@ t.test('no contract: no spans, payload forwarded untouched', async (t) => {
   t.equal(lab.receiver!.spans.length, 0);
   const sent = lab.gitlab.exchanges.find((e) => e.status === 201)!;
   const got = runner.sent.find((e) => e.status === 201)!;
-  t.same(got.rawBody, sent.responseBody, 'the runner got GitLab\'s bytes');
+  t.same(got.rawBody, sent.responseBody, "the runner got GitLab's bytes");
   t.notOk('TRACEPARENT' in job.received.variables);
 });
 

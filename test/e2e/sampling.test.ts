@@ -26,7 +26,7 @@ const ofJob = (spans: ReceivedSpan[], jobId: number): ReceivedSpan[] => {
   if (!job) return [];
   const ids = new Set([job.spanId]);
   // Stage spans hang off the job span; user sections off stages: follow parentage down.
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const s of spans) {
       if (s.traceId === job.traceId && !ids.has(s.spanId) && ids.has(s.parentSpanId)) {
@@ -59,7 +59,11 @@ t.test('ratio 0: a successful fallback job exports nothing, a failed one everyth
   const spans = lab.receiver!.spans;
   t.equal(spans.filter((s) => s.traceId === pipelineTraceId(SERVER, 501)).length, 0, 'unsampled successful job: no span at all');
   assertWhole(t, spans, failed, 'unsampled failed job');
-  t.match(ok.received.variables.TRACEPARENT, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'the job got a TRACEPARENT flagged not sampled, so in-job tools do not export either');
+  t.match(
+    ok.received.variables.TRACEPARENT,
+    /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/,
+    'the job got a TRACEPARENT flagged not sampled, so in-job tools do not export either',
+  );
   t.equal(lab.proxy.tracker.heldSpans, 0, 'nothing left held once both jobs ended');
 });
 
@@ -115,7 +119,9 @@ t.test('one decision per pipeline: all jobs of a trace id are kept or all droppe
 t.test('payload-enabled jobs are exported whole whatever the sampler says', async (t) => {
   const lab = await samplingLab({ sampler: 'always_off' });
   t.teardown(() => lab.stop());
-  const tracing = await runLabJob(lab, lab.runner(), { payload: { id: 5041, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } } });
+  const tracing = await runLabJob(lab, lab.runner(), {
+    payload: { id: 5041, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } },
+  });
   const seed = await runLabJob(lab, lab.runner(), {
     payload: { id: 5042, contract: { kind: 'job_telemetry', traceId: 'aa'.repeat(16), parentSpanId: 'bb'.repeat(8) } },
   });

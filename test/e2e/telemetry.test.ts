@@ -14,11 +14,13 @@ const stringify = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -78,7 +80,10 @@ t.test('collector down: the job runs to completion through the proxy, and nothin
     patchSizes: [512, 512, 512],
   });
   t.equal(job.result.finalStatus, 200);
-  t.ok(runner.sent.every((e) => e.status < 400), 'every runner call succeeded');
+  t.ok(
+    runner.sent.every((e) => e.status < 400),
+    'every runner call succeeded',
+  );
   t.same(lab.gitlab.traceOf(3101), job.log.bytes, 'GitLab has the whole log');
   await lab.receiver!.waitFor(() => lab.receiver!.calls.length > 0);
   t.equal(lab.receiver!.spans.length, 0, 'nothing was accepted');

@@ -49,7 +49,10 @@ t.test('byte identity except the documented payload edits', async (t) => {
       const added = delivered.variables.slice(original.variables.length);
       t.same(
         added.map((v: { key: string; public: boolean; masked: boolean }) => [v.key, v.public, v.masked]),
-        [['TRACEPARENT', true, false], ['TRACESTATE', true, false]],
+        [
+          ['TRACEPARENT', true, false],
+          ['TRACESTATE', true, false],
+        ],
         'TRACEPARENT and TRACESTATE appended, public and unmasked',
       );
       delivered.variables = delivered.variables.slice(0, original.variables.length);
@@ -81,7 +84,10 @@ t.test('gzip-encoded payloads: read for telemetry, edited payload re-encoded, un
   const [edited, plain] = runner.sent.filter((e) => e.status === 201);
   t.equal(edited!.headers['content-encoding'], 'gzip');
   const payload = JSON.parse(gunzipSync(edited!.rawBody).toString());
-  t.ok(payload.variables.some((v: { key: string }) => v.key === 'TRACEPARENT'), 'edited payload decodes with TRACEPARENT');
+  t.ok(
+    payload.variables.some((v: { key: string }) => v.key === 'TRACEPARENT'),
+    'edited payload decodes with TRACEPARENT',
+  );
   const upstream = lab.gitlab.exchanges.filter((e) => e.status === 201)[1]!;
   t.same(plain!.rawBody, upstream.responseBody, 'a payload without telemetry keeps its original gzip bytes');
   await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'));
@@ -106,7 +112,12 @@ t.test('artifact upload streams through unchanged (chunked, 64 MiB)', async (t) 
   const dl = await runner.call('GET', '/api/v4/jobs/2201/artifacts', { 'JOB-TOKEN': job.token });
   t.equal(dl.status, 200);
   t.equal(dl.rawBody.length, 5 * 1024 * 1024);
-  t.equal(createHash('sha256').update(dl.rawBody).digest('hex'), createHash('sha256').update(Buffer.alloc(5 * 1024 * 1024, 7)).digest('hex'));
+  t.equal(
+    createHash('sha256').update(dl.rawBody).digest('hex'),
+    createHash('sha256')
+      .update(Buffer.alloc(5 * 1024 * 1024, 7))
+      .digest('hex'),
+  );
 });
 
 t.test('not an open proxy: absolute-form targets and CONNECT are refused', async (t) => {
@@ -148,10 +159,31 @@ t.test('bad 201 bodies are forwarded unchanged with one clear warning', async (t
   const cases: [string, string | Buffer, RegExp][] = [
     ['not JSON', 'this is not json', /not valid JSON/],
     ['truncated', '{"id": 12, "token": "glcbt-x", "features": {"tracing": {"trace_id"', /not valid JSON/],
-    ['wrong id type', JSON.stringify({ id: 'twelve', features: { tracing: { trace_id: TRACE, span_parent_id: PARENT } } }), /no valid numeric "id"/],
-    ['non-hex trace id', JSON.stringify({ id: 13, variables: [], features: { tracing: { trace_id: 'z'.repeat(32), span_parent_id: PARENT } } }), /trace_id is .* expected 32 lowercase hex/],
-    ['all-zero parent', JSON.stringify({ id: 14, variables: [], features: { tracing: { trace_id: TRACE, span_parent_id: '0'.repeat(16) } } }), /span_parent_id is all zeros/],
-    ['short seed trace id', JSON.stringify({ id: 15, variables: [], features: { job_telemetry: true }, trace_context: { trace_id: 'abc', parent_span_id: PARENT } }), /trace_context.trace_id/],
+    [
+      'wrong id type',
+      JSON.stringify({ id: 'twelve', features: { tracing: { trace_id: TRACE, span_parent_id: PARENT } } }),
+      /no valid numeric "id"/,
+    ],
+    [
+      'non-hex trace id',
+      JSON.stringify({ id: 13, variables: [], features: { tracing: { trace_id: 'z'.repeat(32), span_parent_id: PARENT } } }),
+      /trace_id is .* expected 32 lowercase hex/,
+    ],
+    [
+      'all-zero parent',
+      JSON.stringify({ id: 14, variables: [], features: { tracing: { trace_id: TRACE, span_parent_id: '0'.repeat(16) } } }),
+      /span_parent_id is all zeros/,
+    ],
+    [
+      'short seed trace id',
+      JSON.stringify({
+        id: 15,
+        variables: [],
+        features: { job_telemetry: true },
+        trace_context: { trace_id: 'abc', parent_span_id: PARENT },
+      }),
+      /trace_context.trace_id/,
+    ],
     ['tracing not an object', JSON.stringify({ id: 16, variables: [], features: { tracing: 'yes' } }), /features.tracing is not an object/],
   ];
   for (const [name, body, warning] of cases) {
@@ -173,11 +205,20 @@ t.test('bad 201 bodies are forwarded unchanged with one clear warning', async (t
       { log },
     );
     const res = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: proxy.address.port, method: 'POST', path: '/api/v4/jobs/request', headers: { 'Content-Type': 'application/json' } }, (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: proxy.address.port,
+          method: 'POST',
+          path: '/api/v4/jobs/request',
+          headers: { 'Content-Type': 'application/json' },
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        },
+      );
       req.on('error', reject);
       req.end(JSON.stringify({ token: 'glrt-x', info: { features: {} } }));
     });
@@ -220,7 +261,10 @@ t.test('a runner that goes away mid-upload or mid-download does not disturb the 
   // Upload: send part of a chunked body, then drop the connection.
   await new Promise<void>((resolve) => {
     const req = http.request({
-      host: '127.0.0.1', port, method: 'POST', path: '/api/v4/jobs/2401/artifacts',
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/api/v4/jobs/2401/artifacts',
       headers: { 'JOB-TOKEN': job.token, 'Transfer-Encoding': 'chunked', 'Content-Type': 'multipart/form-data; boundary=x' },
     });
     req.on('error', () => resolve());
@@ -241,14 +285,21 @@ t.test('a runner that goes away mid-upload or mid-download does not disturb the 
     });
     req.on('error', () => resolve());
   });
-  const after = await runner.call('POST', '/api/v4/runners/verify', { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({ token: lab.runnerToken })));
+  const after = await runner.call(
+    'POST',
+    '/api/v4/runners/verify',
+    { 'Content-Type': 'application/json' },
+    Buffer.from(JSON.stringify({ token: lab.runnerToken })),
+  );
   t.equal(after.status, 200, 'the proxy still serves');
   const health = await new Promise<{ requests_in_flight: number }>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: lab.proxy.adminAddress!.port, path: '/healthz' }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve(JSON.parse(body)));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port: lab.proxy.adminAddress!.port, path: '/healthz' }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve(JSON.parse(body)));
+      })
+      .on('error', reject);
   });
   t.equal(health.requests_in_flight, 0, 'the aborted exchanges are not left hanging');
 });

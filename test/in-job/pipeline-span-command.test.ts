@@ -3,7 +3,12 @@ import { decidePipelineSpan } from '../../src/in-job/pipeline-span-command.js';
 import { pipelineRootSpanId, pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
 import { jobEnv, runCli } from '../support/in-job-harness.js';
 
-const env = { CI_SERVER_URL: 'https://GitLab.example.com/', CI_PIPELINE_ID: '55', CI_PIPELINE_CREATED_AT: '2026-03-01T10:00:00Z', CI_PROJECT_PATH: 'g/p' };
+const env = {
+  CI_SERVER_URL: 'https://GitLab.example.com/',
+  CI_PIPELINE_ID: '55',
+  CI_PIPELINE_CREATED_AT: '2026-03-01T10:00:00Z',
+  CI_PROJECT_PATH: 'g/p',
+};
 const now = BigInt(Date.parse('2026-03-01T10:05:00Z')) * 1_000_000n;
 
 t.test('root span ids are the ones the proxy derives; times and result from CI variables', async (t) => {
@@ -17,18 +22,31 @@ t.test('root span ids are the ones the proxy derives; times and result from CI v
   t.notOk('error.type' in d.span.attributes);
   const f = decidePipelineSpan(env, 'failure', now);
   t.match(f, { kind: 'export', span: { status: { code: 2 }, attributes: { 'error.type': 'failure', 'cicd.pipeline.result': 'failure' } } });
-  const fromFallbackJob = decidePipelineSpan({ ...env, TRACEPARENT: `00-${pipelineTraceId(env.CI_SERVER_URL, 55)}-1111111111111111-01` }, 'success', now);
+  const fromFallbackJob = decidePipelineSpan(
+    { ...env, TRACEPARENT: `00-${pipelineTraceId(env.CI_SERVER_URL, 55)}-1111111111111111-01` },
+    'success',
+    now,
+  );
   t.equal(fromFallbackJob.kind, 'export', 'a TRACEPARENT in the same derived trace: fallback mode, export');
 });
 
 t.test('skips when GitLab owns the trace or the pipeline is unknown', async (t) => {
-  t.match(decidePipelineSpan({ ...env, TRACEPARENT: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }, 'success', now), { kind: 'skip', reason: /GitLab provides/ });
+  t.match(decidePipelineSpan({ ...env, TRACEPARENT: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }, 'success', now), {
+    kind: 'skip',
+    reason: /GitLab provides/,
+  });
   t.match(decidePipelineSpan({ CI_PIPELINE_ID: '55' }, 'success', now), { kind: 'skip' });
-  t.match(decidePipelineSpan({ ...env, CI_PIPELINE_CREATED_AT: 'not a date' }, 'success', now), { kind: 'export', span: { startTimeUnixNano: now } });
+  t.match(decidePipelineSpan({ ...env, CI_PIPELINE_CREATED_AT: 'not a date' }, 'success', now), {
+    kind: 'export',
+    span: { startTimeUnixNano: now },
+  });
 });
 
 t.test('the command never fails the pipeline on telemetry, but refuses bad usage', async (t) => {
-  const down = await runCli(['pipeline-span', '--timeout-ms', '500'], jobEnv({ ...env, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' }));
+  const down = await runCli(
+    ['pipeline-span', '--timeout-ms', '500'],
+    jobEnv({ ...env, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' }),
+  );
   t.equal(down.code, 0);
   t.match(down.stderr, /not exported to 127\.0\.0\.1:1/);
   const bad = await runCli(['pipeline-span', '--result', 'great'], jobEnv(env));

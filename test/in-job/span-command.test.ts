@@ -27,7 +27,11 @@ const PROBE = `process.stdout.write(JSON.stringify({ tp: process.env.TRACEPARENT
 t.test('traceparent parsing follows W3C trace context', async (t) => {
   t.same(parseTraceparent(`00-${TRACE}-${PARENT}-01`), { traceId: TRACE, spanId: PARENT, sampled: true });
   t.same(parseTraceparent(`00-${TRACE}-${PARENT}-00`), { traceId: TRACE, spanId: PARENT, sampled: false });
-  t.same(parseTraceparent(`01-${TRACE}-${PARENT}-01-extra`), { traceId: TRACE, spanId: PARENT, sampled: true }, 'later versions may append fields');
+  t.same(
+    parseTraceparent(`01-${TRACE}-${PARENT}-01-extra`),
+    { traceId: TRACE, spanId: PARENT, sampled: true },
+    'later versions may append fields',
+  );
   for (const bad of [
     '',
     'garbage',
@@ -47,7 +51,12 @@ t.test('parent choice: TRACEPARENT, else the fallback pipeline root, else none',
     source: 'traceparent',
     context: { traceId: TRACE, spanId: PARENT, traceState: 'gl=1' },
   });
-  const fallback = jobParent({ TRACEPARENT: 'broken', GITLAB_OTEL_TELEMETRY: 'true', CI_SERVER_URL: CI.CI_SERVER_URL, CI_PIPELINE_ID: '777' });
+  const fallback = jobParent({
+    TRACEPARENT: 'broken',
+    GITLAB_OTEL_TELEMETRY: 'true',
+    CI_SERVER_URL: CI.CI_SERVER_URL,
+    CI_PIPELINE_ID: '777',
+  });
   t.same(fallback, {
     source: 'pipeline',
     context: { traceId: pipelineTraceId(CI.CI_SERVER_URL, 777), spanId: pipelineRootSpanId(CI.CI_SERVER_URL, 777), sampled: true },
@@ -72,7 +81,11 @@ t.test('export plan: endpoint precedence, no endpoint means no export', async (t
     kind: 'on',
     endpoint: { url: 'https://collector:4317' },
   });
-  t.match(planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' }), { kind: 'on', endpoint: { url: 'https://collector:4317' } }, 'no scheme means TLS');
+  t.match(
+    planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' }),
+    { kind: 'on', endpoint: { url: 'https://collector:4317' } },
+    'no scheme means TLS',
+  );
   t.match(planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://x' }), { kind: 'off' });
   const withToken = planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c:4317', MY_TOKEN: 'jwt' }, { idTokenVariable: 'MY_TOKEN' });
   t.match(withToken, { kind: 'on', token: 'jwt' });
@@ -85,7 +98,13 @@ t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
   t.test('child of TRACEPARENT; the command sees a new TRACEPARENT; its exit code and output are kept', async (t) => {
     const run = await runCli(
       ['span', '--name', 'compile', '--attr', 'target=release', '--', process.execPath, '-e', PROBE, '3'],
-      jobEnv({ ...CI, TRACEPARENT: `00-${TRACE}-${PARENT}-01`, TRACESTATE: 'vendor=x', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=ci' }),
+      jobEnv({
+        ...CI,
+        TRACEPARENT: `00-${TRACE}-${PARENT}-01`,
+        TRACESTATE: 'vendor=x',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=ci',
+      }),
     );
     t.equal(run.code, 3, 'exit code preserved');
     t.equal(run.stderr, '', 'nothing added to stderr on success');
@@ -121,7 +140,10 @@ t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
   });
 
   t.test('success: status unset, exit 0', async (t) => {
-    const run = await runCli(['span', '--name', 'ok-step', '--', 'true'], jobEnv({ TRACEPARENT: `00-${TRACE}-${PARENT}-01`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }));
+    const run = await runCli(
+      ['span', '--name', 'ok-step', '--', 'true'],
+      jobEnv({ TRACEPARENT: `00-${TRACE}-${PARENT}-01`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }),
+    );
     t.equal(run.code, 0);
     await receiver.waitFor((spans) => spans.some((s) => s.name === 'ok-step'));
     const span = receiver.spans.find((s) => s.name === 'ok-step')!;
@@ -131,7 +153,10 @@ t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
   });
 
   t.test('a command killed by a signal exits 128+n and is recorded as such', async (t) => {
-    const run = await runCli(['span', '--name', 'killed', '--', 'sh', '-c', 'kill -TERM $$'], jobEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }));
+    const run = await runCli(
+      ['span', '--name', 'killed', '--', 'sh', '-c', 'kill -TERM $$'],
+      jobEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }),
+    );
     t.equal(run.code, 143);
     await receiver.waitFor((spans) => spans.some((s) => s.name === 'killed'));
     const span = receiver.spans.find((s) => s.name === 'killed')!;
@@ -140,7 +165,10 @@ t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
   });
 
   t.test('a missing command exits 127 and still leaves a span', async (t) => {
-    const run = await runCli(['span', '--name', 'missing', '--', 'gitlab-otel-no-such-command'], jobEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }));
+    const run = await runCli(
+      ['span', '--name', 'missing', '--', 'gitlab-otel-no-such-command'],
+      jobEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }),
+    );
     t.equal(run.code, 127);
     t.match(run.stderr, /cannot run gitlab-otel-no-such-command \(ENOENT\)/);
     await receiver.waitFor((spans) => spans.some((s) => s.name === 'missing'));
@@ -148,14 +176,20 @@ t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
 
   t.test('unsampled parent: the command runs, nothing is exported, the flag is propagated', async (t) => {
     const before = receiver.calls.length;
-    const run = await runCli(['span', '--name', 'unsampled', '--', process.execPath, '-e', PROBE, '0'], jobEnv({ TRACEPARENT: `00-${TRACE}-${PARENT}-00`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }));
+    const run = await runCli(
+      ['span', '--name', 'unsampled', '--', process.execPath, '-e', PROBE, '0'],
+      jobEnv({ TRACEPARENT: `00-${TRACE}-${PARENT}-00`, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }),
+    );
     t.equal(run.code, 0);
     t.match(JSON.parse(run.stdout).tp, new RegExp(`^00-${TRACE}-[0-9a-f]{16}-00$`));
     t.equal(receiver.calls.length, before);
   });
 
   t.test('fallback mode: no TRACEPARENT, parent is the derived pipeline root', async (t) => {
-    await runCli(['span', '--name', 'fallback-step', '--', 'true'], jobEnv({ ...CI, GITLAB_OTEL_TELEMETRY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }));
+    await runCli(
+      ['span', '--name', 'fallback-step', '--', 'true'],
+      jobEnv({ ...CI, GITLAB_OTEL_TELEMETRY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }),
+    );
     await receiver.waitFor((spans) => spans.some((s) => s.name === 'fallback-step'));
     const span = receiver.spans.find((s) => s.name === 'fallback-step')!;
     t.equal(span.traceId, pipelineTraceId(CI.CI_SERVER_URL, CI.CI_PIPELINE_ID));
@@ -171,7 +205,10 @@ t.test('collector down or silent costs nothing: same exit code, same output', as
       s.close(() => resolve(port));
     });
   });
-  const down = await runCli(['span', '--name', 'x', '--', process.execPath, '-e', PROBE, '5'], jobEnv({ TRACEPARENT: `00-${TRACE}-${PARENT}-01`, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}` }));
+  const down = await runCli(
+    ['span', '--name', 'x', '--', process.execPath, '-e', PROBE, '5'],
+    jobEnv({ TRACEPARENT: `00-${TRACE}-${PARENT}-01`, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}` }),
+  );
   t.equal(down.code, 5);
   t.match(JSON.parse(down.stdout).tp, new RegExp(`^00-${TRACE}-`), 'stdout is only the command output');
   t.match(down.stderr, /not exported to 127\.0\.0\.1:\d+/, 'one line says why');
@@ -185,12 +222,20 @@ t.test('collector down or silent costs nothing: same exit code, same output', as
     silent.close();
   });
   const port = (silent.address() as { port: number }).port;
-  const hung = await runCli(['span', '--timeout-ms', '500', '--', 'sh', '-c', 'echo out; exit 4'], jobEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }), 30_000);
+  const hung = await runCli(
+    ['span', '--timeout-ms', '500', '--', 'sh', '-c', 'echo out; exit 4'],
+    jobEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }),
+    30_000,
+  );
   t.equal(hung.code, 4);
   t.equal(hung.stdout, 'out\n');
 
   const none = await runCli(['span', '--', 'sh', '-c', 'echo quiet; exit 0'], jobEnv());
-  t.same({ code: none.code, stdout: none.stdout, stderr: none.stderr }, { code: 0, stdout: 'quiet\n', stderr: '' }, 'no endpoint: no export, no noise');
+  t.same(
+    { code: none.code, stdout: none.stdout, stderr: none.stderr },
+    { code: 0, stdout: 'quiet\n', stderr: '' },
+    'no endpoint: no export, no noise',
+  );
 });
 
 t.test('bearer token from the id_tokens variable, over TLS only', async (t) => {
@@ -209,7 +254,10 @@ t.test('bearer token from the id_tokens variable, over TLS only', async (t) => {
   t.equal(receiver.calls.at(-1)!.metadata.get('authorization')[0], `Bearer ${token}`);
 
   // A token is never sent in clear to a non-loopback host; the command is unaffected.
-  const refused = await runCli(['span', '--timeout-ms', '500', '--', 'sh', '-c', 'exit 0'], jobEnv({ GITLAB_OTEL_ID_TOKEN: token, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://192.0.2.1:4317' }));
+  const refused = await runCli(
+    ['span', '--timeout-ms', '500', '--', 'sh', '-c', 'exit 0'],
+    jobEnv({ GITLAB_OTEL_ID_TOKEN: token, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://192.0.2.1:4317' }),
+  );
   t.equal(refused.code, 0);
   t.match(refused.stderr, /plaintext/);
   t.notOk(refused.stderr.includes(token), 'the token is never printed');

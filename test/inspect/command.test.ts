@@ -118,14 +118,20 @@ t.test('--json prints one object per completed trace; --html keeps the page curr
   await exportSpans(inspector.url, [stageSpans, [jobSpan], [other]]);
   await waitUntil(() => out.split('\n').filter(Boolean).length === 2, 10_000, 'two JSON lines');
   t.equal(inspector.receiver.spans.length, 0, 'retainReceived: false keeps the receiver from hoarding');
-  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as TraceJson & { update: boolean });
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as TraceJson & { update: boolean });
   const fixture = lines.find((l) => l.traceId === TRACE_ID)!;
   t.match(fixture, { name: 'job_execution', spanCount: 12, errorCount: 3, rootReceived: true, update: false, durationMs: 42_500 });
   t.same(
     fixture.spans[0]!.children.map((c) => c.name),
     stageSpans.filter((s) => s.parentSpanId === jobSpan.spanId).map((s) => s.name),
   );
-  t.match(lines.find((l) => l.traceId !== TRACE_ID), { name: 'other_job', spanCount: 1 });
+  t.match(
+    lines.find((l) => l.traceId !== TRACE_ID),
+    { name: 'other_job', spanCount: 1 },
+  );
 
   await inspector.stop();
   const page = readFileSync(html, 'utf8');
@@ -153,10 +159,9 @@ t.test('stop prints traces still waiting, rootless ones marked', async (t) => {
 t.test('startup errors carry stable codes', async (t) => {
   const first = await startInspector({ listen: { host: '127.0.0.1', port: 0 } }, { out: () => {}, err: () => {} });
   t.teardown(() => first.stop());
-  await t.rejects(
-    startInspector({ listen: { host: '127.0.0.1', port: first.address.port } }, { out: () => {}, err: () => {} }),
-    { code: 'INSPECT_LISTEN_FAILED' },
-  );
+  await t.rejects(startInspector({ listen: { host: '127.0.0.1', port: first.address.port } }, { out: () => {}, err: () => {} }), {
+    code: 'INSPECT_LISTEN_FAILED',
+  });
   const err = await startInspector(
     { listen: { host: '127.0.0.1', port: 0 }, html: join(tmpdir(), 'no-such-dir-inspect', 'x', 'y.html') },
     { out: () => {}, err: () => {} },

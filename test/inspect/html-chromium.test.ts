@@ -38,10 +38,7 @@ t.test(
 
     for (const trace of traces) {
       for (const node of walk(trace)) {
-        t.ok(
-          dom.includes(`<span class="name">${asDomText(node.span.name)}</span>`),
-          `span shown as text: ${node.span.name}`,
-        );
+        t.ok(dom.includes(`<span class="name">${asDomText(node.span.name)}</span>`), `span shown as text: ${node.span.name}`);
       }
     }
   },

@@ -23,20 +23,53 @@ t.test('no span-supplied markup survives unescaped', async (t) => {
   const names = new Set(tags.map((tag) => /^<\/?([a-zA-Z0-9!]+)/.exec(tag)?.[1]?.toLowerCase()));
   t.same(
     [...names].sort(),
-    ['!doctype', 'body', 'button', 'code', 'dd', 'details', 'div', 'dl', 'dt', 'h1', 'h2', 'head', 'header', 'html', 'input', 'li', 'main', 'meta', 'ol', 'p', 'script', 'section', 'span', 'style', 'summary', 'title'],
+    [
+      '!doctype',
+      'body',
+      'button',
+      'code',
+      'dd',
+      'details',
+      'div',
+      'dl',
+      'dt',
+      'h1',
+      'h2',
+      'head',
+      'header',
+      'html',
+      'input',
+      'li',
+      'main',
+      'meta',
+      'ol',
+      'p',
+      'script',
+      'section',
+      'span',
+      'style',
+      'summary',
+      'title',
+    ],
     'only our own elements',
   );
   t.equal(tags.filter((tag) => /^<h1\b/.test(tag)).length, 1, 'one heading: ours');
   t.equal(tags.filter((tag) => /^<script\b/.test(tag)).length, 1, 'exactly one script: ours');
   // Escaped values hold no '"', so dropping quoted values leaves just attribute names.
   const bare = tags.map((tag) => tag.replace(/"[^"]*"/g, '""'));
-  t.notOk(bare.some((tag) => /\son\w+\s*=/i.test(tag)), 'no event-handler attribute in any tag');
+  t.notOk(
+    bare.some((tag) => /\son\w+\s*=/i.test(tag)),
+    'no event-handler attribute in any tag',
+  );
   t.ok(html.includes('&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;'), 'resource attributes are escaped too');
 });
 
 t.test('self-contained: no external asset, a CSP pinning the one inline script', async (t) => {
   const bare = (html.match(/<[^>]*>/g) ?? []).map((tag) => tag.replace(/"[^"]*"/g, '""'));
-  t.notOk(bare.some((tag) => /\s(src|href|action|srcset)\s*=/i.test(tag)), 'nothing loaded from anywhere');
+  t.notOk(
+    bare.some((tag) => /\s(src|href|action|srcset)\s*=/i.test(tag)),
+    'nothing loaded from anywhere',
+  );
   t.notMatch(html, /@import|url\(/i, 'no CSS fetches');
   const script = /<script>([\s\S]*?)<\/script>/.exec(html)![1]!;
   const hash = createHash('sha256').update(script).digest('base64');

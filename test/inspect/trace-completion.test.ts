@@ -86,7 +86,11 @@ t.test('memory is bounded: oldest printed traces are forgotten first, excess spa
     'the printed trace went, the waiting ones stayed',
   );
   c.add([orphan('4'.repeat(32))], 3);
-  t.same(c.all().map((tr) => tr.traceId[0]), ['3', '4'], 'then the least recently active');
+  t.same(
+    c.all().map((tr) => tr.traceId[0]),
+    ['3', '4'],
+    'then the least recently active',
+  );
   t.equal(c.forgottenTraces, 2);
 
   c.add(

@@ -7,10 +7,10 @@ import { asReceived, FIXTURE_SPANS, TRACE_ID, receivedSpan } from '../support/in
 const TA = 'a'.repeat(32);
 const TB = 'b'.repeat(32);
 
-const span = (over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan => receivedSpan({ traceId: TA, startTimeUnixNano: 1000n, endTimeUnixNano: 2000n, ...over });
+const span = (over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan =>
+  receivedSpan({ traceId: TA, startTimeUnixNano: 1000n, endTimeUnixNano: 2000n, ...over });
 
-const shape = (trace: Trace): string[] =>
-  [...walk(trace)].map((n) => `${'  '.repeat(n.depth)}${n.span.name} (${n.parent})`);
+const shape = (trace: Trace): string[] => [...walk(trace)].map((n) => `${'  '.repeat(n.depth)}${n.span.name} (${n.parent})`);
 
 t.test('the fixture assembles as job → stages → user sections, in start order', async (t) => {
   const traces = assembleTraces(asReceived(FIXTURE_SPANS));
@@ -44,7 +44,10 @@ t.test('stage spans whose job span has not arrived yet sit at the top, marked mi
   t.equal(top.length, 9, 'nine stages at the top');
   t.ok(top.every((r) => r.endsWith('(missing)')));
   t.equal(trace!.roots.find((r) => r.span.name === 'step_script')!.children.length, 2, 'sections still nest');
-  t.notOk(trace!.roots.some((r) => isLocalRoot(r.span)), 'no local root');
+  t.notOk(
+    trace!.roots.some((r) => isLocalRoot(r.span)),
+    'no local root',
+  );
   t.equal(traceToJson(trace!).rootReceived, false);
   t.equal(traceToJson(assembleTraces(asReceived(FIXTURE_SPANS))[0]!).rootReceived, true);
 });

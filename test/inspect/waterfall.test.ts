@@ -9,7 +9,7 @@ import { asReceived, FIXTURE_SPANS, receivedSpan } from '../support/inspect-trac
 
 const fixture = (name: string): string => readFileSync(new URL(`../support/${name}`, import.meta.url), 'utf8');
 const trace = assembleTraces(asReceived(FIXTURE_SPANS))[0]!;
-// eslint-disable-next-line no-control-regex
+
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 const span = (over: Partial<ReceivedSpan> & { spanId: string }): ReceivedSpan => receivedSpan(over);
@@ -88,9 +88,7 @@ t.test('span-supplied text cannot drive the terminal', async (t) => {
 });
 
 t.test('long names are cut with an ellipsis; a parent that never arrived is marked', async (t) => {
-  const [tr] = assembleTraces([
-    span({ spanId: 's', name: 'x'.repeat(80), parentSpanId: 'ff', endTimeUnixNano: 1000n }),
-  ]);
+  const [tr] = assembleTraces([span({ spanId: 's', name: 'x'.repeat(80), parentSpanId: 'ff', endTimeUnixNano: 1000n })]);
   const text = renderWaterfall(tr!, { width: 60, color: false, attributes: false });
   const row = text.split('\n')[2]!;
   t.match(row, /^… x+… /, 'detached mark, then the name cut to the label column');

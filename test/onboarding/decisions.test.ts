@@ -11,8 +11,15 @@ import { addToSummary, emptySummary, markdownPath, markdownReport, summaryTable 
 import { parseOnboardArgs } from '../../src/onboarding/command.js';
 
 const base: ProjectWire = {
-  id: 1, path_with_namespace: 'a/b', web_url: 'https://g/a/b', default_branch: 'main', empty_repo: false, archived: false,
-  issues_enabled: true, duo_remote_flows_enabled: true, duo_foundational_flows_enabled: true,
+  id: 1,
+  path_with_namespace: 'a/b',
+  web_url: 'https://g/a/b',
+  default_branch: 'main',
+  empty_repo: false,
+  archived: false,
+  issues_enabled: true,
+  duo_remote_flows_enabled: true,
+  duo_foundational_flows_enabled: true,
   permissions: { project_access: null, group_access: { access_level: 40 } },
 };
 
@@ -23,7 +30,10 @@ t.test('eligibility', async (t) => {
   t.equal(checkProject(noDuo)?.reason, 'Duo workflows not available');
   t.equal(checkProject({ ...base, empty_repo: true, archived: true })?.code, 'EMPTY_REPOSITORY');
   t.equal(accessFromPermissions(base), 40);
-  t.equal(accessFromPermissions({ ...base, permissions: { project_access: { access_level: 30 }, group_access: { access_level: 20 } } }), 30);
+  t.equal(
+    accessFromPermissions({ ...base, permissions: { project_access: { access_level: 30 }, group_access: { access_level: 20 } } }),
+    30,
+  );
   t.equal(accessFromPermissions({ ...base, permissions: { project_access: null, group_access: null } }), null);
   t.equal(checkAccess(30), null);
   t.equal(checkAccess(29)?.code, 'NO_PUSH_ACCESS');
@@ -50,7 +60,19 @@ t.test('every template covers what the issue must ask for', async (t) => {
       t.match(text, /^# Add OpenTelemetry instrumentation/);
       t.match(text, /acme\/shop/);
       t.notMatch(text, /\{\{/, 'no unfilled placeholder');
-      for (const must of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_SERVICE_NAME', 'gitlab.project.id', 'CI_PROJECT_ID', 'service.version', 'CI_COMMIT_SHA', 'deployment.environment.name', 'CI_ENVIRONMENT_NAME', 'never hard-code', 'merge request must contain', 'lock file']) {
+      for (const must of [
+        'OTEL_EXPORTER_OTLP_ENDPOINT',
+        'OTEL_SERVICE_NAME',
+        'gitlab.project.id',
+        'CI_PROJECT_ID',
+        'service.version',
+        'CI_COMMIT_SHA',
+        'deployment.environment.name',
+        'CI_ENVIRONMENT_NAME',
+        'never hard-code',
+        'merge request must contain',
+        'lock file',
+      ]) {
         t.ok(text.includes(must), `mentions ${must}`);
       }
       t.match(text, /SDK|sdk/);
@@ -59,8 +81,14 @@ t.test('every template covers what the issue must ask for', async (t) => {
       t.ok(text.trimEnd().endsWith(ISSUE_MARKER), 'ends with the hidden marker');
     });
   }
-  t.match(renderDescription('ruby', { language: 'Ruby', projectPath: 'x' }), /opentelemetry-instrumentation-rails[\s\S]*config\/initializers\/opentelemetry\.rb/);
-  t.match(renderDescription('javascript', { language: 'JavaScript', projectPath: 'x' }), /@opentelemetry\/sdk-node[\s\S]*tracing\.js[\s\S]*--require/);
+  t.match(
+    renderDescription('ruby', { language: 'Ruby', projectPath: 'x' }),
+    /opentelemetry-instrumentation-rails[\s\S]*config\/initializers\/opentelemetry\.rb/,
+  );
+  t.match(
+    renderDescription('javascript', { language: 'JavaScript', projectPath: 'x' }),
+    /@opentelemetry\/sdk-node[\s\S]*tracing\.js[\s\S]*--require/,
+  );
   t.match(renderDescription('python', { language: 'Python', projectPath: 'x' }), /opentelemetry-sdk[\s\S]*otel_config\.py/);
 });
 
@@ -92,7 +120,16 @@ t.test('manifests that depend on OpenTelemetry', async (t) => {
 });
 
 t.test('wire parsing', async (t) => {
-  const p = parseProject({ id: 1, path_with_namespace: 'a/b', web_url: 'u', default_branch: null, empty_repo: true, archived: false, issues_access_level: 'disabled', permissions: { project_access: null, group_access: null } });
+  const p = parseProject({
+    id: 1,
+    path_with_namespace: 'a/b',
+    web_url: 'u',
+    default_branch: null,
+    empty_repo: true,
+    archived: false,
+    issues_access_level: 'disabled',
+    permissions: { project_access: null, group_access: null },
+  });
   t.equal(p.issues_enabled, false, 'issues_access_level used when issues_enabled is absent');
   t.notOk('duo_remote_flows_enabled' in p, 'absent Duo key stays absent');
   t.throws(() => parseProject({ id: '1' }), { code: 'MALFORMED_RESPONSE' });
@@ -114,7 +151,7 @@ t.test('Retry-After and RateLimit-Reset', async (t) => {
 t.test('session notes and our issues', async (t) => {
   const link = (id: number): string => `[${id}](https://g/a/b/-/automate/agent-sessions/${id})`;
   t.equal(startedSession([{ body: `started session ${link(12)} triggered by @me`, system: true }]), 12);
-  t.equal(startedSession([{ body: `started session ${link(12)}`, system: false }]), null, 'a user comment is not GitLab\'s note');
+  t.equal(startedSession([{ body: `started session ${link(12)}`, system: false }]), null, "a user comment is not GitLab's note");
   t.equal(startedSession([{ body: `session ${link(12)} failed`, system: true }]), null);
   const issue = { iid: 1, web_url: 'u', description: `x ${ISSUE_MARKER}`, state: 'opened', labels: ['ours'] };
   t.ok(isOurIssue(issue, 'ours'));
@@ -128,7 +165,10 @@ t.test('summary table and Markdown report', async (t) => {
   addToSummary(s, { project: 'a/c', status: 'skipped', code: 'ARCHIVED', reason: 'archived' });
   addToSummary(s, { project: 'a/d|x', status: 'failed', code: 'FORBIDDEN', reason: 'nope' });
   t.match(summaryTable(s), /created\s+1[\s\S]*skipped\s+1[\s\S]*failed\s+1[\s\S]*total\s+3[\s\S]*skipped: ARCHIVED\s+1/);
-  const md = markdownReport(s, [{ project: 'a/b', status: 'created', issue: { iid: 1, web_url: 'https://g/a/b/-/work_items/1' }, workflow: { id: 9 } }, { project: 'a/d|x', status: 'failed', reason: 'nope' }]);
+  const md = markdownReport(s, [
+    { project: 'a/b', status: 'created', issue: { iid: 1, web_url: 'https://g/a/b/-/work_items/1' }, workflow: { id: 9 } },
+    { project: 'a/d|x', status: 'failed', reason: 'nope' },
+  ]);
   t.match(md, /\| created \| 1 \|/);
   t.match(md, /\[#1\]\(https:\/\/g\/a\/b\/-\/work_items\/1\)/);
   t.match(md, /a\/d\\\|x/, 'pipes escaped');
@@ -139,8 +179,15 @@ t.test('summary table and Markdown report', async (t) => {
 t.test('argument and environment parsing', async (t) => {
   const env = { GITLAB_URL: 'https://gitlab.example.com/', GITLAB_TOKEN: 'x' };
   const c = parseOnboardArgs(['--group', 'acme', '--include-subgroups', '--label', 'otel', '--label', 'duo', '--concurrency', '2'], env);
-  t.match(c, { spec: { kind: 'group', ref: 'acme', includeSubgroups: true }, labels: ['otel', 'duo'], concurrency: 2, url: 'https://gitlab.example.com' });
-  t.match(parseOnboardArgs(['--project', '1'], { CI_API_V4_URL: 'https://g.example/api/v4', GITLAB_TOKEN: 'x' }), { url: 'https://g.example' });
+  t.match(c, {
+    spec: { kind: 'group', ref: 'acme', includeSubgroups: true },
+    labels: ['otel', 'duo'],
+    concurrency: 2,
+    url: 'https://gitlab.example.com',
+  });
+  t.match(parseOnboardArgs(['--project', '1'], { CI_API_V4_URL: 'https://g.example/api/v4', GITLAB_TOKEN: 'x' }), {
+    url: 'https://g.example',
+  });
   t.equal(parseOnboardArgs(['--help'], {}), 'help');
   t.throws(() => parseOnboardArgs(['--project', '1', '--concurrency', '0'], env), { code: 'USAGE' });
   t.throws(() => parseOnboardArgs(['--project', '1', '--bogus'], env), { code: 'USAGE' });

@@ -15,7 +15,13 @@ t.test('an eligible project gets one issue and a developer/v1 workflow', async (
   const r = run.results[0]!;
   const issue = sim.issuesOf(7)[0]!;
   const workflow = sim.workflows[0]!;
-  t.match(r, { project: 'acme/p7', status: 'created', issue: { iid: 1, web_url: issue.web_url }, workflow: { id: workflow.id }, workload_id: `wl-${workflow.id}` });
+  t.match(r, {
+    project: 'acme/p7',
+    status: 'created',
+    issue: { iid: 1, web_url: issue.web_url },
+    workflow: { id: workflow.id },
+    workload_id: `wl-${workflow.id}`,
+  });
   t.equal(issue.title, ISSUE_TITLE);
   t.same(issue.labels, ['opentelemetry-onboarding']);
   t.ok(issue.description.includes(ISSUE_MARKER), 'hidden marker in the description');
@@ -68,7 +74,11 @@ t.test('every eligibility branch: skipped with the reason, nothing written', asy
     t.match(byId.get(id), { status: 'skipped', code, reason }, `project ${id}`);
   }
   t.equal(sim.writes, 0, 'no writes at all');
-  t.equal(sim.count('GET /projects/:id/languages'), 2, 'an empty language list is asked for once more, and only for the project that got it');
+  t.equal(
+    sim.count('GET /projects/:id/languages'),
+    2,
+    'an empty language list is asked for once more, and only for the project that got it',
+  );
   t.equal(sim.count('GET /projects/:id/members/all/:user_id'), 1, 'members API only when both permission levels are null');
 });
 
@@ -82,7 +92,10 @@ t.test('access through an invited group is confirmed via members/all; late langu
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--project', '1', '--project', '2']);
   t.equal(run.code, 0, run.stderr);
-  t.same(run.results.map((r) => r.status), ['created', 'created']);
+  t.same(
+    run.results.map((r) => r.status),
+    ['created', 'created'],
+  );
 });
 
 t.test('each language gets its template; the primary language is the highest share, not the first key', async (t) => {
@@ -112,7 +125,13 @@ t.test('already instrumented projects are skipped, C# found through the tree', a
   const sim = await simulator({
     projects: [
       eligible(1, { files: { 'package.json': JSON.stringify({ dependencies: { '@opentelemetry/api': '^1.9.0' } }) } }),
-      eligible(2, { languages: { 'C#': 100 }, files: { 'Shop.csproj': '<Project><ItemGroup><PackageReference Include="OpenTelemetry.Extensions.Hosting" Version="1.9.0" /></ItemGroup></Project>' } }),
+      eligible(2, {
+        languages: { 'C#': 100 },
+        files: {
+          'Shop.csproj':
+            '<Project><ItemGroup><PackageReference Include="OpenTelemetry.Extensions.Hosting" Version="1.9.0" /></ItemGroup></Project>',
+        },
+      }),
       eligible(3, { languages: { Go: 100 }, files: { 'go.mod': 'module x\n\nrequire go.opentelemetry.io/otel v1.30.0\n' } }),
     ],
   });
@@ -127,7 +146,10 @@ t.test('re-runs are idempotent: no second issue, no second workflow, zero writes
   const sim = await simulator({ projects: [eligible(1), eligible(2)] });
   t.teardown(() => sim.stop());
   const first = await onboard(sim.url, ['--group', 'acme']);
-  t.same(first.results.map((r) => r.status), ['created', 'created']);
+  t.same(
+    first.results.map((r) => r.status),
+    ['created', 'created'],
+  );
   const writes = sim.writes;
   const second = await onboard(sim.url, ['--group', 'acme']);
   t.equal(second.code, 0);
@@ -141,13 +163,29 @@ t.test('our open issue without a workflow gets the workflow, not a second issue'
   const sim = await simulator({ projects: [eligible(1)] });
   t.teardown(() => sim.stop());
   sim.issuesOf(1).push({
-    id: 1, iid: 1, project_id: 1, title: ISSUE_TITLE, description: `earlier\n${ISSUE_MARKER}`, state: 'opened',
-    labels: ['opentelemetry-onboarding'], web_url: `${sim.url}/acme/p1/-/work_items/1`, author: { id: 1, username: 'otel-bot' }, notes: [],
+    id: 1,
+    iid: 1,
+    project_id: 1,
+    title: ISSUE_TITLE,
+    description: `earlier\n${ISSUE_MARKER}`,
+    state: 'opened',
+    labels: ['opentelemetry-onboarding'],
+    web_url: `${sim.url}/acme/p1/-/work_items/1`,
+    author: { id: 1, username: 'otel-bot' },
+    notes: [],
   });
   // Same label but no marker: not ours.
   sim.issuesOf(1).push({
-    id: 2, iid: 2, project_id: 1, title: 'something else', description: 'by hand', state: 'opened',
-    labels: ['opentelemetry-onboarding'], web_url: `${sim.url}/acme/p1/-/work_items/2`, author: { id: 5, username: 'dev' }, notes: [],
+    id: 2,
+    iid: 2,
+    project_id: 1,
+    title: 'something else',
+    description: 'by hand',
+    state: 'opened',
+    labels: ['opentelemetry-onboarding'],
+    web_url: `${sim.url}/acme/p1/-/work_items/2`,
+    author: { id: 5, username: 'dev' },
+    notes: [],
   });
   const run = await onboard(sim.url, ['--project', '1']);
   t.match(run.results[0], { status: 'created', issue: { iid: 1 } });
@@ -156,7 +194,10 @@ t.test('our open issue without a workflow gets the workflow, not a second issue'
 });
 
 t.test('a 429 is waited out as Retry-After says, then the request succeeds', async (t) => {
-  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'GET', route: '/projects/:id', kind: '429', retryAfterSeconds: 1 }] });
+  const sim = await simulator({
+    projects: [eligible(1)],
+    faults: [{ method: 'GET', route: '/projects/:id', kind: '429', retryAfterSeconds: 1 }],
+  });
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--project', '1']);
   t.equal(run.code, 0, run.stderr);
@@ -167,7 +208,10 @@ t.test('a 429 is waited out as Retry-After says, then the request succeeds', asy
 });
 
 t.test('a 502 after the issue POST was performed: found by its marker, not created twice', async (t) => {
-  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'POST', route: '/projects/:id/issues', kind: '502-after-write' }] });
+  const sim = await simulator({
+    projects: [eligible(1)],
+    faults: [{ method: 'POST', route: '/projects/:id/issues', kind: '502-after-write' }],
+  });
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--project', '1']);
   t.match(run.results[0], { status: 'created', issue: { iid: 1 } });
@@ -186,7 +230,10 @@ t.test('a 502 before the issue POST was performed: looked for, then sent once mo
 });
 
 t.test('a 502 after the workflow POST was performed: found by the session note, not started twice', async (t) => {
-  const sim = await simulator({ projects: [eligible(1)], faults: [{ method: 'POST', route: '/ai/duo_workflows/workflows', kind: '502-after-write' }] });
+  const sim = await simulator({
+    projects: [eligible(1)],
+    faults: [{ method: 'POST', route: '/ai/duo_workflows/workflows', kind: '502-after-write' }],
+  });
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--project', '1']);
   t.match(run.results[0], { status: 'created', workflow: { id: sim.workflows[0]!.id }, reason: /response lost/ });
@@ -197,7 +244,11 @@ t.test('a 502 after the workflow POST was performed: found by the session note, 
 
 t.test('workflow failures: the error is commented and the issue closed, unless --keep-issue-on-failure', async (t) => {
   const sim = await simulator({
-    projects: [eligible(1, { workflow_outcome: 'workload-message' }), eligible(2, { workflow_outcome: 'forbidden' }), eligible(3, { workflow_outcome: 'workload-message' })],
+    projects: [
+      eligible(1, { workflow_outcome: 'workload-message' }),
+      eligible(2, { workflow_outcome: 'forbidden' }),
+      eligible(3, { workflow_outcome: 'workload-message' }),
+    ],
   });
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--project', '1', '--project', '2']);
@@ -208,7 +259,10 @@ t.test('workflow failures: the error is commented and the issue closed, unless -
   for (const id of [1, 2]) {
     const issue = sim.issuesOf(id)[0]!;
     t.equal(issue.state, 'closed', `project ${id}: issue closed`);
-    t.ok(issue.notes.some((n) => !n.system && /could not start the developer\/v1 workflow/.test(n.body)), `project ${id}: error commented`);
+    t.ok(
+      issue.notes.some((n) => !n.system && /could not start the developer\/v1 workflow/.test(n.body)),
+      `project ${id}: error commented`,
+    );
   }
   const kept = await onboard(sim.url, ['--project', '3', '--keep-issue-on-failure']);
   t.equal(kept.code, 1);
@@ -221,14 +275,23 @@ t.test('dry run writes nothing and says what it would do', async (t) => {
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--group', 'acme', '--dry-run']);
   t.equal(run.code, 0);
-  t.match(run.results.find((r) => r.project_id === 1), { status: 'skipped', dry_run: true, reason: /would create the issue/ });
+  t.match(
+    run.results.find((r) => r.project_id === 1),
+    { status: 'skipped', dry_run: true, reason: /would create the issue/ },
+  );
   t.equal(sim.writes, 0);
   t.match(run.stderr, /dry run/);
 });
 
 t.test('a group is streamed page by page, subgroups included, with a report', async (t) => {
   const projects = Array.from({ length: 230 }, (_, i) => eligible(i + 1, { group_id: i < 200 ? 1 : 2 }));
-  const sim = await simulator({ projects, groups: [{ id: 1, full_path: 'acme' }, { id: 2, full_path: 'acme/sub', parent_id: 1 }] });
+  const sim = await simulator({
+    projects,
+    groups: [
+      { id: 1, full_path: 'acme' },
+      { id: 2, full_path: 'acme/sub', parent_id: 1 },
+    ],
+  });
   t.teardown(() => sim.stop());
   const dir = mkdtempSync(join(tmpdir(), 'onboard-'));
   const file = join(dir, 'onboarding.json');

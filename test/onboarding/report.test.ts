@@ -11,7 +11,14 @@ import type { ProjectResult } from '../../src/onboarding/onboard.js';
 import { MARKDOWN_ROWS_PER_STATUS, Reporter } from '../../src/onboarding/report.js';
 
 function created(i: number): ProjectResult {
-  return { project: `big/p${i}`, status: 'created', project_id: i, issue: { iid: 1, web_url: `https://g/big/p${i}/-/work_items/1` }, workflow: { id: 1000 + i }, workload_id: `wl-${i}` };
+  return {
+    project: `big/p${i}`,
+    status: 'created',
+    project_id: i,
+    issue: { iid: 1, web_url: `https://g/big/p${i}/-/work_items/1` },
+    workflow: { id: 1000 + i },
+    workload_id: `wl-${i}`,
+  };
 }
 function failed(i: number): ProjectResult {
   return { project: `big/p${i}`, status: 'failed', project_id: i, code: 'FORBIDDEN', reason: `HTTP 403: no ${i}`, error: 'forbidden' };
@@ -68,29 +75,38 @@ t.test('results reach the JSON report as they arrive; the finished report is com
   t.match(summary, { total: 300, created: 100, failed: 100, skipped: 100 });
   const report = JSON.parse(readFileSync(file, 'utf8')) as { results: ProjectResult[]; summary: Record<string, unknown> };
   t.same(report.results, all, 'every result, exactly as recorded');
-  t.match(report.summary, { total: 300, created: 100, failed: 100, skipped: 100, by_reason: { 'failed: FORBIDDEN': 100, 'skipped: ARCHIVED': 100, 'created: CREATED': 100 } });
+  t.match(report.summary, {
+    total: 300,
+    created: 100,
+    failed: 100,
+    skipped: 100,
+    by_reason: { 'failed: FORBIDDEN': 100, 'skipped: ARCHIVED': 100, 'created: CREATED': 100 },
+  });
   t.same(linesSoFar(file), all, 'one result per line in the finished file too');
 });
 
-t.test('the Markdown lists failed first, at most MARKDOWN_ROWS_PER_STATUS of each, and points at the JSON report for the rest', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'report-'));
-  const file = join(dir, 'onboarding.json');
-  const reporter = new Reporter({ stdout: sink(), stderr: sink(), reportFile: file });
-  const createdCount = MARKDOWN_ROWS_PER_STATUS + 250;
-  for (let i = 1; i <= createdCount; i++) await within(reporter.record(created(i)));
-  for (let i = 1; i <= 3; i++) await within(reporter.record(failed(createdCount + i)));
-  await within(reporter.finish());
-  const md = readFileSync(join(dir, 'onboarding.md'), 'utf8');
-  t.match(md, new RegExp(`\\| created \\| ${createdCount} \\|`));
-  t.ok(md.indexOf('## Failed') < md.indexOf('## Created'), 'failed before created');
-  t.equal(md.match(/\| created \| \[#1\]/g)?.length, MARKDOWN_ROWS_PER_STATUS, 'created rows bounded');
-  t.equal(md.match(/\| failed \|  \|/g)?.length, 3, 'every failed row while under the bound');
-  t.match(md, /… and 250 more created projects: see onboarding\.json\./);
-  t.notMatch(md, /more failed/);
-  t.match(md, /\| big\/p1 \| created \| \[#1\]\(https:\/\/g\/big\/p1\/-\/work_items\/1\) \| 1001 \|/);
-  const report = JSON.parse(readFileSync(file, 'utf8')) as { results: ProjectResult[] };
-  t.equal(report.results.length, createdCount + 3, 'the JSON report holds them all');
-});
+t.test(
+  'the Markdown lists failed first, at most MARKDOWN_ROWS_PER_STATUS of each, and points at the JSON report for the rest',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'report-'));
+    const file = join(dir, 'onboarding.json');
+    const reporter = new Reporter({ stdout: sink(), stderr: sink(), reportFile: file });
+    const createdCount = MARKDOWN_ROWS_PER_STATUS + 250;
+    for (let i = 1; i <= createdCount; i++) await within(reporter.record(created(i)));
+    for (let i = 1; i <= 3; i++) await within(reporter.record(failed(createdCount + i)));
+    await within(reporter.finish());
+    const md = readFileSync(join(dir, 'onboarding.md'), 'utf8');
+    t.match(md, new RegExp(`\\| created \\| ${createdCount} \\|`));
+    t.ok(md.indexOf('## Failed') < md.indexOf('## Created'), 'failed before created');
+    t.equal(md.match(/\| created \| \[#1\]/g)?.length, MARKDOWN_ROWS_PER_STATUS, 'created rows bounded');
+    t.equal(md.match(/\| failed \| {2}\|/g)?.length, 3, 'every failed row while under the bound');
+    t.match(md, /… and 250 more created projects: see onboarding\.json\./);
+    t.notMatch(md, /more failed/);
+    t.match(md, /\| big\/p1 \| created \| \[#1\]\(https:\/\/g\/big\/p1\/-\/work_items\/1\) \| 1001 \|/);
+    const report = JSON.parse(readFileSync(file, 'utf8')) as { results: ProjectResult[] };
+    t.equal(report.results.length, createdCount + 3, 'the JSON report holds them all');
+  },
+);
 
 t.test('without --report nothing is kept per project', async (t) => {
   const out = new PassThrough();

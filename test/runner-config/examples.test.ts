@@ -15,7 +15,8 @@ function registeredMetrics(): Set<string> {
   const walk = (dir: string): void => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(dir, e.name));
-      else if (e.name.endsWith('.ts')) for (const m of readFileSync(join(dir, e.name), 'utf8').matchAll(/name: '(gitlab_otel_[a-z_]+)'/g)) names.add(m[1]!);
+      else if (e.name.endsWith('.ts'))
+        for (const m of readFileSync(join(dir, e.name), 'utf8').matchAll(/name: '(gitlab_otel_[a-z_]+)'/g)) names.add(m[1]!);
     }
   };
   walk(join(REPO, 'src'));
@@ -49,7 +50,9 @@ t.test('every proxy config example passes gitlab-otel check-config; a broken cop
     t.match(run.stdout, /: ok \(/);
   }
   const broken = join(mkdtempSync(join(tmpdir(), 'runner-config-broken-')), 'broken.yml');
-  const text = readFileSync(configs[0]!.file, 'utf8').replace(/^(\s*)url: https:\/\/gitlab\.example\.com$/m, '$1url: ftp://gitlab.example.com').replace(/^listen: .*$/m, 'listen: nowhere');
+  const text = readFileSync(configs[0]!.file, 'utf8')
+    .replace(/^(\s*)url: https:\/\/gitlab\.example\.com$/m, '$1url: ftp://gitlab.example.com')
+    .replace(/^listen: .*$/m, 'listen: nowhere');
   writeFileSync(broken, text);
   const run = await runCli(['check-config', broken], jobEnv());
   t.equal(run.code, 2);
@@ -58,7 +61,13 @@ t.test('every proxy config example passes gitlab-otel check-config; a broken cop
 });
 
 t.test('config.toml: url is the proxy over plain HTTP, clone_url is GitLab', async (t) => {
-  const toml = JSON.parse(execFileSync('python3', ['-c', 'import json,sys,tomllib; print(json.dumps(tomllib.load(open(sys.argv[1],"rb"))))', join(DIR, 'config.toml')], { timeout: 30_000 }).toString()) as {
+  const toml = JSON.parse(
+    execFileSync(
+      'python3',
+      ['-c', 'import json,sys,tomllib; print(json.dumps(tomllib.load(open(sys.argv[1],"rb"))))', join(DIR, 'config.toml')],
+      { timeout: 30_000 },
+    ).toString(),
+  ) as {
     runners: { url: string; clone_url: string; executor: string; environment: string[] }[];
   };
   const [runner] = toml.runners;
@@ -108,11 +117,11 @@ t.test('Helm values: the proxy as a sidecar of the runner manager, config and sp
   t.match(sidecar.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
   const volumes = new Set((v.volumes as any[]).map((x) => x.name));
   for (const m of sidecar.volumeMounts) t.ok(volumes.has(m.name), `volume ${m.name} exists`);
-  const cm = parse(read('kubernetes-configmap.yaml')) as any;
+  const cm = parse(read('kubernetes-configmap.yaml'));
   t.equal(cm.metadata.name, (v.volumes as any[]).find((x) => x.configMap)?.configMap.name);
-  const proxy = parse(cm.data['gitlab-otel.yml']) as any;
+  const proxy = parse(cm.data['gitlab-otel.yml']);
   t.equal(proxy.listen, '0.0.0.0:8080', 'the sidecar listens on the pod IP');
-  const svc = parse(read('kubernetes-service.yaml')) as any;
+  const svc = parse(read('kubernetes-service.yaml'));
   t.equal(`http://${svc.metadata.name}.${svc.metadata.namespace}.svc:${svc.spec.ports[0].port}/`, v.gitlabUrl, 'gitlabUrl is the Service');
   t.equal(svc.spec.ports[0].targetPort, sidecar.ports.find((p: any) => p.containerPort === 8080).name);
   t.equal(proxy.spool.dir, sidecar.volumeMounts.find((m: any) => m.name === 'gitlab-otel-spool').mountPath);
@@ -146,7 +155,12 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
   const alerts = rules.groups.flatMap((g) => g.rules);
   t.ok(alerts.length >= 4);
   for (const r of alerts) {
-    t.match(r, { alert: /^[A-Za-z][A-Za-z0-9]*$/, expr: /\S/, labels: { severity: /^(info|warning|critical)$/ }, annotations: { summary: /\S/ } });
+    t.match(r, {
+      alert: /^[A-Za-z][A-Za-z0-9]*$/,
+      expr: /\S/,
+      labels: { severity: /^(info|warning|critical)$/ },
+      annotations: { summary: /\S/ },
+    });
     t.match(r.for, /^\d+[smh]$/);
     const expr = String(r.expr);
     let depth = 0;
@@ -160,7 +174,12 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
     for (const m of metrics) t.ok(known.has(m), `${r.alert}: ${m} is registered in src/`);
   }
   const covered = alerts.map((a) => String(a.expr)).join('\n');
-  for (const m of ['gitlab_otel_spans_dropped_total', 'gitlab_otel_export_endpoint_up', 'gitlab_otel_auth_token_failures_total', 'gitlab_otel_upstream_errors_total']) {
+  for (const m of [
+    'gitlab_otel_spans_dropped_total',
+    'gitlab_otel_export_endpoint_up',
+    'gitlab_otel_auth_token_failures_total',
+    'gitlab_otel_upstream_errors_total',
+  ]) {
     t.match(covered, m, `an alert covers ${m}`);
   }
 });

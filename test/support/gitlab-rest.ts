@@ -186,7 +186,9 @@ export class GitLabRestSimulator {
 
   /** Change (or with null, lift) the token bucket between runs. */
   setRateLimit(rl: { perSecond: number; burst?: number } | null): void {
-    this.bucket = rl ? { tokens: rl.burst ?? rl.perSecond, at: performance.now(), perSecond: rl.perSecond, burst: rl.burst ?? rl.perSecond } : null;
+    this.bucket = rl
+      ? { tokens: rl.burst ?? rl.perSecond, at: performance.now(), perSecond: rl.perSecond, burst: rl.burst ?? rl.perSecond }
+      : null;
   }
 
   count(route: string): number {
@@ -245,7 +247,17 @@ export class GitLabRestSimulator {
         return this.json(res, 400, { error: 'body is not valid JSON' });
       }
     }
-    const ctx: Ctx = { req, res, method, segments: rest, query: url.searchParams, user: auth.user, viaJobToken: auth.viaJobToken, body, route };
+    const ctx: Ctx = {
+      req,
+      res,
+      method,
+      segments: rest,
+      query: url.searchParams,
+      user: auth.user,
+      viaJobToken: auth.viaJobToken,
+      body,
+      route,
+    };
 
     if (fault?.kind === 'malformed') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -295,7 +307,7 @@ export class GitLabRestSimulator {
     const bearer = header(req, 'authorization')?.replace(/^Bearer\s+/i, '');
     const job = header(req, 'job-token');
     const token = pat ?? bearer;
-    if (token !== undefined) return this.users[token] ? { user: this.users[token]!, viaJobToken: false } : 'bad';
+    if (token !== undefined) return this.users[token] ? { user: this.users[token], viaJobToken: false } : 'bad';
     if (job !== undefined) return this.jobTokens.has(job) ? { user: null, viaJobToken: true } : 'bad';
     return 'bad';
   }
@@ -421,7 +433,13 @@ export class GitLabRestSimulator {
       title,
       description: typeof c.body.description === 'string' ? c.body.description : '',
       state: 'opened',
-      labels: typeof c.body.labels === 'string' ? c.body.labels.split(',').map((l) => l.trim()).filter(Boolean) : [],
+      labels:
+        typeof c.body.labels === 'string'
+          ? c.body.labels
+              .split(',')
+              .map((l) => l.trim())
+              .filter(Boolean)
+          : [],
       web_url: `${this.url}/${p.path_with_namespace}/-/work_items/${iid}`,
       author: { id: c.user!.id, username: c.user!.username },
       notes: [],
@@ -447,7 +465,8 @@ export class GitLabRestSimulator {
     const b = c.body;
     if (b.project_id === undefined) return this.json(c.res, 400, { message: 'No default namespace found' });
     const project = this.findProject(String(b.project_id));
-    if (!project || this.accessLevel(project, c.user) < 10) return this.json(c.res, 403, { message: 'Access to the container is not allowed' });
+    if (!project || this.accessLevel(project, c.user) < 10)
+      return this.json(c.res, 403, { message: 'Access to the container is not allowed' });
     if (project.workflow_outcome === 'no-service-account') {
       return this.json(c.res, 403, { message: 'Could not find a valid service account for this agent/flow.' });
     }
@@ -469,7 +488,12 @@ export class GitLabRestSimulator {
     this.workflows.push(workflow);
     if (issue) {
       const link = `[${workflow.id}](${this.url}/${project.path_with_namespace}/-/automate/agent-sessions/${workflow.id})`;
-      issue.notes.push({ id: this.nextId++, body: `started session ${link} triggered by @${c.user!.username}`, system: true, author: { id: 99, username: 'duo-developer' } });
+      issue.notes.push({
+        id: this.nextId++,
+        body: `started session ${link} triggered by @${c.user!.username}`,
+        system: true,
+        author: { id: 99, username: 'duo-developer' },
+      });
     }
     let workload: { id: string | null; message?: string } = { id: null };
     if (b.start_workflow === true) {
@@ -501,7 +525,9 @@ export class GitLabRestSimulator {
   }
 
   private groupProjects(c: Ctx, groupRef: string): void {
-    const group = /^\d+$/.test(groupRef) ? this.groups.get(Number(groupRef)) : [...this.groups.values()].find((g) => g.full_path === groupRef);
+    const group = /^\d+$/.test(groupRef)
+      ? this.groups.get(Number(groupRef))
+      : [...this.groups.values()].find((g) => g.full_path === groupRef);
     if (!group) return this.json(c.res, 404, { message: '404 Group Not Found' });
     const groupIds = new Set([group.id]);
     if (c.query.get('include_subgroups') === 'true') {
@@ -530,7 +556,16 @@ export class GitLabRestSimulator {
     const simple = c.query.get('simple') === 'true';
     return this.paginate(c, list, (p) => {
       const e = this.projectEntity(p, false);
-      return simple ? { id: e.id, name: e.name, path: e.path, path_with_namespace: e.path_with_namespace, web_url: e.web_url, default_branch: e.default_branch } : e;
+      return simple
+        ? {
+            id: e.id,
+            name: e.name,
+            path: e.path,
+            path_with_namespace: e.path_with_namespace,
+            web_url: e.web_url,
+            default_branch: e.default_branch,
+          }
+        : e;
     });
   }
 

@@ -23,13 +23,7 @@ export function jobEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   return env;
 }
 
-export function runProcess(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs = 60_000,
-  cwd = REPO,
-): Promise<CliRun> {
+export function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000, cwd = REPO): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -79,8 +73,23 @@ export function loopbackCertificate(): Certificate {
   const certFile = join(dir, 'cert.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
     { stdio: 'ignore', timeout: 30_000 },
   );
   return { key: readFileSync(keyFile), cert: readFileSync(certFile), certFile };

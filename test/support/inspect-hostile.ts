@@ -6,7 +6,7 @@ export const HOSTILE_TRACE_ID = 'c0ffee0000000000000000000000beef';
 
 export const HOSTILE_NAMES = [
   '<script>document.documentElement.setAttribute("data-pwned","1")</script>',
-  '<img src=x onerror="document.documentElement.setAttribute(\'data-pwned\',\'2\')">',
+  "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','2')\">",
   '"><svg onload=alert(1)>',
   "' onmouseover='alert(1)",
   'a & b </li></ol></section><h1>injected</h1>',
@@ -32,17 +32,15 @@ export function hostileSpans(): ReceivedSpan[] {
       attributes: { '<b>key</b>': '<iframe src="javascript:alert(1)">' },
       status: { code: 2, message: '</dd><script>alert("status")</script>' },
     },
-    ...HOSTILE_NAMES.map(
-      (name, i): ReceivedSpan => ({
-        ...base,
-        spanId: `00000000000000a${i}`,
-        parentSpanId: '00000000000000f0',
-        name,
-        startTimeUnixNano: BigInt(1 + i) * 1_000_000_000n,
-        endTimeUnixNano: BigInt(2 + i) * 1_000_000_000n,
-        attributes: { [`attr ${name}`]: name },
-        status: { code: i % 2 === 0 ? 0 : 2, message: name },
-      }),
-    ),
+    ...HOSTILE_NAMES.map((name, i): ReceivedSpan => ({
+      ...base,
+      spanId: `00000000000000a${i}`,
+      parentSpanId: '00000000000000f0',
+      name,
+      startTimeUnixNano: BigInt(1 + i) * 1_000_000_000n,
+      endTimeUnixNano: BigInt(2 + i) * 1_000_000_000n,
+      attributes: { [`attr ${name}`]: name },
+      status: { code: i % 2 === 0 ? 0 : 2, message: name },
+    })),
   ];
 }

@@ -83,10 +83,7 @@ export const FIXTURE_SPANS: readonly SpanRecord[] = [
  * What a receiver decodes from these records: OTLP's kind numbering (API kind
  * + 1) and Span.flags (sampled, plus the has-is-remote/is-remote bits).
  */
-export function asReceived(
-  records: readonly SpanRecord[],
-  resource: Record<string, string> = RESOURCE_ATTRIBUTES,
-): ReceivedSpan[] {
+export function asReceived(records: readonly SpanRecord[], resource: Record<string, string> = RESOURCE_ATTRIBUTES): ReceivedSpan[] {
   return records.map((r) => ({
     traceId: r.traceId,
     spanId: r.spanId,

@@ -41,7 +41,9 @@ export interface Described {
 
 /** Spans with ids replaced by `name#n` labels (n counts same-named spans in start order). */
 export function describe(spans: readonly SpanRecord[], jobSpanId = CTX.jobSpanId): Described[] {
-  const sorted = [...spans].sort((a, b) => order(a.startTimeUnixNano, a.endTimeUnixNano, a.name, b.startTimeUnixNano, b.endTimeUnixNano, b.name));
+  const sorted = [...spans].sort((a, b) =>
+    order(a.startTimeUnixNano, a.endTimeUnixNano, a.name, b.startTimeUnixNano, b.endTimeUnixNano, b.name),
+  );
   const label = new Map<string, string>([[jobSpanId, 'job']]);
   const seen = new Map<string, number>();
   for (const s of sorted) {
@@ -60,7 +62,11 @@ export function describe(spans: readonly SpanRecord[], jobSpanId = CTX.jobSpanId
 }
 
 /** Feed `pieces` (offset, bytes) as accepted PATCHes, then the final update. */
-export function run(log: BuiltJobLog, pieces: Iterable<[number, Buffer]>, ctx: JobLogContext = CTX): { spans: SpanRecord[]; job: JobLogSpans; maxRetained: number } {
+export function run(
+  log: BuiltJobLog,
+  pieces: Iterable<[number, Buffer]>,
+  ctx: JobLogContext = CTX,
+): { spans: SpanRecord[]; job: JobLogSpans; maxRetained: number } {
   const spans: SpanRecord[] = [];
   const job = new JobLogSpans(ctx, (s) => spans.push(s));
   let maxRetained = 0;

@@ -43,8 +43,8 @@ export async function startProxyChild(configFile: string, timeoutMs = 30_000): P
   const lines: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   let buffered = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
     buffered += chunk;
     let nl: number;
     while ((nl = buffered.indexOf('\n')) >= 0) {

@@ -34,7 +34,11 @@ t.test('the decision is by trace id, the same as the OTel JS SDK, so a pipeline 
   // Known values of the XOR-of-4-words algorithm: 0 is kept at any ratio > 0, all-f never below 1.
   t.equal(s.isSampled({ traceId: '00000000000000000000000000000001' }), true);
   t.equal(s.isSampled({ traceId: 'ffffffff000000000000000000000000' }), false);
-  t.equal(s.isSampled({ traceId: 'ffffffff000000000000000000000000', parent: { spanId: '00f067aa0ba902b7', sampled: true } }), true, 'a sampled parent wins');
+  t.equal(
+    s.isSampled({ traceId: 'ffffffff000000000000000000000000', parent: { spanId: '00f067aa0ba902b7', sampled: true } }),
+    true,
+    'a sampled parent wins',
+  );
 });
 
 t.test('unsampled jobs are held, bounded, and kept only if they fail', async (t) => {
@@ -53,14 +57,25 @@ t.test('OTEL_EXPORTER_OTLP_HEADERS', async (t) => {
     headers: { 'api-key': 'a b=c', 'x-tenant': 'ci' },
     invalid: [2, 3, 4],
   });
-  t.same(otlpHeadersFromEnv({ OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=3' }).headers, { a: '1', b: '3' });
+  t.same(otlpHeadersFromEnv({ OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=3' }).headers, {
+    a: '1',
+    b: '3',
+  });
   t.same(parseOtlpHeaders(undefined), { headers: {}, invalid: [] });
 });
 
 t.test('payload endpoints become endpoint settings', async (t) => {
-  const r = endpointFromPayload({ url: 'grpcs://otel.gitlab.net', auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } } });
+  const r = endpointFromPayload({
+    url: 'grpcs://otel.gitlab.net',
+    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } },
+  });
   t.ok(r.ok);
-  if (r.ok) t.match(r.endpoint, { url: 'https://otel.gitlab.net:4317', auth: { type: 'gcp_workload_identity', audience: 'aud' }, tls: { insecureSkipVerify: false } });
+  if (r.ok)
+    t.match(r.endpoint, {
+      url: 'https://otel.gitlab.net:4317',
+      auth: { type: 'gcp_workload_identity', audience: 'aud' },
+      tls: { insecureSkipVerify: false },
+    });
   t.match(endpointFromPayload({ url: 'https://otel.example/v1/traces' }), { ok: false, error: { code: 'UNSUPPORTED_ENDPOINT_SCHEME' } });
   t.match(endpointFromPayload({ url: 'grpc://x:1', auth: { type: 'basic' } }), { ok: false, error: { code: 'UNSUPPORTED_AUTH_TYPE' } });
   t.match(endpointFromPayload({ url: 'not a url' }), { ok: false, error: { code: 'INVALID_ENDPOINT_URL' } });

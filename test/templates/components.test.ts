@@ -65,10 +65,17 @@ t.test('templates/ holds the two components, each a spec: document, --- and jobs
 
 t.test('interpolated with defaults and with sample inputs, every template yields valid jobs', async (t) => {
   for (const tpl of templates) {
-    for (const [label, given] of [['defaults', {}], ['samples', SAMPLES[tpl.name]!]] as const) {
+    for (const [label, given] of [
+      ['defaults', {}],
+      ['samples', SAMPLES[tpl.name]!],
+    ] as const) {
       const { config, used } = render(tpl, given);
       t.same(validateComponentJobs(config), [], `${tpl.name} (${label}): no problems`);
-      t.same([...Object.keys(tpl.spec.inputs)].filter((n) => !used.has(n)), [], `${tpl.name}: every input is used`);
+      t.same(
+        [...Object.keys(tpl.spec.inputs)].filter((n) => !used.has(n)),
+        [],
+        `${tpl.name}: every input is used`,
+      );
       for (const name of Object.keys(config).filter((n) => !n.startsWith('.'))) {
         const job = resolveExtends(config, name);
         t.ok(Array.isArray(job.rules), `${tpl.name}/${name}: rules is an array`);
@@ -84,7 +91,10 @@ t.test('interpolated with defaults and with sample inputs, every template yields
       if (job.stage !== undefined) t.equal(job.stage, '$[[ inputs.stage ]]');
     }
     const sampled = render(tpl, SAMPLES[tpl.name]!).config;
-    t.ok(Object.keys(sampled).some((k) => k === SAMPLES[tpl.name]!.as), `${tpl.name}: the job is renamed by inputs.as`);
+    t.ok(
+      Object.keys(sampled).some((k) => k === SAMPLES[tpl.name]!.as),
+      `${tpl.name}: the job is renamed by inputs.as`,
+    );
   }
 });
 
@@ -104,15 +114,27 @@ t.test('the validator catches what GitLab would refuse', async (t) => {
   t.match(bad('job: {script: [x], id_tokens: {T: {aud: ""}}}'), [/job\.id_tokens\.T/]);
   t.match(bad('job: {extends: .nope, script: [x]}'), [/extends unknown job \.nope/]);
 
-  t.throws(() => parseComponentTemplate('spec:\n  inputs: {a: {type: string}}\n---\nj: {script: [x]}', 'templates/x.yml'), { code: 'SPEC_INVALID', message: /a\.description/ });
-  t.throws(() => parseComponentTemplate('spec:\n  inputs: {a: {description: d}}\n---\nj: {script: [x]}', 'templates/x.yml'), { code: 'SPEC_INVALID', message: /a\.type/ });
+  t.throws(() => parseComponentTemplate('spec:\n  inputs: {a: {type: string}}\n---\nj: {script: [x]}', 'templates/x.yml'), {
+    code: 'SPEC_INVALID',
+    message: /a\.description/,
+  });
+  t.throws(() => parseComponentTemplate('spec:\n  inputs: {a: {description: d}}\n---\nj: {script: [x]}', 'templates/x.yml'), {
+    code: 'SPEC_INVALID',
+    message: /a\.type/,
+  });
   t.throws(() => parseComponentTemplate('spec:\n  include: x.yml\n---\nj: {script: [x]}', 'templates/x.yml'), { code: 'SPEC_INVALID' });
   t.throws(() => parseComponentTemplate('j: {script: [x]}', 'templates/x.yml'), { code: 'SPEC_INVALID' });
   t.throws(() => parseComponentTemplate('spec: {}\n---\nj: 1', 'templates/x.yaml'), { code: 'TEMPLATE_PATH_INVALID' });
   t.throws(() => parseComponentTemplate('spec: {}\n---\nj: 1', 'templates/a.b.yml'), { code: 'TEMPLATE_PATH_INVALID' });
   const onboard = byName('onboard');
-  t.throws(() => resolveInputs(onboard.spec.inputs, { dry_run: 'yes' }, 'w'), { code: 'INPUT_INVALID', message: /dry_run: expected a boolean/ });
-  t.throws(() => resolveInputs(onboard.spec.inputs, { token_variable: 'glpat-abc' }, 'w'), { code: 'INPUT_INVALID', message: /token_variable: does not match/ });
+  t.throws(() => resolveInputs(onboard.spec.inputs, { dry_run: 'yes' }, 'w'), {
+    code: 'INPUT_INVALID',
+    message: /dry_run: expected a boolean/,
+  });
+  t.throws(() => resolveInputs(onboard.spec.inputs, { token_variable: 'glpat-abc' }, 'w'), {
+    code: 'INPUT_INVALID',
+    message: /token_variable: does not match/,
+  });
   t.throws(() => resolveInputs(onboard.spec.inputs, { nope: 1 }, 'w'), { code: 'INPUT_INVALID', message: /nope: unknown input/ });
   t.throws(() => interpolate('$[[ inputs.missing ]]', { inputs: {}, where: 'w' }), { code: 'INTERPOLATION_INVALID' });
   t.throws(() => interpolate('$[[ inputs.a | expand_vars ]]', { inputs: { a: 1 }, where: 'w' }), { code: 'INTERPOLATION_INVALID' });
@@ -147,22 +169,45 @@ t.test('onboard: the job script hands the CLI the inputs and the token from the 
   const { config } = render(byName('onboard'), SAMPLES.onboard!);
 
   const job = resolveExtends(config, 'otel-onboarding');
-  const env = jobVariables(job, { CI_PROJECT_ID: '99', OTEL_ONBOARDING_TOKEN: 'glpat-secret', ARGV_OUT: join(work, 'argv'), TOKEN_OUT: join(work, 'token') });
+  const env = jobVariables(job, {
+    CI_PROJECT_ID: '99',
+    OTEL_ONBOARDING_TOKEN: 'glpat-secret',
+    ARGV_OUT: join(work, 'argv'),
+    TOKEN_OUT: join(work, 'token'),
+  });
   const run = await runProcess('sh', ['-e', '-c', scriptOf(job)], jobEnv({ ...env, PATH: `${bin}:${process.env.PATH}` }), 30_000, work);
   t.equal(run.code, 1, "the CLI's exit code is the job's");
   t.match(run.stdout, /# summary line/, 'the Markdown summary is printed in the job log');
   t.ok(existsSync(join(work, 'gitlab-otel-onboard', 'report.json')), 'report written where artifacts:paths looks');
   t.same(readFileSync(join(work, 'argv'), 'utf8').trim().split('\n'), [
-    'onboard', '--report', 'gitlab-otel-onboard/report.json', '--concurrency', '2',
-    '--group', 'platform', '--project', '42', '--project', 'other/project',
-    '--label', 'observability', '--label', 'otel', '--dry-run',
+    'onboard',
+    '--report',
+    'gitlab-otel-onboard/report.json',
+    '--concurrency',
+    '2',
+    '--group',
+    'platform',
+    '--project',
+    '42',
+    '--project',
+    'other/project',
+    '--label',
+    'observability',
+    '--label',
+    'otel',
+    '--dry-run',
   ]);
   t.equal(readFileSync(join(work, 'token'), 'utf8'), 'glpat-secret', 'GITLAB_TOKEN read from the variable named by token_variable');
   t.same(job.artifacts, { name: 'gitlab-otel-onboard-report', when: 'always', expire_in: '30 days', paths: ['gitlab-otel-onboard/'] });
 
   const manual = resolveExtends(config, 'otel-onboarding-this-project');
   t.same(manual.rules, [{ when: 'manual', allow_failure: true }]);
-  const menv = jobVariables(manual, { CI_PROJECT_ID: '99', OTEL_ONBOARDING_TOKEN: 'glpat-secret', ARGV_OUT: join(work, 'argv2'), TOKEN_OUT: join(work, 'token2') });
+  const menv = jobVariables(manual, {
+    CI_PROJECT_ID: '99',
+    OTEL_ONBOARDING_TOKEN: 'glpat-secret',
+    ARGV_OUT: join(work, 'argv2'),
+    TOKEN_OUT: join(work, 'token2'),
+  });
   await runProcess('sh', ['-e', '-c', scriptOf(manual)], jobEnv({ ...menv, PATH: `${bin}:${process.env.PATH}` }), 30_000, work);
   t.match(readFileSync(join(work, 'argv2'), 'utf8'), /--project\n99\n/, 'the manual job onboards the current project');
 
@@ -172,7 +217,13 @@ t.test('onboard: the job script hands the CLI the inputs and the token from the 
   t.match(readFileSync(join(work, 'argv3'), 'utf8'), /--group\ng\n--include-subgroups\n/);
   t.notMatch(readFileSync(join(work, 'argv3'), 'utf8'), /--dry-run/);
 
-  const noToken = await runProcess('sh', ['-e', '-c', scriptOf(job)], jobEnv({ ...jobVariables(job, {}), PATH: `${bin}:${process.env.PATH}` }), 30_000, work);
+  const noToken = await runProcess(
+    'sh',
+    ['-e', '-c', scriptOf(job)],
+    jobEnv({ ...jobVariables(job, {}), PATH: `${bin}:${process.env.PATH}` }),
+    30_000,
+    work,
+  );
   t.equal(noToken.code, 2, 'a missing token stops the job before the CLI runs');
   t.match(noToken.stderr, /OTEL_ONBOARDING_TOKEN \(input token_variable\) is empty or not set/);
 });
@@ -180,12 +231,22 @@ t.test('onboard: the job script hands the CLI the inputs and the token from the 
 t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root span the proxy parents jobs to', async (t) => {
   const { config } = render(byName('job-telemetry'), SAMPLES['job-telemetry']!);
   t.same(config['.gitlab-otel-job'], {
-    variables: { GITLAB_OTEL_TELEMETRY: 'true', GITLAB_OTEL_ENDPOINT: 'https://otel.example.com:4317', GITLAB_OTEL_ID_TOKEN_VARIABLE: 'OTEL_TOKEN' },
+    variables: {
+      GITLAB_OTEL_TELEMETRY: 'true',
+      GITLAB_OTEL_ENDPOINT: 'https://otel.example.com:4317',
+      GITLAB_OTEL_ID_TOKEN_VARIABLE: 'OTEL_TOKEN',
+    },
     id_tokens: { OTEL_TOKEN: { aud: 'https://otel.example.com' } },
   });
   const ok = resolveExtends(config, 'trace-root');
   const failed = resolveExtends(config, 'trace-root-failed');
-  t.match(ok, { stage: 'cleanup', when: 'on_success', allow_failure: true, rules: [{ if: '$CI_COMMIT_BRANCH' }], id_tokens: { OTEL_TOKEN: {} } });
+  t.match(ok, {
+    stage: 'cleanup',
+    when: 'on_success',
+    allow_failure: true,
+    rules: [{ if: '$CI_COMMIT_BRANCH' }],
+    id_tokens: { OTEL_TOKEN: {} },
+  });
   t.match(failed, { stage: 'cleanup', when: 'on_failure', allow_failure: true, variables: { GITLAB_OTEL_RESULT: 'failure' } });
   t.notOk(ok.needs, '.post jobs wait for the whole pipeline');
 
@@ -205,7 +266,12 @@ t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root spa
   const bin = cliOnPath();
   const env = jobVariables(failed, ci);
   // GitLab's own endpoint input points elsewhere; the standard variable wins.
-  const run = await runProcess('sh', ['-e', '-c', scriptOf(failed)], jobEnv({ ...env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, PATH: `${bin}:${process.env.PATH}` }), 60_000);
+  const run = await runProcess(
+    'sh',
+    ['-e', '-c', scriptOf(failed)],
+    jobEnv({ ...env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, PATH: `${bin}:${process.env.PATH}` }),
+    60_000,
+  );
   t.equal(run.code, 0, run.stderr);
   await receiver.waitForSpans(1);
   const root = receiver.spans[0]!;
@@ -215,7 +281,12 @@ t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root spa
   t.equal(root.name, 'RUN g/p');
   t.equal(root.kind, 2, 'SERVER');
   t.equal(root.status.code, 2);
-  t.match(root.attributes, { 'cicd.pipeline.result': 'failure', 'cicd.pipeline.run.id': '31337', 'ci.pipeline.id': 31337, 'vcs.ref.head.name': 'main' });
+  t.match(root.attributes, {
+    'cicd.pipeline.result': 'failure',
+    'cicd.pipeline.run.id': '31337',
+    'ci.pipeline.id': 31337,
+    'vcs.ref.head.name': 'main',
+  });
   t.equal(root.startTimeUnixNano, BigInt(Date.parse(ci.CI_PIPELINE_CREATED_AT)) * 1_000_000n);
 
   const span = config['.gitlab-otel-span'] as Record<string, unknown>;

@@ -51,7 +51,8 @@ export function parseCatalog(source: string, file = 'catalog.yml'): Catalog {
     for (const key of Object.keys(c)) {
       if (!['description', 'inputs', 'usage'].includes(key)) throw new CatalogError('CATALOG_INVALID', `${at}.${key}`, 'unknown key');
     }
-    if (!Array.isArray(c.usage) || c.usage.length === 0) throw new CatalogError('CATALOG_INVALID', `${at}.usage`, 'at least one usage example');
+    if (!Array.isArray(c.usage) || c.usage.length === 0)
+      throw new CatalogError('CATALOG_INVALID', `${at}.usage`, 'at least one usage example');
     const usage = c.usage.map((u, i) => {
       if (!isRecord(u)) throw new CatalogError('CATALOG_INVALID', `${at}.usage[${i}]`, 'must be {title, yaml}');
       return { title: text(u.title, `${at}.usage[${i}].title`), yaml: text(u.yaml, `${at}.usage[${i}].yaml`) + '\n' };
@@ -91,7 +92,8 @@ export function catalogDrift(catalog: Catalog, templates: readonly ComponentTemp
     for (const n of names) {
       const a = c.inputs[n];
       const b = t.spec.inputs[n];
-      if (!a || !b || !sameValue(a, b)) out.push(`${c.name}: input ${n} differs: catalog.yml ${describeInput(a)} vs ${t.path} ${describeInput(b)}`);
+      if (!a || !b || !sameValue(a, b))
+        out.push(`${c.name}: input ${n} differs: catalog.yml ${describeInput(a)} vs ${t.path} ${describeInput(b)}`);
     }
   }
   for (const t of templates) {

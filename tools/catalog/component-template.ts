@@ -17,26 +17,73 @@ export const COMPONENT_CONTEXT = ['name', 'sha', 'version', 'reference'] as cons
  * (`only`/`except` are accepted by GitLab but deprecated; we refuse them in our templates.)
  */
 export const JOB_KEYWORDS: ReadonlySet<string> = new Set([
-  'tags', 'script', 'image', 'services', 'start_in', 'artifacts', 'cache', 'dependencies', 'before_script',
-  'after_script', 'hooks', 'coverage', 'retry', 'parallel', 'timeout', 'release', 'id_tokens', 'publish', 'pages',
-  'manual_confirmation', 'run',
-  'extends', 'stage', 'rules', 'variables', 'inherit', 'allow_failure', 'when', 'needs', 'resource_group',
-  'environment', 'interruptible',
-  'secrets', 'dast_configuration', 'identity',
+  'tags',
+  'script',
+  'image',
+  'services',
+  'start_in',
+  'artifacts',
+  'cache',
+  'dependencies',
+  'before_script',
+  'after_script',
+  'hooks',
+  'coverage',
+  'retry',
+  'parallel',
+  'timeout',
+  'release',
+  'id_tokens',
+  'publish',
+  'pages',
+  'manual_confirmation',
+  'run',
+  'extends',
+  'stage',
+  'rules',
+  'variables',
+  'inherit',
+  'allow_failure',
+  'when',
+  'needs',
+  'resource_group',
+  'environment',
+  'interruptible',
+  'secrets',
+  'dast_configuration',
+  'identity',
 ]);
 
 /** `rules:` entry keys (Processable `rules` metadata `allowed_keys`). */
 export const RULE_KEYWORDS: ReadonlySet<string> = new Set([
-  'if', 'changes', 'exists', 'when', 'start_in', 'allow_failure', 'variables', 'needs', 'interruptible',
+  'if',
+  'changes',
+  'exists',
+  'when',
+  'start_in',
+  'allow_failure',
+  'variables',
+  'needs',
+  'interruptible',
 ]);
 export const RULE_WHEN: ReadonlySet<string> = new Set(['on_success', 'on_failure', 'always', 'never', 'manual', 'delayed']);
 export const JOB_WHEN: ReadonlySet<string> = new Set(['on_success', 'on_failure', 'always', 'manual', 'delayed']);
 
 /** Top-level keys that are not jobs. GitLab's advice: components must not set them (they change the whole pipeline). */
 export const GLOBAL_KEYWORDS: ReadonlySet<string> = new Set([
-  'default', 'include', 'stages', 'variables', 'workflow', 'spec',
+  'default',
+  'include',
+  'stages',
+  'variables',
+  'workflow',
+  'spec',
   // Pre-`default:` global forms, still read as globals by GitLab.
-  'image', 'services', 'cache', 'before_script', 'after_script', 'types',
+  'image',
+  'services',
+  'cache',
+  'before_script',
+  'after_script',
+  'types',
 ]);
 
 export interface ComponentSpec {
@@ -59,20 +106,23 @@ export function componentName(path: string): string | undefined {
 
 export function parseComponentTemplate(text: string, path: string): ComponentTemplate {
   const name = componentName(path);
-  if (!name) throw new CatalogError('TEMPLATE_PATH_INVALID', path, 'not a component path (templates/<name>.yml or templates/<name>/template.yml)');
+  if (!name)
+    throw new CatalogError('TEMPLATE_PATH_INVALID', path, 'not a component path (templates/<name>.yml or templates/<name>/template.yml)');
   const docs = parseAllDocuments(text);
   if (!Array.isArray(docs)) throw new CatalogError('YAML_INVALID', path, 'no YAML documents');
   for (const d of docs) {
     if (d.errors.length > 0) throw new CatalogError('YAML_INVALID', path, d.errors[0]!.message);
   }
-  if (docs.length !== 2) throw new CatalogError('SPEC_INVALID', path, `expected a spec: document, ---, then the jobs (found ${docs.length} document(s))`);
+  if (docs.length !== 2)
+    throw new CatalogError('SPEC_INVALID', path, `expected a spec: document, ---, then the jobs (found ${docs.length} document(s))`);
   const header = docs[0]!.toJS() as unknown;
   if (!isRecord(header) || Object.keys(header).length !== 1 || !isRecord(header.spec)) {
     throw new CatalogError('SPEC_INVALID', `${path}: spec`, 'the first document must hold only `spec:`');
   }
   for (const key of Object.keys(header.spec)) {
     // spec:include (external input files) is not allowed in components.
-    if (key !== 'inputs' && key !== 'component') throw new CatalogError('SPEC_INVALID', `${path}: spec.${key}`, 'not allowed in a component');
+    if (key !== 'inputs' && key !== 'component')
+      throw new CatalogError('SPEC_INVALID', `${path}: spec.${key}`, 'not allowed in a component');
   }
   const component = header.spec.component ?? [];
   if (!Array.isArray(component) || component.some((c) => !(COMPONENT_CONTEXT as readonly unknown[]).includes(c))) {
@@ -95,7 +145,8 @@ export interface InterpolationContext {
 }
 
 function lookup(expr: string, ctx: InterpolationContext): unknown {
-  if (expr.includes('|')) throw new CatalogError('INTERPOLATION_INVALID', ctx.where, `functions are not used in our templates: $[[ ${expr} ]]`);
+  if (expr.includes('|'))
+    throw new CatalogError('INTERPOLATION_INVALID', ctx.where, `functions are not used in our templates: $[[ ${expr} ]]`);
   const m = /^(inputs|component)\.([\w-]+)$/.exec(expr);
   if (!m) throw new CatalogError('INTERPOLATION_INVALID', ctx.where, `unknown interpolation $[[ ${expr} ]]`);
   const [, scope, key] = m as unknown as [string, string, string];
@@ -153,14 +204,20 @@ function validateRules(rules: unknown, at: string, problems: ConfigProblem[]): v
       problems.push({ path: rat, message: 'each rule must be a map' });
       return;
     }
-    for (const key of Object.keys(rule)) if (!RULE_KEYWORDS.has(key)) problems.push({ path: `${rat}.${key}`, message: 'not a rules keyword' });
-    if (rule.when !== undefined && !RULE_WHEN.has(String(rule.when))) problems.push({ path: `${rat}.when`, message: `unknown when: ${String(rule.when)}` });
+    for (const key of Object.keys(rule))
+      if (!RULE_KEYWORDS.has(key)) problems.push({ path: `${rat}.${key}`, message: 'not a rules keyword' });
+    if (rule.when !== undefined && !RULE_WHEN.has(String(rule.when)))
+      problems.push({ path: `${rat}.when`, message: `unknown when: ${String(rule.when)}` });
     if (rule.if !== undefined && typeof rule.if !== 'string') problems.push({ path: `${rat}.if`, message: 'must be a string expression' });
   });
 }
 
 function validateScriptList(v: unknown, at: string, problems: ConfigProblem[]): void {
-  const ok = typeof v === 'string' || (Array.isArray(v) && v.length > 0 && v.every((l) => typeof l === 'string' || (Array.isArray(l) && l.every((x) => typeof x === 'string'))));
+  const ok =
+    typeof v === 'string' ||
+    (Array.isArray(v) &&
+      v.length > 0 &&
+      v.every((l) => typeof l === 'string' || (Array.isArray(l) && l.every((x) => typeof x === 'string'))));
   if (!ok) problems.push({ path: at, message: 'must be a string or a non-empty list of strings' });
 }
 
@@ -175,14 +232,20 @@ function validateJob(name: string, job: unknown, problems: ConfigProblem[]): voi
   if (!hidden && job.script === undefined && job.run === undefined && job.extends === undefined && job.trigger === undefined) {
     problems.push({ path: `${name}.script`, message: 'a job needs script (or extends a job that has one)' });
   }
-  for (const key of ['script', 'before_script', 'after_script'] as const) if (job[key] !== undefined) validateScriptList(job[key], `${name}.${key}`, problems);
+  for (const key of ['script', 'before_script', 'after_script'] as const)
+    if (job[key] !== undefined) validateScriptList(job[key], `${name}.${key}`, problems);
   if (job.stage !== undefined && typeof job.stage !== 'string') problems.push({ path: `${name}.stage`, message: 'must be a string' });
   if (job.rules !== undefined) validateRules(job.rules, `${name}.rules`, problems);
-  if (job.when !== undefined && !JOB_WHEN.has(String(job.when))) problems.push({ path: `${name}.when`, message: `unknown when: ${String(job.when)}` });
+  if (job.when !== undefined && !JOB_WHEN.has(String(job.when)))
+    problems.push({ path: `${name}.when`, message: `unknown when: ${String(job.when)}` });
   if (job.allow_failure !== undefined && typeof job.allow_failure !== 'boolean' && !isRecord(job.allow_failure)) {
     problems.push({ path: `${name}.allow_failure`, message: 'must be a boolean or exit_codes map' });
   }
-  if (job.extends !== undefined && typeof job.extends !== 'string' && !(Array.isArray(job.extends) && job.extends.every((e) => typeof e === 'string'))) {
+  if (
+    job.extends !== undefined &&
+    typeof job.extends !== 'string' &&
+    !(Array.isArray(job.extends) && job.extends.every((e) => typeof e === 'string'))
+  ) {
     problems.push({ path: `${name}.extends`, message: 'must be a job name or a list of them' });
   }
   if (job.variables !== undefined) {
@@ -199,7 +262,8 @@ function validateJob(name: string, job: unknown, problems: ConfigProblem[]): voi
     else
       for (const [k, v] of Object.entries(job.id_tokens)) {
         const aud = isRecord(v) ? v.aud : undefined;
-        const okAud = typeof aud === 'string' ? aud !== '' : Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string');
+        const okAud =
+          typeof aud === 'string' ? aud !== '' : Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string');
         if (!isRecord(v) || !okAud || Object.keys(v).some((x) => x !== 'aud')) {
           problems.push({ path: `${name}.id_tokens.${k}`, message: 'needs only aud: a non-empty string or list of strings' });
         }
@@ -228,7 +292,8 @@ export function validateComponentJobs(config: unknown): ConfigProblem[] {
   for (const [name, job] of Object.entries(config)) {
     if (!isRecord(job) || job.extends === undefined) continue;
     const targets = Array.isArray(job.extends) ? job.extends : [job.extends];
-    for (const t of targets) if (typeof t === 'string' && !(t in config)) problems.push({ path: `${name}.extends`, message: `extends unknown job ${t}` });
+    for (const t of targets)
+      if (typeof t === 'string' && !(t in config)) problems.push({ path: `${name}.extends`, message: `extends unknown job ${t}` });
   }
   return problems;
 }

@@ -79,7 +79,8 @@ export function parseInputSpecs(raw: unknown, where: string): InputSpecs {
     }
     const spec: { -readonly [K in keyof InputSpec]: InputSpec[K] } = { type: type as InputType, description: description.trim() };
     if (def.options !== undefined) {
-      if (type !== 'string' && type !== 'number') throw new CatalogError('SPEC_INVALID', `${at}.options`, 'only string and number inputs take options');
+      if (type !== 'string' && type !== 'number')
+        throw new CatalogError('SPEC_INVALID', `${at}.options`, 'only string and number inputs take options');
       if (!Array.isArray(def.options) || def.options.length === 0 || def.options.length > 50) {
         throw new CatalogError('SPEC_INVALID', `${at}.options`, 'must be a list of 1 to 50 values');
       }

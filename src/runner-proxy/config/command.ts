@@ -5,7 +5,9 @@ import { ConfigError } from './schema.js';
 export async function checkConfigCommand(argv: string[]): Promise<number> {
   const files = argv.filter((a) => a !== '--');
   if (files.length === 0 || files.some((f) => f === '-h' || f === '--help')) {
-    process.stderr.write('Usage: gitlab-otel check-config FILE [FILE …]\n\nValidates runner-proxy configuration files; exit 0 when all are valid, 2 otherwise.\n');
+    process.stderr.write(
+      'Usage: gitlab-otel check-config FILE [FILE …]\n\nValidates runner-proxy configuration files; exit 0 when all are valid, 2 otherwise.\n',
+    );
     return files.length === 0 ? 2 : 0;
   }
   let failed = false;

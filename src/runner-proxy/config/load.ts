@@ -42,7 +42,11 @@ export function readYaml(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('CONFIG_UNREADABLE', [{ path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }], file);
+    throw new ConfigError(
+      'CONFIG_UNREADABLE',
+      [{ path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }],
+      file,
+    );
   }
   try {
     return parse(text, { uniqueKeys: true });

@@ -233,8 +233,19 @@ function readTls(r: Reader, path: string, v: unknown): TlsSettings | undefined {
 
 const AUTH_TYPES = ['none', 'oidc_client_credentials', 'oidc_token_exchange', 'gcp_workload_identity'] as const;
 const AUTH_KEYS = [
-  'type', 'issuer', 'token_endpoint', 'client_id', 'client_secret_file', 'private_key_file', 'key_id', 'scope',
-  'resource', 'audience', 'subject_token_file', 'subject_token_type', 'metadata_url',
+  'type',
+  'issuer',
+  'token_endpoint',
+  'client_id',
+  'client_secret_file',
+  'private_key_file',
+  'key_id',
+  'scope',
+  'resource',
+  'audience',
+  'subject_token_file',
+  'subject_token_type',
+  'metadata_url',
 ];
 
 function readAuth(r: Reader, path: string, v: unknown): AuthSettings {
@@ -250,11 +261,15 @@ function readAuth(r: Reader, path: string, v: unknown): AuthSettings {
   if (type === 'gcp_workload_identity') {
     const audience = s('audience');
     if (!audience) r.fail(join(path, 'audience'), 'required for gcp_workload_identity');
-    const metadataUrl = o.metadata_url === undefined ? GCP_METADATA_IDENTITY_URL : r.url(join(path, 'metadata_url'), o.metadata_url, ['http', 'https'])?.toString();
+    const metadataUrl =
+      o.metadata_url === undefined
+        ? GCP_METADATA_IDENTITY_URL
+        : r.url(join(path, 'metadata_url'), o.metadata_url, ['http', 'https'])?.toString();
     return { type, audience: audience ?? '', metadataUrl: metadataUrl ?? GCP_METADATA_IDENTITY_URL };
   }
   const issuer = o.issuer === undefined ? undefined : r.url(join(path, 'issuer'), o.issuer, ['https', 'http'])?.toString();
-  const tokenEndpoint = o.token_endpoint === undefined ? undefined : r.url(join(path, 'token_endpoint'), o.token_endpoint, ['https', 'http'])?.toString();
+  const tokenEndpoint =
+    o.token_endpoint === undefined ? undefined : r.url(join(path, 'token_endpoint'), o.token_endpoint, ['https', 'http'])?.toString();
   if (!issuer && !tokenEndpoint && o.issuer === undefined && o.token_endpoint === undefined) {
     r.fail(path, 'issuer (for discovery) or token_endpoint is required');
   }
@@ -270,7 +285,15 @@ function readAuth(r: Reader, path: string, v: unknown): AuthSettings {
     if (type === 'oidc_client_credentials') r.fail(path, 'client_secret_file or private_key_file is required for client credentials');
     clientAuth = { method: 'none' };
   }
-  const common = { issuer, tokenEndpoint, clientId: clientId ?? '', clientAuth, scope: s('scope'), resource: s('resource'), audience: s('audience') };
+  const common = {
+    issuer,
+    tokenEndpoint,
+    clientId: clientId ?? '',
+    clientAuth,
+    scope: s('scope'),
+    resource: s('resource'),
+    audience: s('audience'),
+  };
   if (type === 'oidc_client_credentials') return { type, ...common };
   const subjectTokenFile = s('subject_token_file');
   if (!subjectTokenFile && o.subject_token_file === undefined) r.fail(join(path, 'subject_token_file'), 'required for oidc_token_exchange');
@@ -285,7 +308,8 @@ function readQueue(r: Reader, path: string, v: unknown): QueueSettings {
     maxAgeMs: r.duration(join(path, 'max_age'), o.max_age) ?? DEFAULT_QUEUE.maxAgeMs,
     batchSize: r.int(join(path, 'batch_size'), o.batch_size, 1, 10_000) ?? DEFAULT_QUEUE.batchSize,
     batchDelayMs: r.duration(join(path, 'batch_delay'), o.batch_delay) ?? DEFAULT_QUEUE.batchDelayMs,
-    maxConcurrentExports: r.int(join(path, 'max_concurrent_exports'), o.max_concurrent_exports, 1, 64) ?? DEFAULT_QUEUE.maxConcurrentExports,
+    maxConcurrentExports:
+      r.int(join(path, 'max_concurrent_exports'), o.max_concurrent_exports, 1, 64) ?? DEFAULT_QUEUE.maxConcurrentExports,
   };
   return q;
 }
@@ -328,7 +352,12 @@ function readEndpoint(r: Reader, path: string, v: unknown, env: EnvDefaults): En
 }
 
 const SAMPLERS: readonly SamplerName[] = [
-  'always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio',
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
 ];
 
 /** Validates a parsed YAML document (plus environment defaults) into ProxyConfig. Throws ConfigError. */
@@ -340,19 +369,30 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
   if (upstream.url === undefined) r.fail('upstream.url', 'required: the GitLab instance the runner talks to');
   const upstreamUrl = r.url('upstream.url', upstream.url, ['https', 'http']);
 
-  const tel = r.object('telemetry', root.telemetry, [
-    'negotiation', 'native_runner_span', 'use_payload_endpoints', 'gcp_metadata_url', 'service_name', 'resource_attributes', 'trace_context',
-    'max_payload_bytes', 'max_spans_per_job', 'max_attribute_length', 'abandon_after',
-  ]) ?? {};
+  const tel =
+    r.object('telemetry', root.telemetry, [
+      'negotiation',
+      'native_runner_span',
+      'use_payload_endpoints',
+      'gcp_metadata_url',
+      'service_name',
+      'resource_attributes',
+      'trace_context',
+      'max_payload_bytes',
+      'max_spans_per_job',
+      'max_attribute_length',
+      'abandon_after',
+    ]) ?? {};
   const tc = r.object('telemetry.trace_context', tel.trace_context, ['inject', 'otlp_endpoint']) ?? {};
 
   const endpoints: EndpointSettings[] = [];
   if (root.endpoints !== undefined && root.endpoints !== null) {
     if (!Array.isArray(root.endpoints)) r.fail('endpoints', `expected a list of endpoints, got ${kind(root.endpoints)}`);
-    else root.endpoints.forEach((e, i) => {
-      const ep = readEndpoint(r, join('endpoints', i), e, env);
-      if (ep) endpoints.push(ep);
-    });
+    else
+      root.endpoints.forEach((e, i) => {
+        const ep = readEndpoint(r, join('endpoints', i), e, env);
+        if (ep) endpoints.push(ep);
+      });
   } else if (env.endpoint) {
     const ep = readEndpoint(r, 'OTEL_EXPORTER_OTLP_ENDPOINT', { name: 'default', url: env.endpoint }, env);
     if (ep) endpoints.push(ep);
@@ -380,7 +420,10 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
   };
 
   const shut = r.object('shutdown', root.shutdown, ['grace', 'flush_timeout']) ?? {};
-  const otlpEndpoint = tc.otlp_endpoint === undefined ? undefined : r.url('telemetry.trace_context.otlp_endpoint', tc.otlp_endpoint, ['http', 'https', 'grpc', 'grpcs'])?.toString();
+  const otlpEndpoint =
+    tc.otlp_endpoint === undefined
+      ? undefined
+      : r.url('telemetry.trace_context.otlp_endpoint', tc.otlp_endpoint, ['http', 'https', 'grpc', 'grpcs'])?.toString();
   const config: ProxyConfig = {
     listen: r.hostPort('listen', root.listen) ?? { host: '127.0.0.1', port: 8080 },
     upstream: {
@@ -389,14 +432,15 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       insecureSkipVerify: r.bool('upstream.insecure_skip_verify', upstream.insecure_skip_verify) ?? false,
       headersTimeoutMs: r.duration('upstream.headers_timeout', upstream.headers_timeout) ?? 11 * 60_000,
     },
-    admin: root.admin === null || root.admin === false ? null : r.hostPort('admin', root.admin) ?? { host: '127.0.0.1', port: 9464 },
+    admin: root.admin === null || root.admin === false ? null : (r.hostPort('admin', root.admin) ?? { host: '127.0.0.1', port: 9464 }),
     telemetry: {
       negotiation: r.oneOf('telemetry.negotiation', tel.negotiation, ['payload', 'payload-or-variable'] as const) ?? 'payload',
       nativeRunnerSpan: r.oneOf('telemetry.native_runner_span', tel.native_runner_span, ['replace', 'keep'] as const) ?? 'replace',
       usePayloadEndpoints: r.bool('telemetry.use_payload_endpoints', tel.use_payload_endpoints) ?? false,
       gcpMetadataUrl:
-        (tel.gcp_metadata_url === undefined ? undefined : r.url('telemetry.gcp_metadata_url', tel.gcp_metadata_url, ['http', 'https'])?.toString()) ??
-        GCP_METADATA_IDENTITY_URL,
+        (tel.gcp_metadata_url === undefined
+          ? undefined
+          : r.url('telemetry.gcp_metadata_url', tel.gcp_metadata_url, ['http', 'https'])?.toString()) ?? GCP_METADATA_IDENTITY_URL,
       serviceName: r.string('telemetry.service_name', tel.service_name) ?? env.serviceName ?? 'gitlab-runner',
       resourceAttributes: { ...env.resourceAttributes, ...r.stringMap('telemetry.resource_attributes', tel.resource_attributes) },
       traceContext: { inject: r.bool('telemetry.trace_context.inject', tc.inject) ?? true, otlpEndpoint },

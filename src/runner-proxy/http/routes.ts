@@ -2,13 +2,7 @@
 // contract between the forwarding path and the telemetry side. Everything not
 // named here is forwarded without being looked at.
 
-export type Route =
-  | 'job_request'
-  | 'job_update'
-  | 'trace_patch'
-  | 'artifacts'
-  | 'runners'
-  | 'other';
+export type Route = 'job_request' | 'job_update' | 'trace_patch' | 'artifacts' | 'runners' | 'other';
 
 export const ROUTES: readonly Route[] = ['job_request', 'job_update', 'trace_patch', 'artifacts', 'runners', 'other'];
 

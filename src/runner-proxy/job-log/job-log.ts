@@ -140,14 +140,7 @@ export function isStampHeader(b: Buffer, i: number): boolean {
 
 /** Epoch ns of the stamp at `i`, or undefined when its digits are not a date. */
 export function stampTimeNs(b: Buffer, i: number): bigint | undefined {
-  const ms = Date.UTC(
-    num(b, i, 4),
-    num(b, i + 5, 2) - 1,
-    num(b, i + 8, 2),
-    num(b, i + 11, 2),
-    num(b, i + 14, 2),
-    num(b, i + 17, 2),
-  );
+  const ms = Date.UTC(num(b, i, 4), num(b, i + 5, 2) - 1, num(b, i + 8, 2), num(b, i + 11, 2), num(b, i + 14, 2), num(b, i + 17, 2));
   const micros = num(b, i + 20, 6);
   if (!Number.isFinite(ms) || !Number.isFinite(micros)) return undefined;
   return BigInt(ms) * 1_000_000n + BigInt(micros) * 1000n;
@@ -184,7 +177,10 @@ export class JobLog {
   private gaps = 0;
   private duplicates = 0;
 
-  constructor(private readonly sink: JobLogSink, state?: JobLogState) {
+  constructor(
+    private readonly sink: JobLogSink,
+    state?: JobLogState,
+  ) {
     if (state) this.restoreState(state);
   }
 

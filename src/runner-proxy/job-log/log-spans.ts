@@ -187,7 +187,9 @@ export class JobLogSpans {
     const last = candidates.reduce<OpenSpan | undefined>((a, s) => (!a || s.startNs >= a.startNs ? s : a), undefined);
     const culprit =
       outcome.status === 'failed'
-        ? candidates.filter((s) => canFailJob(s.name)).reduce<OpenSpan | undefined>((a, s) => (!a || s.startNs >= a.startNs ? s : a), undefined)
+        ? candidates
+            .filter((s) => canFailJob(s.name))
+            .reduce<OpenSpan | undefined>((a, s) => (!a || s.startNs >= a.startNs ? s : a), undefined)
         : outcome.status === 'canceled'
           ? last
           : undefined;
@@ -382,14 +384,7 @@ export class JobLogSpans {
     return v.length > this.ctx.maxAttributeLength ? v.slice(0, this.ctx.maxAttributeLength) : v;
   }
 
-  private emitStage(
-    s: OpenSpan,
-    endNs: bigint,
-    status: StageStatus,
-    extra: Attributes,
-    truncated: boolean,
-    failureReason?: string,
-  ): void {
+  private emitStage(s: OpenSpan, endNs: bigint, status: StageStatus, extra: Attributes, truncated: boolean, failureReason?: string): void {
     const attributes: Record<string, AttributeValue | undefined> = {
       [CI.stageName]: this.cut(s.name),
       [CI.stageStatus]: status,
@@ -405,7 +400,7 @@ export class JobLogSpans {
     this.emitSpan(
       s,
       endNs,
-      attributes as Attributes,
+      attributes,
       status === 'failed'
         ? { code: SpanStatusCode.ERROR, ...(failureReason ? { message: this.cut(failureReason) } : {}) }
         : { code: SpanStatusCode.UNSET },

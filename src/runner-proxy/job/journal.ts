@@ -27,7 +27,8 @@ export class JobJournal {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, 'jobs.journal');
     const read = readRecordFile(this.path);
-    if (read.corrupt > 0 || read.torn) onWarning({ event: 'journal_records_skipped', file: this.path, corrupt: read.corrupt, torn: read.torn });
+    if (read.corrupt > 0 || read.torn)
+      onWarning({ event: 'journal_records_skipped', file: this.path, corrupt: read.corrupt, torn: read.torn });
     for (const p of read.payloads) {
       let e: Entry;
       try {

@@ -184,7 +184,13 @@ function readLogSnapshot(raw: unknown, problems: string[]): JobLogSnapshot | und
   }
   const log = raw.log;
   const spans = raw.spans;
-  if (log.v !== 1 || typeof log.offset !== 'number' || !(log.offset >= 0) || typeof log.carry !== 'string' || typeof log.scanFrom !== 'number') {
+  if (
+    log.v !== 1 ||
+    typeof log.offset !== 'number' ||
+    !(log.offset >= 0) ||
+    typeof log.carry !== 'string' ||
+    typeof log.scanFrom !== 'number'
+  ) {
     problems.push('log.log is malformed');
   }
   if (spans.v !== 1 || !Array.isArray(spans.sections) || !isObject(spans.attempts) || typeof spans.emitted !== 'number') {
@@ -192,7 +198,13 @@ function readLogSnapshot(raw: unknown, problems: string[]): JobLogSnapshot | und
   }
   const open = [...(Array.isArray(spans.sections) ? spans.sections : []), spans.stage, spans.held].filter((s) => s !== undefined);
   for (const s of open) {
-    if (!isObject(s) || typeof s.spanId !== 'string' || !isValidSpanId(s.spanId) || typeof s.startNs !== 'string' || !DECIMAL.test(s.startNs)) {
+    if (
+      !isObject(s) ||
+      typeof s.spanId !== 'string' ||
+      !isValidSpanId(s.spanId) ||
+      typeof s.startNs !== 'string' ||
+      !DECIMAL.test(s.startNs)
+    ) {
       problems.push('log.spans has a malformed open span');
       break;
     }
@@ -203,7 +215,8 @@ function readLogSnapshot(raw: unknown, problems: string[]): JobLogSnapshot | und
 /** Validates a record read back from the journal. */
 export function readJournalledJob(raw: unknown): ReadResult<JournalledJob> {
   if (!isObject(raw)) return { ok: false, problem: 'journal record is not an object' };
-  if (raw.v !== JOURNAL_RECORD_VERSION) return { ok: false, problem: `journal record version ${String(raw.v)} is not ${JOURNAL_RECORD_VERSION}` };
+  if (raw.v !== JOURNAL_RECORD_VERSION)
+    return { ok: false, problem: `journal record version ${String(raw.v)} is not ${JOURNAL_RECORD_VERSION}` };
   const problems: string[] = [];
   const r = new Reader(problems);
   const job = readView(raw.job, r, problems);
@@ -217,12 +230,13 @@ export function readJournalledJob(raw: unknown): ReadResult<JournalledJob> {
   const assignedAt = raw.assignedAt;
   if (typeof assignedAt !== 'string' || !DECIMAL.test(assignedAt)) problems.push('assignedAt is not a decimal nanosecond time');
   const startedAt = raw.startedAt;
-  if (startedAt !== undefined && (typeof startedAt !== 'string' || !DECIMAL.test(startedAt))) problems.push('startedAt is not a decimal nanosecond time');
+  if (startedAt !== undefined && (typeof startedAt !== 'string' || !DECIMAL.test(startedAt)))
+    problems.push('startedAt is not a decimal nanosecond time');
   const canceled = r.bool(raw, 'canceled', 'record');
   const sampled = r.bool(raw, 'sampled', 'record');
   const deadline = r.num(raw, 'deadline', 'record');
   if (deadline === undefined) problems.push('deadline is missing');
-  const endpoints = Array.isArray(raw.endpoints) && raw.endpoints.every((e) => typeof e === 'string') ? (raw.endpoints as string[]) : undefined;
+  const endpoints = Array.isArray(raw.endpoints) && raw.endpoints.every((e) => typeof e === 'string') ? raw.endpoints : undefined;
   if (!endpoints) problems.push('endpoints is not a list of names');
   const payloadEndpoints = readPayloadEndpoints(raw.payloadEndpoints, problems);
   const log = readLogSnapshot(raw.log, problems);

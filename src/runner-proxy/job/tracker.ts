@@ -171,7 +171,10 @@ export class JobTracker implements ExchangeObserver {
     for (const [key, raw] of entries) {
       const read = readJournalledJob(raw);
       if (!read.ok) {
-        this.options.log('warn', `journalled job unusable, its telemetry is lost: ${read.problem}`, { code: 'JOURNAL_RECORD_INVALID', job: key });
+        this.options.log('warn', `journalled job unusable, its telemetry is lost: ${read.problem}`, {
+          code: 'JOURNAL_RECORD_INVALID',
+          job: key,
+        });
         this.journalDelete(key);
         continue;
       }
@@ -202,7 +205,8 @@ export class JobTracker implements ExchangeObserver {
     for (const id of this.jobs.keys()) this.dirty.add(id);
     this.writeJournal();
     this.suspended = true;
-    if (this.heldSpans > 0) this.options.log('info', 'spans held for unsampled jobs are not kept across the restart', { spans: this.heldSpans });
+    if (this.heldSpans > 0)
+      this.options.log('info', 'spans held for unsampled jobs are not kept across the restart', { spans: this.heldSpans });
     this.options.log('info', 'jobs in progress journalled for the next start', { jobs: this.jobs.size });
   }
 
@@ -381,9 +385,7 @@ export class JobTracker implements ExchangeObserver {
     // Log stamps are the runner's own clock for the job's first and last
     // entries; they bound the job better than when the HTTP calls arrived.
     const start = state.follower?.firstTimestamp ?? state.startedAt ?? state.assignedAt;
-    const end = state.follower?.lastTimestamp !== undefined && state.follower.lastTimestamp > start
-      ? state.follower.lastTimestamp
-      : now;
+    const end = state.follower?.lastTimestamp !== undefined && state.follower.lastTimestamp > start ? state.follower.lastTimestamp : now;
     const span = buildJobSpan({
       job: state.view,
       runner: state.runner,
@@ -440,7 +442,9 @@ export class JobTracker implements ExchangeObserver {
     const names = new Set(r.endpoints);
     const configured = this.options.endpoints.filter((e) => names.has(e.name));
     if (configured.length < names.size) {
-      this.options.log('warn', 'a collector this job exported to is no longer configured; its spans go to the rest', { job_id: r.job.jobId });
+      this.options.log('warn', 'a collector this job exported to is no longer configured; its spans go to the rest', {
+        job_id: r.job.jobId,
+      });
     }
     const view = { ...r.job, schemaProblems: [] };
     const state: JobState = {
@@ -535,7 +539,11 @@ export class JobTracker implements ExchangeObserver {
     return resource;
   }
 
-  private endpointsFor(jobId: number, configured: readonly EndpointSettings[], payload: readonly PayloadOtelEndpoint[]): EndpointSettings[] {
+  private endpointsFor(
+    jobId: number,
+    configured: readonly EndpointSettings[],
+    payload: readonly PayloadOtelEndpoint[],
+  ): EndpointSettings[] {
     const out = [...configured];
     for (const entry of payload) {
       const made = endpointFromPayload(entry, this.options.payloadEndpointDefaults);
@@ -545,4 +553,3 @@ export class JobTracker implements ExchangeObserver {
     return out;
   }
 }
-

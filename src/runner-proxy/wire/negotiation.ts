@@ -34,8 +34,7 @@ export type Negotiation =
       warnings: string[];
     };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function describeId(v: unknown): string {
   if (v === undefined) return 'missing';
@@ -44,11 +43,7 @@ function describeId(v: unknown): string {
   return `"${v.slice(0, 40)}" (${v.length} chars)`;
 }
 
-function checkIds(
-  traceId: unknown,
-  parentId: unknown,
-  names: [string, string],
-): { traceId: string; parentSpanId: string } | string {
+function checkIds(traceId: unknown, parentId: unknown, names: [string, string]): { traceId: string; parentSpanId: string } | string {
   if (typeof traceId !== 'string' || !isValidTraceId(traceId)) {
     return `${names[0]} is ${describeId(traceId)}, expected 32 lowercase hex digits, not all zero`;
   }
@@ -86,8 +81,7 @@ export function negotiate(job: JobView, options: NegotiationOptions): Negotiatio
     const keepNative = options.nativeRunnerSpan === 'keep';
     // With `keep`, the runner exports its own job_execution to the payload's
     // endpoints; sending ours there too would put two job spans in one backend.
-    const payloadEndpoints =
-      options.usePayloadEndpoints && !keepNative ? readPayloadEndpoints(job.tracing.otel_endpoints, warnings) : [];
+    const payloadEndpoints = options.usePayloadEndpoints && !keepNative ? readPayloadEndpoints(job.tracing.otel_endpoints, warnings) : [];
     return {
       enabled: true,
       contract: 'tracing',

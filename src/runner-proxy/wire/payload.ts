@@ -143,8 +143,7 @@ const CI_VARIABLE_SET = new Set<string>(CI_VARIABLES);
 
 export type ReadResult<T> = { ok: true; value: T } | { ok: false; problem: string };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function optional<T>(
   obj: Record<string, unknown>,
@@ -222,7 +221,7 @@ export function readJobPayload(json: unknown): ReadResult<JobView> {
 export function readRunnerInfo(json: unknown): RunnerView {
   if (!isObject(json) || !isObject(json.info)) return {};
   const info = json.info;
-  const pick = (k: string): string | undefined => (typeof info[k] === 'string' ? (info[k] as string) : undefined);
+  const pick = (k: string): string | undefined => (typeof info[k] === 'string' ? info[k] : undefined);
   return {
     version: pick('version'),
     revision: pick('revision'),

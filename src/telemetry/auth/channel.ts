@@ -56,7 +56,10 @@ function readPem(path: string | undefined, what: string): Buffer | null {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new EndpointConfigError('TLS_FILE_UNREADABLE', `${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new EndpointConfigError(
+      'TLS_FILE_UNREADABLE',
+      `${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 

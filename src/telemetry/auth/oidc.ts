@@ -27,7 +27,10 @@ async function readSecretFile(path: string, what: string): Promise<string> {
   try {
     return (await readFile(path, 'utf8')).trim();
   } catch (err) {
-    throw new TokenError('TOKEN_FILE_UNREADABLE', `${what} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new TokenError(
+      'TOKEN_FILE_UNREADABLE',
+      `${what} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 

@@ -47,13 +47,19 @@ export interface EndpointDeps {
 }
 
 class RetryableFailure extends Error {
-  constructor(readonly outcome: Extract<ExportOutcome, { kind: 'error' }>, readonly minDelayMs: number) {
+  constructor(
+    readonly outcome: Extract<ExportOutcome, { kind: 'error' }>,
+    readonly minDelayMs: number,
+  ) {
     super(outcome.message);
   }
 }
 class Reauthenticate extends Error {}
 class Dropped extends Error {
-  constructor(readonly reason: DropReason, readonly code: number) {
+  constructor(
+    readonly reason: DropReason,
+    readonly code: number,
+  ) {
     super(reason);
   }
 }
@@ -194,7 +200,10 @@ export class EndpointExporter {
     let reserved = 0;
     for (const span of spans) {
       const bytes = estimateSpanBytes(span);
-      if (this.queue.spans + accepted.length + 1 <= this.settings.queue.maxSpans && this.queue.bytes + reserved + bytes <= this.settings.queue.maxBytes) {
+      if (
+        this.queue.spans + accepted.length + 1 <= this.settings.queue.maxSpans &&
+        this.queue.bytes + reserved + bytes <= this.settings.queue.maxBytes
+      ) {
         accepted.push({ span, bytes });
         reserved += bytes;
       }
@@ -203,7 +212,11 @@ export class EndpointExporter {
     if (accepted.length === 0) return;
     let items: QueueItem[];
     if (this.spool) {
-      const { ticket, written } = this.spool.append(resource.attributes, accepted.map((a) => a.span), now);
+      const { ticket, written } = this.spool.append(
+        resource.attributes,
+        accepted.map((a) => a.span),
+        now,
+      );
       items = accepted.map((a) => ({ span: a.span, resource, enqueuedAt: now, bytes: a.bytes, ticket, durable: false }));
       void written.then(() => {
         for (const i of items) i.durable = true;
@@ -246,7 +259,10 @@ export class EndpointExporter {
     this.abort.abort(new Error('endpoint shut down'));
     if (this.timer) clearTimeout(this.timer);
     if (this.inflight.size > 0) {
-      await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => setTimeout(r, Math.max(10, deadline - Date.now())).unref())]);
+      await Promise.race([
+        Promise.allSettled([...this.inflight]),
+        new Promise((r) => setTimeout(r, Math.max(10, deadline - Date.now())).unref()),
+      ]);
     }
     const rest = this.queue.drain();
     if (!this.spool) this.drop('shutdown', rest.length);

@@ -31,12 +31,42 @@ export interface ExportMetrics {
 export function createExportMetrics(registry: Registry): ExportMetrics {
   const registers = [registry];
   return {
-    enqueued: new Counter({ name: 'gitlab_otel_spans_enqueued_total', help: 'Spans accepted into an endpoint queue', labelNames: ['endpoint'], registers }),
-    exported: new Counter({ name: 'gitlab_otel_spans_exported_total', help: 'Spans the collector accepted', labelNames: ['endpoint'], registers }),
-    retried: new Counter({ name: 'gitlab_otel_spans_retried_total', help: 'Spans sent again after a retryable failure', labelNames: ['endpoint'], registers }),
-    dropped: new Counter({ name: 'gitlab_otel_spans_dropped_total', help: 'Spans given up on, by reason', labelNames: ['endpoint', 'reason'], registers }),
-    queueSpans: new Gauge({ name: 'gitlab_otel_export_queue_spans', help: 'Spans queued or in flight', labelNames: ['endpoint'], registers }),
-    queueBytes: new Gauge({ name: 'gitlab_otel_export_queue_bytes', help: 'Estimated bytes queued or in flight', labelNames: ['endpoint'], registers }),
+    enqueued: new Counter({
+      name: 'gitlab_otel_spans_enqueued_total',
+      help: 'Spans accepted into an endpoint queue',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    exported: new Counter({
+      name: 'gitlab_otel_spans_exported_total',
+      help: 'Spans the collector accepted',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    retried: new Counter({
+      name: 'gitlab_otel_spans_retried_total',
+      help: 'Spans sent again after a retryable failure',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'gitlab_otel_spans_dropped_total',
+      help: 'Spans given up on, by reason',
+      labelNames: ['endpoint', 'reason'],
+      registers,
+    }),
+    queueSpans: new Gauge({
+      name: 'gitlab_otel_export_queue_spans',
+      help: 'Spans queued or in flight',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    queueBytes: new Gauge({
+      name: 'gitlab_otel_export_queue_bytes',
+      help: 'Estimated bytes queued or in flight',
+      labelNames: ['endpoint'],
+      registers,
+    }),
     exportSeconds: new Histogram({
       name: 'gitlab_otel_export_duration_seconds',
       help: 'Duration of one OTLP Export call',
@@ -44,10 +74,30 @@ export function createExportMetrics(registry: Registry): ExportMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
-    tokenRefreshes: new Counter({ name: 'gitlab_otel_auth_token_refreshes_total', help: 'Bearer tokens obtained', labelNames: ['endpoint'], registers }),
-    tokenFailures: new Counter({ name: 'gitlab_otel_auth_token_failures_total', help: 'Failed attempts to obtain a bearer token', labelNames: ['endpoint'], registers }),
-    endpointUp: new Gauge({ name: 'gitlab_otel_export_endpoint_up', help: '1 when the last export to the endpoint succeeded', labelNames: ['endpoint'], registers }),
+    tokenRefreshes: new Counter({
+      name: 'gitlab_otel_auth_token_refreshes_total',
+      help: 'Bearer tokens obtained',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    tokenFailures: new Counter({
+      name: 'gitlab_otel_auth_token_failures_total',
+      help: 'Failed attempts to obtain a bearer token',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    endpointUp: new Gauge({
+      name: 'gitlab_otel_export_endpoint_up',
+      help: '1 when the last export to the endpoint succeeded',
+      labelNames: ['endpoint'],
+      registers,
+    }),
     spoolBytes: new Gauge({ name: 'gitlab_otel_spool_bytes', help: 'Bytes in the span spool', registers }),
-    spoolCorrupt: new Counter({ name: 'gitlab_otel_spool_corrupt_records_total', help: 'Torn or corrupt spool/journal records skipped', labelNames: ['file'], registers }),
+    spoolCorrupt: new Counter({
+      name: 'gitlab_otel_spool_corrupt_records_total',
+      help: 'Torn or corrupt spool/journal records skipped',
+      labelNames: ['file'],
+      registers,
+    }),
   };
 }

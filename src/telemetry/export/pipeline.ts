@@ -100,9 +100,11 @@ export class ExportPipeline implements SpanSink {
   /** Idempotent: a second call waits for the first. */
   shutdown(timeoutMs: number): Promise<void> {
     this.closed = true;
-    this.shutdownDone ??= Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs)).concat([...this.retiring])).then(() => {
-      this.journal?.close();
-    });
+    this.shutdownDone ??= Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs)).concat([...this.retiring])).then(
+      () => {
+        this.journal?.close();
+      },
+    );
     return this.shutdownDone;
   }
 

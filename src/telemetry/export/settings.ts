@@ -17,8 +17,7 @@ export interface TlsSettings {
 }
 
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
-export const GCP_METADATA_IDENTITY_URL =
-  'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity';
+export const GCP_METADATA_IDENTITY_URL = 'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity';
 
 /** How the client authenticates to the token endpoint (both OIDC flows). */
 export type OidcClientAuth =
@@ -98,12 +97,7 @@ export interface SpoolSettings {
 }
 
 export type SamplerName =
-  | 'always_on'
-  | 'always_off'
-  | 'traceidratio'
-  | 'parentbased_always_on'
-  | 'parentbased_always_off'
-  | 'parentbased_traceidratio';
+  'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
 
 export interface SamplingSettings {
   readonly sampler: SamplerName;
@@ -158,8 +152,7 @@ export class ExportSettingsError extends Error {
 }
 
 export type PayloadEndpointResult =
-  | { readonly ok: true; readonly endpoint: EndpointSettings }
-  | { readonly ok: false; readonly error: ExportSettingsError };
+  { readonly ok: true; readonly endpoint: EndpointSettings } | { readonly ok: false; readonly error: ExportSettingsError };
 
 /**
  * Turns a payload endpoint into EndpointSettings. Only gRPC is spoken here:

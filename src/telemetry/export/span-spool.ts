@@ -131,7 +131,8 @@ export class SpanSpool {
       const seg: Segment = { seq, path, bytes: statSync(path).size, live: new Set() };
       spool.segments.push(seg);
       const read = readRecordFile(path);
-      if (read.corrupt > 0 || read.torn) hooks.onWarning({ event: 'spool_records_skipped', file: path, corrupt: read.corrupt, torn: read.torn });
+      if (read.corrupt > 0 || read.torn)
+        hooks.onWarning({ event: 'spool_records_skipped', file: path, corrupt: read.corrupt, torn: read.torn });
       for (const p of read.payloads) {
         let e: Entry;
         try {
@@ -168,12 +169,18 @@ export class SpanSpool {
   }
 
   /** Appends a group; `written` resolves once it is in the file. */
-  append(resourceAttributes: Attributes, spans: readonly SpanRecord[], enqueuedAt: number): { ticket: SpoolTicket; written: Promise<void> } {
+  append(
+    resourceAttributes: Attributes,
+    spans: readonly SpanRecord[],
+    enqueuedAt: number,
+  ): { ticket: SpoolTicket; written: Promise<void> } {
     const id = this.nextId++;
     const seg = this.current();
     seg.live.add(id);
     this.recordSegment.set(id, seg);
-    const payload = Buffer.from(JSON.stringify({ t: 'd', id, at: enqueuedAt, r: resourceAttributes, s: spans.map(toStored) } satisfies Entry));
+    const payload = Buffer.from(
+      JSON.stringify({ t: 'd', id, at: enqueuedAt, r: resourceAttributes, s: spans.map(toStored) } satisfies Entry),
+    );
     const before = this.writer.bytes;
     const written = this.writer.append(payload);
     seg.bytes += this.writer.bytes - before;

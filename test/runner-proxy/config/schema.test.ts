@@ -28,8 +28,8 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
   let err = '';
   const o = process.stdout.write.bind(process.stdout);
   const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  process.stdout.write = (s: string) => ((out += s), true);
+  process.stderr.write = (s: string) => ((err += s), true);
   try {
     return { code: await run(argv), out, err };
   } finally {
@@ -57,7 +57,12 @@ t.test('the shipped example is valid and means what it says', async (t) => {
 });
 
 t.test('every problem is reported with its key path and the file', async (t) => {
-  const bad = file('bad.yml', readFileSync('runner-config/gitlab-otel.yml', 'utf8').replace('negotiation: payload', 'negotiation: sometimes').replace('batch_size: 512', 'batch_size: lots'));
+  const bad = file(
+    'bad.yml',
+    readFileSync('runner-config/gitlab-otel.yml', 'utf8')
+      .replace('negotiation: payload', 'negotiation: sometimes')
+      .replace('batch_size: 512', 'batch_size: lots'),
+  );
   const found = problems(() => loadConfig(bad, {}));
   t.equal(found.length, 2);
   t.ok(found.some((p) => /^telemetry.negotiation: expected one of payload \| payload-or-variable, got "sometimes"/.test(p)));
@@ -83,26 +88,40 @@ t.test('shapes, types and values', async (t) => {
     /auth.client_id: required/,
     /client_secret_file or private_key_file is required/,
   ]);
-  t.match(check('upstream: {url: https://g}\nendpoints: [{url: "https://c", auth: {type: oidc_token_exchange, issuer: "https://i", client_id: c}}]\n'), [/subject_token_file: required/]);
-  t.match(check('upstream: {url: https://g}\nendpoints: [{name: a, url: "https://c"}, {name: a, url: "https://d"}]\n'), [/duplicate endpoint name/]);
+  t.match(
+    check(
+      'upstream: {url: https://g}\nendpoints: [{url: "https://c", auth: {type: oidc_token_exchange, issuer: "https://i", client_id: c}}]\n',
+    ),
+    [/subject_token_file: required/],
+  );
+  t.match(check('upstream: {url: https://g}\nendpoints: [{name: a, url: "https://c"}, {name: a, url: "https://d"}]\n'), [
+    /duplicate endpoint name/,
+  ]);
   t.match(check('upstream: {url: https://g}\nendpoints: [{url: "http://c", tls: {ca_file: x}}]\n'), [/plaintext http/]);
   t.match(check('upstream: {url: https://g}\nspool: {max_bytes: 1GiB}\n'), [/spool.dir: required/]);
   t.match(check('upstream: {url: https://g}\nsampling: {ratio: 2}\n'), [/sampling.ratio: expected a number from 0 to 1/]);
   t.match(check('- a\n- b\n'), [/must be a YAML mapping/]);
   t.match(check('upstream: {url: https://g}\nupstream: {url: https://h}\n'), [/line 2.*unique/]);
   t.match(check('upstream: [\n'), [/line/]);
-  t.match(problems(() => loadConfig(join(dir, 'missing.yml'), {})), [/cannot read: ENOENT/]);
+  t.match(
+    problems(() => loadConfig(join(dir, 'missing.yml'), {})),
+    [/cannot read: ENOENT/],
+  );
 });
 
 t.test('environment beneath, flags above', async (t) => {
-  const { config, warnings } = loadConfig(undefined, {
-    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317',
-    OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=ci,broken',
-    OTEL_SERVICE_NAME: 'runners-eu',
-    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod',
-    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
-    OTEL_TRACES_SAMPLER_ARG: '0.25',
-  }, { upstream: 'https://gitlab.example.com', listen: '0.0.0.0:8081', adminListen: '127.0.0.1:9999' });
+  const { config, warnings } = loadConfig(
+    undefined,
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=ci,broken',
+      OTEL_SERVICE_NAME: 'runners-eu',
+      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+    },
+    { upstream: 'https://gitlab.example.com', listen: '0.0.0.0:8081', adminListen: '127.0.0.1:9999' },
+  );
   t.match(config.endpoints, [{ name: 'default', url: 'http://127.0.0.1:4317', headers: { 'x-tenant': 'ci' } }]);
   t.equal(config.telemetry.serviceName, 'runners-eu');
   t.same(config.telemetry.resourceAttributes, { 'deployment.environment.name': 'prod' });
@@ -110,7 +129,11 @@ t.test('environment beneath, flags above', async (t) => {
   t.same(config.listen, { host: '0.0.0.0', port: 8081 });
   t.same(config.admin, { host: '127.0.0.1', port: 9999 });
   t.match(warnings, [/OTEL_EXPORTER_OTLP_HEADERS: entries 1/]);
-  const traces = loadConfig(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:1', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:2' }, { upstream: 'https://g' });
+  const traces = loadConfig(
+    undefined,
+    { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:1', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:2' },
+    { upstream: 'https://g' },
+  );
   t.equal(traces.config.endpoints[0]!.url, 'http://b:2', 'the traces-specific variable wins');
 });
 

@@ -67,8 +67,14 @@ t.test('markers: stamps, streams, options; script output never decoded unless as
 t.test('without FF_TIMESTAMPS a marker is timed by its whole seconds', async (t) => {
   const r = recorder();
   const p = new JobLog(r);
-  p.accept(0, Buffer.from('\x1b[0KRunning\x1b[0;m\nsection_start:1704067201:get_sources\r\x1b[0K\x1b[0K\x1b[36;1mGetting source\x1b[0;m\n'));
-  t.same(r.markers.map((m) => [m.name, m.timeNs, m.stamped, m.stream]), [['get_sources', 1_704_067_201_000_000_000n, false, undefined]]);
+  p.accept(
+    0,
+    Buffer.from('\x1b[0KRunning\x1b[0;m\nsection_start:1704067201:get_sources\r\x1b[0K\x1b[0K\x1b[36;1mGetting source\x1b[0;m\n'),
+  );
+  t.same(
+    r.markers.map((m) => [m.name, m.timeNs, m.stamped, m.stream]),
+    [['get_sources', 1_704_067_201_000_000_000n, false, undefined]],
+  );
   t.equal(p.firstTimestamp, undefined);
 });
 
@@ -79,7 +85,11 @@ t.test('a marker at the end of a PATCH with no newline yet is reported at once',
   p.accept(0, first);
   t.equal(r.markers.length, 1, 'reported without waiting for the newline');
   p.accept(first.length, Buffer.from('section_start:1704067202:restore_cache\r\x1b[0K\n'));
-  t.same(r.markers.map((m) => m.name), ['get_sources', 'restore_cache'], 'and not reported twice');
+  t.same(
+    r.markers.map((m) => m.name),
+    ['get_sources', 'restore_cache'],
+    'and not reported twice',
+  );
 });
 
 t.test('captured lines are whole, decoded, without the stamp', async (t) => {
@@ -89,13 +99,21 @@ t.test('captured lines are whole, decoded, without the stamp', async (t) => {
   const line = '2024-01-01T00:00:01.000001Z 01O Résumé ✓ 測試 🚀\r\n';
   const bytes = Buffer.from(line);
   for (let i = 0; i < bytes.length; i++) p.accept(i, bytes.subarray(i, i + 1));
-  t.same(r.lines.map((l) => [l.text, l.stream, l.timeNs]), [['Résumé ✓ 測試 🚀', 1, 1_704_067_201_000_001_000n]]);
+  t.same(
+    r.lines.map((l) => [l.text, l.stream, l.timeNs]),
+    [['Résumé ✓ 測試 🚀', 1, 1_704_067_201_000_001_000n]],
+  );
 });
 
 t.test('output-limit notice (unstamped, below the stamper)', async (t) => {
   const r = recorder();
   const p = new JobLog(r);
-  p.accept(0, Buffer.from("2024-01-01T00:00:01.000001Z 01O partial li\n\x1b[33;1mJob's log exceeded limit of 4194304 bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n"));
+  p.accept(
+    0,
+    Buffer.from(
+      "2024-01-01T00:00:01.000001Z 01O partial li\n\x1b[33;1mJob's log exceeded limit of 4194304 bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n",
+    ),
+  );
   t.equal(r.limits, 1);
   t.ok(p.outputLimitHit);
   const spoof = recorder();
@@ -154,7 +172,10 @@ t.test('an endless line without newline keeps memory bounded and still finds mar
     max = Math.max(max, p.retainedBytes);
   }
   t.ok(max <= MAX_CARRY_BYTES, `retained ${max} ≤ ${MAX_CARRY_BYTES}`);
-  t.same(r.markers.map((m) => m.name), ['progress']);
+  t.same(
+    r.markers.map((m) => m.name),
+    ['progress'],
+  );
 });
 
 for (const timestamps of [true, false]) {
@@ -175,7 +196,11 @@ for (const timestamps of [true, false]) {
     let mismatches = 0;
     for (let cut = 1; cut < b.length; cut++) {
       const got = describe(run(log, splitAt(b, [cut])).spans);
-      if (JSON.stringify(got, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) !== JSON.stringify(whole, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) mismatches++;
+      if (
+        JSON.stringify(got, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) !==
+        JSON.stringify(whole, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+      )
+        mismatches++;
     }
     t.equal(mismatches, 0, `every one of ${b.length - 1} two-PATCH splits gives the same spans`);
   });
@@ -229,7 +254,12 @@ t.test('fuzz: random bytes and marker fragments never crash, memory stays bounde
     }
     const bytes = Buffer.concat(parts);
     const fake = { ...buildJobLog('success', { start: START, timestamps: false }), bytes };
-    const r = run(fake, randomPieces(bytes, rand, 300), { traceId: '0af7651916cd43dd8448eb211c80319c', jobSpanId: '00f067aa0ba902b7', maxSpans: 50, maxAttributeLength: 64 });
+    const r = run(fake, randomPieces(bytes, rand, 300), {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      jobSpanId: '00f067aa0ba902b7',
+      maxSpans: 50,
+      maxAttributeLength: 64,
+    });
     t.ok(r.maxRetained <= MAX_CARRY_BYTES);
     t.ok(r.spans.length <= 50 + STAGE_ALLOWANCE, 'spans capped');
     for (const s of r.spans) {

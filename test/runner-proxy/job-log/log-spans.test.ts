@@ -22,7 +22,9 @@ for (const timestamps of [true, false]) {
       }
       // Attributes of stages: name, status, attempt, truncated, enrichment.
       for (const e of log.sections.filter((s) => s.kind === 'stage')) {
-        const span = spans.find((s) => s.name === e.name && s.attributes['ci.stage.attempt'] === e.attempt && s.attributes['ci.stage.name'] === e.name);
+        const span = spans.find(
+          (s) => s.name === e.name && s.attributes['ci.stage.attempt'] === e.attempt && s.attributes['ci.stage.name'] === e.name,
+        );
         if (!t.ok(span, `${e.name} #${e.attempt} exported`)) continue;
         t.match(span!.attributes, {
           'ci.stage.name': e.name,
@@ -64,7 +66,11 @@ t.test('a failing script: ERROR on step_script with the failure reason, settled 
   t.equal(step?.attributes['ci.stage.status'], 'failed');
   job.accept(failurePath + 60, b.subarray(failurePath + 60));
   job.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
-  t.same(spans.filter((s) => s.status.code === 2).map((s) => s.name), ['step_script'], 'only the stage the job failed in');
+  t.same(
+    spans.filter((s) => s.status.code === 2).map((s) => s.name),
+    ['step_script'],
+    'only the stage the job failed in',
+  );
 });
 
 t.test('a failing script with no cache or artifacts: settled by the final update', async (t) => {
@@ -75,8 +81,14 @@ t.test('a failing script with no cache or artifacts: settled by the final update
   const spans: SpanRecord[] = [];
   const job = new JobLogSpans(CTX, (s) => spans.push(s));
   job.accept(0, b.subarray(0, cut));
-  t.notOk(spans.find((s) => s.name === 'step_script'), 'held: its status is not known yet');
-  t.ok(spans.find((s) => s.name === 'after_script'), 'after_script is exported at its end');
+  t.notOk(
+    spans.find((s) => s.name === 'step_script'),
+    'held: its status is not known yet',
+  );
+  t.ok(
+    spans.find((s) => s.name === 'after_script'),
+    'after_script is exported at its end',
+  );
   job.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
   const step = spans.find((s) => s.name === 'step_script')!;
   t.equal(step.status.code, 2);
@@ -90,9 +102,16 @@ t.test('stages are exported when they end, not at the job end', async (t) => {
   const job = new JobLogSpans(CTX, (s) => spans.push(s));
   const afterPrepare = b.indexOf('section_start:', b.indexOf('section_end:') + 1);
   job.accept(0, b.subarray(0, afterPrepare));
-  t.same(spans.map((s) => s.name), [], 'prepare_executor can fail the job: held until the next stage');
+  t.same(
+    spans.map((s) => s.name),
+    [],
+    'prepare_executor can fail the job: held until the next stage',
+  );
   job.accept(afterPrepare, b.subarray(afterPrepare, afterPrepare + 200));
-  t.same(spans.map((s) => s.name), ['prepare_executor']);
+  t.same(
+    spans.map((s) => s.name),
+    ['prepare_executor'],
+  );
 });
 
 t.test('output limit: the open stage closes at the final update, truncated; no later stages invented', async (t) => {
@@ -131,7 +150,10 @@ t.test('guardrails: span cap counts dropped sections, attribute values are cut',
   job.finish({ status: 'success', endTimeUnixNano: 1_704_067_300_000_000_000n });
   t.equal(spans.filter((s) => 'ci.section.name' in s.attributes).length, 10);
   t.equal(job.droppedSections, 21);
-  t.ok(spans.find((s) => s.name === 'step_script'), 'the stage is still exported past the cap');
+  t.ok(
+    spans.find((s) => s.name === 'step_script'),
+    'the stage is still exported past the cap',
+  );
   for (const s of spans) t.ok(s.name.length <= 32);
 });
 
@@ -151,13 +173,16 @@ t.test('bad nesting and stray markers never crash and leave nothing open', async
   job.accept(0, Buffer.from(log));
   job.finish({ status: 'success', endTimeUnixNano: 1_704_067_300_000_000_000n });
   const d = describe(spans);
-  t.same(d.map((s) => [s.name, s.parent]), [
-    ['step_script#1', 'job'],
-    ['outer#1', 'step_script#1'],
-    ['inner#1', 'outer#1'],
-    ['dangling#1', 'step_script#1'],
-    ['after_script#1', 'job'],
-  ]);
+  t.same(
+    d.map((s) => [s.name, s.parent]),
+    [
+      ['step_script#1', 'job'],
+      ['outer#1', 'step_script#1'],
+      ['inner#1', 'outer#1'],
+      ['dangling#1', 'step_script#1'],
+      ['after_script#1', 'job'],
+    ],
+  );
   t.equal(spans.find((s) => s.name === 'inner')!.attributes['ci.section.unclosed'], true);
   t.equal(spans.find((s) => s.name === 'inner')!.endTimeUnixNano, 1_704_067_204_000_000_000n);
   t.equal(spans.find((s) => s.name === 'dangling')!.endTimeUnixNano, 1_704_067_206_000_000_000n);

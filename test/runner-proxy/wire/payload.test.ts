@@ -3,7 +3,8 @@ import t from 'tap';
 import { append, applyEdits, insertFirstMember, locate, removal, type MemberSpan } from '../../../src/runner-proxy/wire/json-text.js';
 
 const removeMember = (text: string, m: MemberSpan): string => applyEdits(text, [removal(text, m)]);
-const appendElement = (text: string, element: string): string => applyEdits(text, [append(text, { start: text.indexOf('['), end: text.lastIndexOf(']') + 1 }, element)]);
+const appendElement = (text: string, element: string): string =>
+  applyEdits(text, [append(text, { start: text.indexOf('['), end: text.lastIndexOf(']') + 1 }, element)]);
 import { advertiseJobTelemetry, editJobPayload } from '../../../src/runner-proxy/wire/payload-edits.js';
 import { readJobPayload, readJobUpdate, readRunnerInfo, type JobView } from '../../../src/runner-proxy/wire/payload.js';
 import { negotiate, type NegotiationOptions } from '../../../src/runner-proxy/wire/negotiation.js';
@@ -13,7 +14,12 @@ import { pipelineRootSpanId, pipelineTraceId } from '../../../src/telemetry/pipe
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
-const OPTS: NegotiationOptions = { policy: 'payload', nativeRunnerSpan: 'replace', usePayloadEndpoints: false, upstreamUrl: 'https://gitlab.example.com' };
+const OPTS: NegotiationOptions = {
+  policy: 'payload',
+  nativeRunnerSpan: 'replace',
+  usePayloadEndpoints: false,
+  upstreamUrl: 'https://gitlab.example.com',
+};
 
 function view(json: unknown): JobView {
   const r = readJobPayload(json);
@@ -38,7 +44,16 @@ t.test('json-text locates, removes, inserts and appends without touching other b
   t.equal(insertFirstMember('{"a":1}', 0, '"k":true'), '{"k":true,"a":1}');
   t.equal(appendElement('[]', '1'), '[1]');
   t.equal(appendElement('[ 1 ]', '2'), '[ 1 ,2]');
-  t.same(JSON.parse(applyEdits('{"a":[1],"b":2}', [append('{"a":[1],"b":2}', locate('{"a":[1],"b":2}', ['a'])!, '3'), removal('{"a":[1],"b":2}', locate('{"a":[1],"b":2}', ['b'])!)])), { a: [1, 3] }, 'several edits apply back to front');
+  t.same(
+    JSON.parse(
+      applyEdits('{"a":[1],"b":2}', [
+        append('{"a":[1],"b":2}', locate('{"a":[1],"b":2}', ['a'])!, '3'),
+        removal('{"a":[1],"b":2}', locate('{"a":[1],"b":2}', ['b'])!),
+      ]),
+    ),
+    { a: [1, 3] },
+    'several edits apply back to front',
+  );
   t.throws(() => locate('{"a": tru}', ['b']), 'malformed text throws (callers fall back to the original)');
 });
 
@@ -55,7 +70,10 @@ t.test('advertiseJobTelemetry', async (t) => {
 t.test('editJobPayload keeps the exact runner schema', async (t) => {
   const payload = makeJobPayload({ id: 5, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } });
   const text = JSON.stringify(payload);
-  const edited = editJobPayload(text, { removeNativeTracing: true, variables: [{ key: 'TRACEPARENT', value: `00-${TRACE}-${PARENT}-01` }] })!;
+  const edited = editJobPayload(text, {
+    removeNativeTracing: true,
+    variables: [{ key: 'TRACEPARENT', value: `00-${TRACE}-${PARENT}-01` }],
+  })!;
   const out = JSON.parse(edited);
   t.notOk('tracing' in out.features);
   t.same(out.variables.at(-1), { key: 'TRACEPARENT', value: `00-${TRACE}-${PARENT}-01`, public: true, masked: false });
@@ -77,19 +95,39 @@ t.test('readJobPayload keeps metadata only', async (t) => {
   t.equal(drift.name, undefined);
   t.equal(drift.schemaProblems.length, 3, 'wrong types are reported, not fatal');
   t.ok(view({ id: 2, variables: [{ key: 'TRACEPARENT', value: 'x' }] }).definesTraceparent);
-  t.same(readJobUpdate({ state: 'failed', failure_reason: 'script_failure', exit_code: 2, output: { bytesize: 10, checksum: 'crc32:0' } }), {
-    state: 'failed', failureReason: 'script_failure', exitCode: 2, outputBytesize: 10, outputChecksum: 'crc32:0',
-  });
+  t.same(
+    readJobUpdate({ state: 'failed', failure_reason: 'script_failure', exit_code: 2, output: { bytesize: 10, checksum: 'crc32:0' } }),
+    {
+      state: 'failed',
+      failureReason: 'script_failure',
+      exitCode: 2,
+      outputBytesize: 10,
+      outputChecksum: 'crc32:0',
+    },
+  );
   t.same(readJobUpdate('x'), {});
   t.same(readRunnerInfo({ info: { version: '19.4.0', executor: 'docker', features: {} } }), {
-    version: '19.4.0', revision: undefined, executor: 'docker', platform: undefined, architecture: undefined, shell: undefined,
+    version: '19.4.0',
+    revision: undefined,
+    executor: 'docker',
+    platform: undefined,
+    architecture: undefined,
+    shell: undefined,
   });
 });
 
 t.test('negotiation: both contract generations, the fallback, and invalid ids', async (t) => {
   const tracing = (tr: unknown) => view({ id: 1, variables: [], features: { tracing: tr } });
-  t.match(negotiate(tracing({ trace_id: TRACE, span_parent_id: PARENT }), OPTS), { enabled: true, contract: 'tracing', traceId: TRACE, parentSpanId: PARENT, removeNativeTracing: true });
-  t.match(negotiate(tracing({ trace_id: TRACE, span_parent_id: PARENT }), { ...OPTS, nativeRunnerSpan: 'keep' }), { removeNativeTracing: false });
+  t.match(negotiate(tracing({ trace_id: TRACE, span_parent_id: PARENT }), OPTS), {
+    enabled: true,
+    contract: 'tracing',
+    traceId: TRACE,
+    parentSpanId: PARENT,
+    removeNativeTracing: true,
+  });
+  t.match(negotiate(tracing({ trace_id: TRACE, span_parent_id: PARENT }), { ...OPTS, nativeRunnerSpan: 'keep' }), {
+    removeNativeTracing: false,
+  });
   for (const [bad, why] of [
     [{ trace_id: TRACE.toUpperCase(), span_parent_id: PARENT }, /trace_id/],
     [{ trace_id: TRACE.slice(1), span_parent_id: PARENT }, /trace_id/],
@@ -103,8 +141,17 @@ t.test('negotiation: both contract generations, the fallback, and invalid ids', 
     tracing({ trace_id: TRACE, span_parent_id: PARENT, otel_endpoints: ['grpc://a:4317', { url: 'grpcs://b' }, { nope: 1 }] }),
     { ...OPTS, usePayloadEndpoints: true },
   );
-  t.match(endpoints, { enabled: true, payloadEndpoints: [{ url: 'grpc://a:4317' }, { url: 'grpcs://b' }], warnings: [/otel_endpoints\[2\]/] });
-  const seed = view({ id: 1, variables: [], features: { job_telemetry: true }, trace_context: { trace_id: TRACE, parent_span_id: PARENT } });
+  t.match(endpoints, {
+    enabled: true,
+    payloadEndpoints: [{ url: 'grpc://a:4317' }, { url: 'grpcs://b' }],
+    warnings: [/otel_endpoints\[2\]/],
+  });
+  const seed = view({
+    id: 1,
+    variables: [],
+    features: { job_telemetry: true },
+    trace_context: { trace_id: TRACE, parent_span_id: PARENT },
+  });
   t.match(negotiate(seed, OPTS), { enabled: true, contract: 'job_telemetry', removeNativeTracing: false });
   const fallback = view(makeJobPayload({ id: 3, pipelineId: 55, contract: { kind: 'variable' } }));
   t.same(negotiate(fallback, OPTS), { enabled: false }, 'policy payload: the variable is ignored silently');
@@ -119,17 +166,41 @@ t.test('negotiation: both contract generations, the fallback, and invalid ids', 
 
 t.test('job span: attributes in both vocabularies, status from the outcome', async (t) => {
   const job = view(makeJobPayload({ id: 8, name: 'build', pipelineId: 4, runnerId: 3 }));
-  const base = { job, runner: { executor: 'docker', version: '19.4.0' }, contract: 'tracing' as const, traceId: TRACE, spanId: PARENT, parentSpanId: 'b7ad6b7169203331', startTimeUnixNano: 10n, endTimeUnixNano: 20n };
+  const base = {
+    job,
+    runner: { executor: 'docker', version: '19.4.0' },
+    contract: 'tracing' as const,
+    traceId: TRACE,
+    spanId: PARENT,
+    parentSpanId: 'b7ad6b7169203331',
+    startTimeUnixNano: 10n,
+    endTimeUnixNano: 20n,
+  };
   const ok = buildJobSpan({ ...base, outcome: { state: 'success' } });
   t.match(ok, { name: 'job_execution', kind: 0, parentIsRemote: true, status: { code: 0 } });
   t.match(ok.attributes, {
-    'ci.job.id': 8, 'ci.pipeline.id': 4, 'ci.project.id': 42, 'ci.runner.id': 3, 'ci.runner.executor': 'docker', 'ci.job.status': 'success',
-    'cicd.pipeline.run.id': '4', 'cicd.pipeline.task.name': 'build', 'cicd.pipeline.task.run.id': '8', 'cicd.worker.id': '3',
-    'cicd.pipeline.task.run.url.full': 'https://gitlab.example.com/acme/shop/-/jobs/8', 'vcs.ref.head.name': 'main',
+    'ci.job.id': 8,
+    'ci.pipeline.id': 4,
+    'ci.project.id': 42,
+    'ci.runner.id': 3,
+    'ci.runner.executor': 'docker',
+    'ci.job.status': 'success',
+    'cicd.pipeline.run.id': '4',
+    'cicd.pipeline.task.name': 'build',
+    'cicd.pipeline.task.run.id': '8',
+    'cicd.worker.id': '3',
+    'cicd.pipeline.task.run.url.full': 'https://gitlab.example.com/acme/shop/-/jobs/8',
+    'vcs.ref.head.name': 'main',
   });
   const failed = buildJobSpan({ ...base, outcome: { state: 'failed', failureReason: 'script_failure', exitCode: 1 } });
-  t.match(failed, { status: { code: 2, message: 'script_failure' }, attributes: { 'ci.job.exit_code': 1, 'error.type': 'script_failure' } });
+  t.match(failed, {
+    status: { code: 2, message: 'script_failure' },
+    attributes: { 'ci.job.exit_code': 1, 'error.type': 'script_failure' },
+  });
   t.equal(taskRunResult({ state: 'failed', failureReason: 'job_execution_timeout' }), 'timeout');
   t.equal(taskRunResult({ state: 'canceled' }), 'cancellation');
-  t.match(buildJobSpan({ ...base, outcome: { state: 'abandoned' } }), { status: { code: 2 }, attributes: { 'ci.job.status': 'unknown', 'error.type': 'abandoned' } });
+  t.match(buildJobSpan({ ...base, outcome: { state: 'abandoned' } }), {
+    status: { code: 2 },
+    attributes: { 'ci.job.status': 'unknown', 'error.type': 'abandoned' },
+  });
 });

@@ -39,7 +39,12 @@ const withTls = (url: string, tls: TlsSettings): EndpointSettings => endpointSet
 
 t.test('the client certificate is presented and accepted; the collector sees who it is', async (t) => {
   const receiver = await mtlsCollector(t);
-  const ep = withTls(receiver.url, { caFile: ca.certFile, certFile: clientCert.certFile, keyFile: clientCert.keyFile, insecureSkipVerify: false });
+  const ep = withTls(receiver.url, {
+    caFile: ca.certFile,
+    certFile: clientCert.certFile,
+    keyFile: clientCert.keyFile,
+    insecureSkipVerify: false,
+  });
   const { pipeline, registry } = await pipelineFor(t, ep);
 
   pipeline.submit(makeSpans(4), resource, [ep]);
@@ -59,11 +64,13 @@ const refused: [string, (url: string) => EndpointSettings][] = [
   ['a client without a certificate', (url) => withTls(url, { caFile: ca.certFile, insecureSkipVerify: false })],
   [
     'a client whose certificate another CA signed',
-    (url) => withTls(url, { caFile: ca.certFile, certFile: strangerCert.certFile, keyFile: strangerCert.keyFile, insecureSkipVerify: false }),
+    (url) =>
+      withTls(url, { caFile: ca.certFile, certFile: strangerCert.certFile, keyFile: strangerCert.keyFile, insecureSkipVerify: false }),
   ],
   [
     'a client that does not trust the collector (its CA file names another CA)',
-    (url) => withTls(url, { caFile: otherCa.certFile, certFile: clientCert.certFile, keyFile: clientCert.keyFile, insecureSkipVerify: false }),
+    (url) =>
+      withTls(url, { caFile: otherCa.certFile, certFile: clientCert.certFile, keyFile: clientCert.keyFile, insecureSkipVerify: false }),
   ],
 ];
 
@@ -95,16 +102,25 @@ t.test('an unreadable client key makes the endpoint invalid: counted, named in t
   pipeline.submit(makeSpans(2), resource, [ep]);
   t.equal(pipeline.health()[0]?.state, 'invalid');
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'endpoint_invalid' }), 2);
-  t.match(logs, [{ event: 'endpoint_invalid', code: 'TLS_FILE_UNREADABLE', message: /client key file .*no-such-key\.pem cannot be read \(ENOENT\)/ }]);
+  t.match(logs, [
+    { event: 'endpoint_invalid', code: 'TLS_FILE_UNREADABLE', message: /client key file .*no-such-key\.pem cannot be read \(ENOENT\)/ },
+  ]);
 
   // A key file that exists but is not a key: grpc-js refuses it when the channel is built.
   const garbage = join(dir, 'garbage.pem');
   writeFileSync(garbage, 'not a key');
-  const bad = { ...withTls(receiver.url, { caFile: ca.certFile, certFile: clientCert.certFile, keyFile: garbage, insecureSkipVerify: false }), name: 'garbage' };
+  const bad = {
+    ...withTls(receiver.url, { caFile: ca.certFile, certFile: clientCert.certFile, keyFile: garbage, insecureSkipVerify: false }),
+    name: 'garbage',
+  };
   const second = await pipelineFor(t, bad);
   second.pipeline.submit(makeSpans(1), resource, [bad]);
   await second.pipeline.shutdown(500);
   t.equal(receiver.calls.length, 0);
-  t.equal(await metric(second.registry, 'gitlab_otel_spans_dropped_total', { endpoint: 'garbage' }), 1, 'counted, whatever the stage that refused it');
+  t.equal(
+    await metric(second.registry, 'gitlab_otel_spans_dropped_total', { endpoint: 'garbage' }),
+    1,
+    'counted, whatever the stage that refused it',
+  );
   t.notOk(JSON.stringify(second.logs).includes('not a key'), 'file contents never reach the log');
 });

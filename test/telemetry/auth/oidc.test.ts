@@ -103,7 +103,12 @@ t.test('tokens are refreshed before they expire', async (t) => {
     auth: ccAuth(idp.issuer),
     tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
   });
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry: new Registry(), log: () => undefined, tokenSources: { secure: cache.source } });
+  const pipeline = await ExportPipeline.create({
+    endpoints: [ep],
+    registry: new Registry(),
+    log: () => undefined,
+    tokenSources: { secure: cache.source },
+  });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -134,7 +139,10 @@ t.test('token exchange of a workload identity token read from a file (re-read on
     subjectTokenFile: subjectFile,
     subjectTokenType: TOKEN_TYPE_JWT,
   };
-  const ep = endpointSettings('exchanged', receiver.url, { auth, tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false } });
+  const ep = endpointSettings('exchanged', receiver.url, {
+    auth,
+    tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
+  });
   const registry = new Registry();
   const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: () => undefined });
   t.teardown(async () => {
@@ -148,7 +156,7 @@ t.test('token exchange of a workload identity token read from a file (re-read on
 
   // The projected token rotates to garbage: the next exchange reads it and fails, counted, no crash.
   writeFileSync(subjectFile, 'not-a-jwt');
-  const source = oidcTokenSource(auth as Extract<AuthSettings, { type: 'oidc_token_exchange' }>);
+  const source = oidcTokenSource(auth);
   const err = await source.fetch().then(
     () => undefined,
     (e: Error & { code?: string }) => e,
@@ -159,7 +167,9 @@ t.test('token exchange of a workload identity token read from a file (re-read on
 });
 
 t.test('bearer tokens over plaintext: loopback allowed, a remote host refused', async (t) => {
-  const remote = endpointSettings('remote', 'http://10.1.2.3:4317', { auth: { type: 'gcp_workload_identity', audience: 'a', metadataUrl: 'http://127.0.0.1:1/' } });
+  const remote = endpointSettings('remote', 'http://10.1.2.3:4317', {
+    auth: { type: 'gcp_workload_identity', audience: 'a', metadataUrl: 'http://127.0.0.1:1/' },
+  });
   t.throws(() => planChannel(remote), { code: 'INSECURE_AUTH_REFUSED' });
   t.doesNotThrow(() => planChannel({ ...remote, allowInsecureAuth: true }));
   const registry = new Registry();
@@ -177,7 +187,11 @@ t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the met
   const requests: { audience: string | null; flavor: string | undefined; format: string | null }[] = [];
   const metadata = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    requests.push({ audience: url.searchParams.get('audience'), flavor: req.headers['metadata-flavor'] as string | undefined, format: url.searchParams.get('format') });
+    requests.push({
+      audience: url.searchParams.get('audience'),
+      flavor: req.headers['metadata-flavor'] as string | undefined,
+      format: url.searchParams.get('format'),
+    });
     if (req.headers['metadata-flavor'] !== 'Google') {
       res.writeHead(403).end();
       return;
@@ -209,7 +223,10 @@ t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the met
     await new Promise((r) => metadata.close(r));
   });
   const converted = endpointFromPayload(
-    { url: `grpc://127.0.0.1:${receiver.port}`, auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'https://collector.example' } } },
+    {
+      url: `grpc://127.0.0.1:${receiver.port}`,
+      auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'https://collector.example' } },
+    },
     { metadataUrl },
   );
   if (!converted.ok) throw converted.error;

@@ -77,39 +77,42 @@ const cases: { alg: 'RS256' | 'ES256'; kid?: string }[] = [
 ];
 
 for (const { alg, kid } of cases) {
-  t.test(`private_key_jwt with an ${alg} key${kid ? ' and a key id' : ', no key id'}: every export carries a valid access token`, async (t) => {
-    const key = await clientKey(alg, kid, `${alg}.pem`);
-    const idp = await startIdp({ privateKeyJwtClients: [{ clientId: 'gitlab-otel-pkjwt', jwks: { keys: [key.publicJwk] } }] });
-    t.teardown(() => idp.close());
-    const seen: string[] = [];
-    const receiver = await collector(t, idp, seen);
-    const ep = endpointSettings('pkjwt', receiver.url, {
-      auth: pkjwtAuth(idp.issuer, 'gitlab-otel-pkjwt', key.pemFile, kid),
-      tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
-    });
-    const registry = new Registry();
-    const logs: LogEvent[] = [];
-    const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
-    t.teardown(() => pipeline.shutdown(1000));
+  t.test(
+    `private_key_jwt with an ${alg} key${kid ? ' and a key id' : ', no key id'}: every export carries a valid access token`,
+    async (t) => {
+      const key = await clientKey(alg, kid, `${alg}.pem`);
+      const idp = await startIdp({ privateKeyJwtClients: [{ clientId: 'gitlab-otel-pkjwt', jwks: { keys: [key.publicJwk] } }] });
+      t.teardown(() => idp.close());
+      const seen: string[] = [];
+      const receiver = await collector(t, idp, seen);
+      const ep = endpointSettings('pkjwt', receiver.url, {
+        auth: pkjwtAuth(idp.issuer, 'gitlab-otel-pkjwt', key.pemFile, kid),
+        tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
+      });
+      const registry = new Registry();
+      const logs: LogEvent[] = [];
+      const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+      t.teardown(() => pipeline.shutdown(1000));
 
-    pipeline.submit(makeSpans(3), resource, [ep]);
-    await receiver.waitForSpans(3, 15_000);
-    pipeline.submit(makeSpans(2), resource, [ep]);
-    await receiver.waitForSpans(5, 15_000);
+      pipeline.submit(makeSpans(3), resource, [ep]);
+      await receiver.waitForSpans(3, 15_000);
+      pipeline.submit(makeSpans(2), resource, [ep]);
+      await receiver.waitForSpans(5, 15_000);
 
-    t.equal(receiver.spans.length, 5);
-    t.ok(seen.length >= 2, 'a token on every export');
-    t.equal(new Set(seen).size, 1, 'one token, cached across exports');
-    t.match(await idp.verify(seen[0]!), { client_id: 'gitlab-otel-pkjwt', scope: 'traces:write', aud: RESOURCE });
-    t.same(idp.grants, ['client_credentials'], 'one grant: the client authenticated with its key (it has no secret)');
-    t.equal(await metric(registry, 'gitlab_otel_auth_token_refreshes_total', { endpoint: 'pkjwt' }), 1);
-    await eventually(() => pipeline.health()[0]?.state === 'up', 5000, 'endpoint up');
+      t.equal(receiver.spans.length, 5);
+      t.ok(seen.length >= 2, 'a token on every export');
+      t.equal(new Set(seen).size, 1, 'one token, cached across exports');
+      t.match(await idp.verify(seen[0]!), { client_id: 'gitlab-otel-pkjwt', scope: 'traces:write', aud: RESOURCE });
+      t.same(idp.grants, ['client_credentials'], 'one grant: the client authenticated with its key (it has no secret)');
+      t.equal(await metric(registry, 'gitlab_otel_auth_token_refreshes_total', { endpoint: 'pkjwt' }), 1);
+      await eventually(() => pipeline.health()[0]?.state === 'up', 5000, 'endpoint up');
 
-    const visible = JSON.stringify(logs) + (await registry.metrics());
-    t.notOk(visible.includes(seen[0]!), 'no access token in the logs or metrics');
-    const keyBody = key.pem.split('\n')[1]!;
-    t.notOk(visible.includes(keyBody), 'no private key material in the logs or metrics');
-  });
+      const visible = JSON.stringify(logs) + (await registry.metrics());
+      t.notOk(visible.includes(seen[0]!), 'no access token in the logs or metrics');
+      const keyBody = key.pem.split('\n')[1]!;
+      t.notOk(visible.includes(keyBody), 'no private key material in the logs or metrics');
+    },
+  );
 }
 
 t.test('a key the identity provider does not know: invalid_client, counted, no call reaches the collector', async (t) => {
@@ -138,7 +141,11 @@ t.test('a key the identity provider does not know: invalid_client, counted, no c
   const logs: LogEvent[] = [];
   const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
   pipeline.submit(makeSpans(2), resource, [ep]);
-  await eventually(async () => (await metric(registry, 'gitlab_otel_auth_token_failures_total', { endpoint: 'pkjwt' })) >= 1, 10_000, 'token failure counted');
+  await eventually(
+    async () => (await metric(registry, 'gitlab_otel_auth_token_failures_total', { endpoint: 'pkjwt' })) >= 1,
+    10_000,
+    'token failure counted',
+  );
   await eventually(() => pipeline.health()[0]?.state === 'failing', 5000, 'endpoint failing');
   await pipeline.shutdown(500);
   t.equal(receiver.calls.length, 0, 'without a token nothing is sent');

@@ -9,7 +9,11 @@ import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 
 /** Forwards TCP to `target`, destroying the first `cut` connections once they have sent `afterBytes`. */
-async function resettingFront(target: number, cut: number, afterBytes: number): Promise<{ port: number; cuts: () => number; close(): Promise<void> }> {
+async function resettingFront(
+  target: number,
+  cut: number,
+  afterBytes: number,
+): Promise<{ port: number; cuts: () => number; close(): Promise<void> }> {
   let cuts = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {

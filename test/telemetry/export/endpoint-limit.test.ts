@@ -35,7 +35,11 @@ t.test('beyond the limit: refused while all are busy, then the least recently us
   const logs: LogEvent[] = [];
   const pipeline = await ExportPipeline.create({ endpoints: [configured], registry, log: (e) => logs.push(e) });
   t.teardown(() => pipeline.shutdown(1000));
-  const names = () => pipeline.health().map((h) => h.name).sort();
+  const names = () =>
+    pipeline
+      .health()
+      .map((h) => h.name)
+      .sort();
   const payload = Array.from({ length: MAX_PAYLOAD_ENDPOINTS + 1 }, (_, i) => ep(`e${i}`));
   const extra = payload[MAX_PAYLOAD_ENDPOINTS]!;
 
@@ -48,7 +52,11 @@ t.test('beyond the limit: refused while all are busy, then the least recently us
   t.notOk(names().includes(extra.name), 'no seventeenth endpoint');
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'endpoint_limit', endpoint: extra.name }), 5);
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'endpoint_limit' }), 5, 'nothing else was refused');
-  t.equal(pipeline.health().find((h) => h.name === 'configured')?.queueSpans, MAX_PAYLOAD_ENDPOINTS + 3, 'the configured endpoint still got those spans');
+  t.equal(
+    pipeline.health().find((h) => h.name === 'configured')?.queueSpans,
+    MAX_PAYLOAD_ENDPOINTS + 3,
+    'the configured endpoint still got those spans',
+  );
 
   // Back up: everything queued is delivered, and every endpoint becomes idle.
   down = false;
@@ -69,7 +77,11 @@ t.test('beyond the limit: refused while all are busy, then the least recently us
   t.equal(pipeline.health().length, MAX_PAYLOAD_ENDPOINTS + 1);
   await receiver.waitForSpans(before + 2, 10_000);
   t.same(receiver.calls.slice(-1).map(sender), [extra.name], 'delivered by the new endpoint');
-  t.same(logs.filter((e) => e.event === 'endpoint_evicted'), [{ event: 'endpoint_evicted', endpoint: 'e1', limit: MAX_PAYLOAD_ENDPOINTS }], 'one line per eviction');
+  t.same(
+    logs.filter((e) => e.event === 'endpoint_evicted'),
+    [{ event: 'endpoint_evicted', endpoint: 'e1', limit: MAX_PAYLOAD_ENDPOINTS }],
+    'one line per eviction',
+  );
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'endpoint_limit' }), 5, 'eviction dropped nothing');
 
   // The evicted endpoint leaves no gauges behind (a stale endpoint_up 0 would alert forever).
@@ -98,7 +110,11 @@ t.test('an endpoint still holding spans is never evicted, even when it is the le
   t.teardown(() => pipeline.shutdown(500));
   for (let i = 0; i < MAX_PAYLOAD_ENDPOINTS; i++) pipeline.submit(makeSpans(1), resource, [ep(`e${i}`)]);
   await receiver.waitForSpans(MAX_PAYLOAD_ENDPOINTS - 1, 10_000);
-  await eventually(() => pipeline.health().filter((h) => h.queueSpans === 0).length === MAX_PAYLOAD_ENDPOINTS - 1, 10_000, 'all but e0 idle');
+  await eventually(
+    () => pipeline.health().filter((h) => h.queueSpans === 0).length === MAX_PAYLOAD_ENDPOINTS - 1,
+    10_000,
+    'all but e0 idle',
+  );
 
   pipeline.submit(makeSpans(1), resource, [ep('new')]);
   const names = pipeline.health().map((h) => h.name);
@@ -132,7 +148,11 @@ t.test('endpoints named together are all in use: a new one never evicts its sibl
 
   // e0 is the least recently used, but this job names it after the new one.
   pipeline.submit(makeSpans(1), resource, [ep('new'), ep('e0')]);
-  t.same(logs.filter((e) => e.event === 'endpoint_evicted').map((e) => e.endpoint), ['e1'], 'one eviction, and not of e0');
+  t.same(
+    logs.filter((e) => e.event === 'endpoint_evicted').map((e) => e.endpoint),
+    ['e1'],
+    'one eviction, and not of e0',
+  );
   await receiver.waitForSpans(MAX_PAYLOAD_ENDPOINTS + 2, 10_000);
   t.same(receiver.calls.slice(-2).map(sender).sort(), ['e0', 'new']);
 });

@@ -59,9 +59,17 @@ t.test('RESOURCE_EXHAUSTED without RetryInfo and other permanent errors are drop
       : { kind: 'error', code: status.INVALID_ARGUMENT, details: 'bad' },
   );
   pipeline.submit(makeSpans(4), resource, [ep]);
-  await eventually(async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'rejected' })) === 4, 10_000, 'drop counted');
+  await eventually(
+    async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'rejected' })) === 4,
+    10_000,
+    'drop counted',
+  );
   pipeline.submit(makeSpans(2), resource, [ep]);
-  await eventually(async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'rejected' })) === 6, 10_000, 'second drop counted');
+  await eventually(
+    async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'rejected' })) === 6,
+    10_000,
+    'second drop counted',
+  );
   t.equal(receiver.calls.length, 2, 'never retried');
   t.equal(pipeline.health()[0]!.state, 'failing');
   t.equal(pipeline.health()[0]!.lastError, 'INVALID_ARGUMENT');
@@ -94,7 +102,11 @@ t.test('spans older than max_age are dropped while the collector is down', async
     queue: { maxSpans: 100, maxBytes: 1 << 20, maxAgeMs: 300, batchSize: 10, batchDelayMs: 10, maxConcurrentExports: 1 },
   });
   pipeline.submit(makeSpans(7), resource, [ep]);
-  await eventually(async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'max_age' })) === 7, 10_000, 'age drop');
+  await eventually(
+    async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'max_age' })) === 7,
+    10_000,
+    'age drop',
+  );
   t.equal(receiver.spans.length, 0);
   t.equal(pipeline.health()[0]!.queueSpans, 0);
 });
@@ -109,7 +121,9 @@ t.test('a full queue refuses what does not fit and counts it', async (t) => {
 });
 
 t.test('a dead endpoint does not delay another', async (t) => {
-  const dead = await new OtlpReceiver({ behaviour: () => ({ kind: 'delay', ms: 300, then: { kind: 'error', code: status.UNAVAILABLE } }) }).start();
+  const dead = await new OtlpReceiver({
+    behaviour: () => ({ kind: 'delay', ms: 300, then: { kind: 'error', code: status.UNAVAILABLE } }),
+  }).start();
   const live = await new OtlpReceiver().start();
   const registry = new Registry();
   const a = endpointSettings('dead', dead.url);

@@ -21,7 +21,7 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   const ids = await new Promise<string[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('child did not report within 30 s')), 30_000);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('\n')) {
         clearTimeout(timer);
@@ -39,7 +39,12 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   const logs: LogEvent[] = [];
   const registry = new Registry();
   const again = await new OtlpReceiver({ port: refusing.port }).start();
-  const pipeline = await ExportPipeline.create({ endpoints: [sameEp], spool: { dir, maxBytes: 8 << 20 }, registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({
+    endpoints: [sameEp],
+    spool: { dir, maxBytes: 8 << 20 },
+    registry,
+    log: (e) => logs.push(e),
+  });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await again.stop();
@@ -53,7 +58,12 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   // Delivered spans are acknowledged: a second restart replays nothing.
   await pipeline.flush(2000);
   await pipeline.shutdown(1000);
-  const third = await ExportPipeline.create({ endpoints: [sameEp], spool: { dir, maxBytes: 8 << 20 }, registry: new Registry(), log: (e) => logs.push(e) });
+  const third = await ExportPipeline.create({
+    endpoints: [sameEp],
+    spool: { dir, maxBytes: 8 << 20 },
+    registry: new Registry(),
+    log: (e) => logs.push(e),
+  });
   await third.flush(500);
   await third.shutdown(500);
   t.equal(again.spans.length, 25, 'nothing delivered twice after a clean restart');
@@ -96,13 +106,23 @@ t.test('a corrupt spool segment is skipped and the rest replayed; the spool is s
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool2-'));
   const receiver = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
   const ep = endpointSettings('primary', receiver.url, { retry: { initialBackoffMs: 5000, maxBackoffMs: 5000 } });
-  const p1 = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 1 << 20 }, registry: new Registry(), log: () => undefined });
+  const p1 = await ExportPipeline.create({
+    endpoints: [ep],
+    spool: { dir, maxBytes: 1 << 20 },
+    registry: new Registry(),
+    log: () => undefined,
+  });
   p1.submit(makeSpans(3), resource, [ep]);
   p1.submit(makeSpans(4), resource, [ep]);
   await p1.shutdown(300);
   await receiver.stop();
   const epDir = join(dir, 'endpoints', readdirSync(join(dir, 'endpoints'))[0]!);
-  const seg = join(epDir, readdirSync(epDir).filter((f) => f.startsWith('seg-')).sort()[0]!);
+  const seg = join(
+    epDir,
+    readdirSync(epDir)
+      .filter((f) => f.startsWith('seg-'))
+      .sort()[0]!,
+  );
   const data = readFileSync(seg);
   data.writeUInt8(data[20]! ^ 0xff, 20); // inside the first record's payload
   writeFileSync(seg, data);

@@ -31,22 +31,52 @@ t.test('drift is reported, naming the component and the input', async (t) => {
     ...catalog,
     components: catalog.components.map((c) => (c.name === 'onboard' ? { ...c, inputs } : c)),
   });
-  t.match(changed(() => withInputs({ ...onboard.inputs, concurrency: { ...onboard.inputs.concurrency!, default: 8 } })), [/onboard: input concurrency differs/]);
-  t.match(changed(() => withInputs({ ...onboard.inputs, as: { ...onboard.inputs.as!, description: 'other' } })), [/onboard: input as differs/]);
-  t.match(changed(() => withInputs({ ...onboard.inputs, extra: { type: 'string', description: 'x', default: '' } })), [/input extra differs: catalog.yml .* vs templates\/onboard.yml absent/]);
+  t.match(
+    changed(() => withInputs({ ...onboard.inputs, concurrency: { ...onboard.inputs.concurrency!, default: 8 } })),
+    [/onboard: input concurrency differs/],
+  );
+  t.match(
+    changed(() => withInputs({ ...onboard.inputs, as: { ...onboard.inputs.as!, description: 'other' } })),
+    [/onboard: input as differs/],
+  );
+  t.match(
+    changed(() => withInputs({ ...onboard.inputs, extra: { type: 'string', description: 'x', default: '' } })),
+    [/input extra differs: catalog.yml .* vs templates\/onboard.yml absent/],
+  );
   const { dry_run: _dropped, ...fewer } = onboard.inputs;
-  t.match(changed(() => withInputs(fewer)), [/input dry_run differs: catalog.yml absent/]);
-  t.match(changed((c) => ({ ...c, components: c.components.filter((x) => x.name !== 'job-telemetry') })), [/templates\/job-telemetry.yml is not listed/]);
-  t.match(changed((c) => ({ ...c, components: [...c.components, { ...onboard, name: 'ghost' }] })), [/lists component ghost, but templates\/ has no ghost/]);
+  t.match(
+    changed(() => withInputs(fewer)),
+    [/input dry_run differs: catalog.yml absent/],
+  );
+  t.match(
+    changed((c) => ({ ...c, components: c.components.filter((x) => x.name !== 'job-telemetry') })),
+    [/templates\/job-telemetry.yml is not listed/],
+  );
+  t.match(
+    changed((c) => ({ ...c, components: [...c.components, { ...onboard, name: 'ghost' }] })),
+    [/lists component ghost, but templates\/ has no ghost/],
+  );
 });
 
 t.test('catalog.yml is validated at the boundary, errors name the key', async (t) => {
-  t.throws(() => parseCatalog('project: p\nsummary: s\ncomponents: {a: {description: d, usage: [{title: t, yaml: y}], inputs: {x: {type: text, description: d}}}}'), {
-    code: 'SPEC_INVALID',
-    message: /components\.a\.inputs\.x\.type/,
+  t.throws(
+    () =>
+      parseCatalog(
+        'project: p\nsummary: s\ncomponents: {a: {description: d, usage: [{title: t, yaml: y}], inputs: {x: {type: text, description: d}}}}',
+      ),
+    {
+      code: 'SPEC_INVALID',
+      message: /components\.a\.inputs\.x\.type/,
+    },
+  );
+  t.throws(() => parseCatalog('project: p\nsummary: s\ncomponents: {a: {description: d, usage: []}}'), {
+    code: 'CATALOG_INVALID',
+    message: /components\.a\.usage/,
   });
-  t.throws(() => parseCatalog('project: p\nsummary: s\ncomponents: {a: {description: d, usage: []}}'), { code: 'CATALOG_INVALID', message: /components\.a\.usage/ });
-  t.throws(() => parseCatalog('project: p\nsummary: s\ncomponents: {a: {description: d, usage: [{title: t, yaml: y}], colour: red}}'), { code: 'CATALOG_INVALID', message: /components\.a\.colour/ });
+  t.throws(() => parseCatalog('project: p\nsummary: s\ncomponents: {a: {description: d, usage: [{title: t, yaml: y}], colour: red}}'), {
+    code: 'CATALOG_INVALID',
+    message: /components\.a\.colour/,
+  });
   t.throws(() => parseCatalog('project: [unclosed'), { code: 'YAML_INVALID' });
 });
 
@@ -62,7 +92,12 @@ t.test("README's CI/CD components section is exactly what catalog.yml generates"
   const edited: Catalog = { ...catalog, components: catalog.components.map((c) => ({ ...c, description: `${c.description} (changed)` })) };
   t.not(renderComponentsSection(edited), section, 'a catalog.yml change makes README stale, so this test fails until npm run docs');
   const fresh = spliceComponentsSection('# x\n\n## CI/CD components\n\n## Development\n', renderComponentsSection(catalog));
-  t.match(fresh, new RegExp(`## CI/CD components\\n\\n${BEGIN_MARKER.replace(/[.*+?^${}()|[\]\\`]/g, '\\$&')}[\\s\\S]*${END_MARKER}\\n\\n## Development`));
+  t.match(
+    fresh,
+    new RegExp(
+      `## CI/CD components\\n\\n${BEGIN_MARKER.replace(/[.*+?^${}()|[\]\\`]/g, '\\$&')}[\\s\\S]*${END_MARKER}\\n\\n## Development`,
+    ),
+  );
   t.throws(() => spliceComponentsSection('# no heading\n', 'x'), { code: 'README_MARKERS_MISSING' });
   for (const c of catalog.components) {
     t.match(section, `### ${c.name}`);
@@ -79,7 +114,10 @@ t.test('usage examples include a released version and pass inputs the component 
       t.ok(Array.isArray(include) && include.length > 0, `${c.name}: "${u.title}" includes something`);
       const mine = include.find((i) => i.component.includes(`/${c.name}@`))!;
       t.equal(mine.component, `$CI_SERVER_FQDN/${catalog.project}/${c.name}@${version}`, 'pinned to the package version');
-      t.doesNotThrow(() => resolveInputs(tpl.spec.inputs, mine.inputs ?? {}, `${c.name} usage`), `${c.name}: "${u.title}" inputs are valid`);
+      t.doesNotThrow(
+        () => resolveInputs(tpl.spec.inputs, mine.inputs ?? {}, `${c.name} usage`),
+        `${c.name}: "${u.title}" inputs are valid`,
+      );
       const jobs = Object.fromEntries(Object.entries(doc).filter(([k]) => !GLOBAL_KEYWORDS.has(k)));
       // The component's hidden jobs stand in for what the include brings.
       const problems = validateComponentJobs({ ...jobs, '.gitlab-otel-job': {}, '.gitlab-otel-span': {} });
@@ -92,7 +130,7 @@ t.test('usage examples include a released version and pass inputs the component 
   }
 });
 
-t.test(".gitlab-ci.yml: tests, a self-test of every component at this commit, a release on semver tags", async (t) => {
+t.test('.gitlab-ci.yml: tests, a self-test of every component at this commit, a release on semver tags', async (t) => {
   const ci = parse(readFileSync(join(REPO, '.gitlab-ci.yml'), 'utf8')) as Record<string, unknown>;
   const include = ci.include as { component: string; inputs?: Record<string, unknown> }[];
   for (const c of catalog.components) {

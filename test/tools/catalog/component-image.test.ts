@@ -31,14 +31,22 @@ t.test('install.sh installs production dependencies only and links the binaries'
   const dest = join(root, 'opt', 'gitlab-otel');
   const bin = join(root, 'bin');
   // The npm cache from this checkout's own install serves the packages; the registry is used only for a miss.
-  const install = await runProcess('sh', [join(REPO, 'component', 'install.sh'), REPO, dest, bin], jobEnv({ npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' }), 300_000);
+  const install = await runProcess(
+    'sh',
+    [join(REPO, 'component', 'install.sh'), REPO, dest, bin],
+    jobEnv({ npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' }),
+    300_000,
+  );
   if (install.code !== 0 && /ENOTFOUND|EAI_AGAIN|ENETUNREACH|ECONNREFUSED/.test(install.stderr)) {
-    t.pass("install step", { skip: `npm registry unreachable and packages not in the cache: ${install.stderr.split("\n")[0]}` });
+    t.pass('install step', { skip: `npm registry unreachable and packages not in the cache: ${install.stderr.split('\n')[0]}` });
     return;
   }
   t.equal(install.code, 0, install.stderr);
   const modules = readdirSync(join(dest, 'node_modules'));
-  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
   for (const dep of Object.keys(pkg.dependencies)) t.ok(existsSync(join(dest, 'node_modules', dep)), `dependency ${dep} installed`);
   // (jose and @types/node are also production dependencies of openid-client and protobufjs.)
   for (const dev of ['tap', 'typescript', 'tsx', 'oidc-provider']) {
@@ -58,5 +66,9 @@ t.test('install.sh installs production dependencies only and links the binaries'
   const sub = await runProcess(entry, ['span', '--', 'sh', '-c', 'echo wrapped; exit 3'], env);
   t.same({ code: sub.code, stdout: sub.stdout }, { code: 3, stdout: 'wrapped\n' }, 'subcommands go to gitlab-otel');
   const shell = await runProcess(entry, ['sh', '-c', 'echo "as a job shell"; exit 4'], env);
-  t.same({ code: shell.code, stdout: shell.stdout }, { code: 4, stdout: 'as a job shell\n' }, 'a shell command (what GitLab executors pass) runs as is');
+  t.same(
+    { code: shell.code, stdout: shell.stdout },
+    { code: 4, stdout: 'as a job shell\n' },
+    'a shell command (what GitLab executors pass) runs as is',
+  );
 });
