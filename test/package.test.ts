@@ -18,17 +18,20 @@ t.test('engines admit Node 20.19+, 22 and 24', async (t) => {
   for (const v of ['18.20.0', '20.18.0', '21.7.0']) t.notOk(semver.satisfies(v, pkg.engines.node), `${v} refused`);
 });
 
-t.test('exactly one copy of @opentelemetry/core (its global error handler is module-scoped)', async (t) => {
-  const out = execFileSync('npm', ['ls', '@opentelemetry/core', '--all', '--json'], { timeout: 60_000, encoding: 'utf8' });
-  const versions = new Set<string>();
-  const walk = (deps: Record<string, { version?: string; dependencies?: Record<string, unknown> }> | undefined): void => {
+t.test('exactly one copy of each @opentelemetry package (core keeps its global error handler module-scoped)', async (t) => {
+  const out = execFileSync('npm', ['ls', '--all', '--json'], { timeout: 60_000, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const versions = new Map<string, Set<string>>();
+  type Deps = Record<string, { version?: string; dependencies?: Deps }>;
+  const walk = (deps: Deps | undefined): void => {
     for (const [name, d] of Object.entries(deps ?? {})) {
-      if (name === '@opentelemetry/core' && d.version) versions.add(d.version);
-      walk(d.dependencies as typeof deps);
+      if (name.startsWith('@opentelemetry/') && d.version) versions.set(name, (versions.get(name) ?? new Set()).add(d.version));
+      walk(d.dependencies);
     }
   };
-  walk((JSON.parse(out) as { dependencies?: Record<string, { version?: string }> }).dependencies);
-  t.same([...versions], ['2.12.1']);
+  walk((JSON.parse(out) as { dependencies?: Deps }).dependencies);
+  t.ok(versions.has('@opentelemetry/core') && versions.has('@opentelemetry/sdk-metrics'), 'the tree holds the trace and metrics SDKs');
+  for (const [name, set] of versions) t.equal(set.size, 1, `${name}: one version (${[...set].join(', ')})`);
+  t.same([...(versions.get('@opentelemetry/core') ?? [])], [pkg.dependencies['@opentelemetry/core']], 'core is the pinned version');
 });
 
 t.test('the bin is the built CLI and the versions agree', async (t) => {
