@@ -59,19 +59,26 @@ t.test('a trace whose root never arrives is reported after orphanQuietMs, marked
 });
 
 t.test('flush reports everything still waiting, in start order, whatever the clock', async (t) => {
+  // Start order differs from both the order of arrival and the order of trace ids here,
+  // so neither could pass for it: the orphan trace (id f…f, added last) starts 1 s
+  // before the job, and a third trace (id 0…0, added first) starts 1 s after it.
+  const early: ReceivedSpan = { ...orphan('f'.repeat(32)), startTimeUnixNano: job.startTimeUnixNano - 1_000_000_000n };
+  const late: ReceivedSpan = { ...orphan('0'.repeat(32)), startTimeUnixNano: job.startTimeUnixNano + 1_000_000_000n };
   const c = new TraceCompletion({ quietMs: 100, orphanQuietMs: 1000 });
-  c.add([orphan('f'.repeat(32))], 0);
+  c.add([late], 0);
   c.add([job], 0);
+  c.add([early], 0);
   const flushed = c.flush();
   t.same(
     flushed.map((d) => [d.trace.traceId, d.rootReceived]),
     [
-      [TRACE_ID, true],
       ['f'.repeat(32), false],
-    ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+      [TRACE_ID, true],
+      ['0'.repeat(32), false],
+    ],
   );
   t.same(c.flush(), [], 'nothing left');
-  t.equal(c.all().length, 2, 'all() still has them for the HTML report');
+  t.equal(c.all().length, 3, 'all() still has them for the HTML report');
 });
 
 t.test('memory is bounded: oldest printed traces are forgotten first, excess spans dropped', async (t) => {

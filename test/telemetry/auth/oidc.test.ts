@@ -127,7 +127,8 @@ t.test('tokens are refreshed before they expire', async (t) => {
 t.test('token exchange of a workload identity token read from a file (re-read on every exchange)', async (t) => {
   const idp = await startIdp();
   const seen: string[] = [];
-  const receiver = await tlsReceiver(idp, new Set(), seen);
+  const revoked = new Set<string>();
+  const receiver = await tlsReceiver(idp, revoked, seen);
   const subjectFile = join(dir, 'sa-token');
   writeFileSync(subjectFile, await idp.subjectToken('system:serviceaccount:ci:runner'));
   const auth: AuthSettings = {
@@ -144,7 +145,8 @@ t.test('token exchange of a workload identity token read from a file (re-read on
     tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
   });
   const registry = new Registry();
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: () => undefined });
+  const logs: LogEvent[] = [];
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -153,14 +155,32 @@ t.test('token exchange of a workload identity token read from a file (re-read on
   pipeline.submit(makeSpans(2), resource, [ep]);
   await receiver.waitForSpans(2, 15_000);
   t.ok(idp.grants.includes(TOKEN_EXCHANGE));
+  t.same(idp.subjects, ['system:serviceaccount:ci:runner']);
 
-  // The projected token rotates to garbage: the next exchange reads it and fails, counted, no crash.
+  // The projected token rotates. The same pipeline's next exchange (forced by the collector
+  // refusing the access token) must present the new file content, not a copy read at start.
+  writeFileSync(subjectFile, await idp.subjectToken('system:serviceaccount:ci:rotated'));
+  revoked.add(seen[0]!);
+  pipeline.submit(makeSpans(1), resource, [ep]);
+  await receiver.waitForSpans(3, 15_000);
+  t.same(idp.subjects, ['system:serviceaccount:ci:runner', 'system:serviceaccount:ci:rotated'], 'the rotated file was read');
+
+  // Then it rotates to garbage: the next exchange reads it and fails, counted in the log, no crash.
   writeFileSync(subjectFile, 'not-a-jwt');
-  const source = oidcTokenSource(auth);
-  const err = await source.fetch().then(
-    () => undefined,
-    (e: Error & { code?: string }) => e,
-  );
+  revoked.add(seen[seen.length - 1]!);
+  pipeline.submit(makeSpans(1), resource, [ep]);
+  await eventually(() => JSON.stringify(logs).includes('TOKEN_FETCH_FAILED'), 15_000, 'token fetch failure logged');
+  t.same(idp.subjects.length, 2, 'the garbage subject token was not accepted');
+  t.notOk(JSON.stringify(logs).includes('not-a-jwt'), 'the subject token is not in the log');
+  t.equal(receiver.spans.length, 3, 'nothing delivered without a token');
+
+  // A token source on its own reports the same failure with a stable code.
+  const err = await oidcTokenSource(auth)
+    .fetch()
+    .then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
   t.equal(err?.code, 'TOKEN_FETCH_FAILED');
   t.match(err?.message, /invalid_grant/);
   t.notOk(err?.message.includes('not-a-jwt'), 'the subject token is not in the error');
@@ -185,7 +205,7 @@ t.test('bearer tokens over plaintext: loopback allowed, a remote host refused', 
 t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the metadata server', async (t) => {
   const keys = await jose.generateKeyPair('RS256');
   const requests: { audience: string | null; flavor: string | undefined; format: string | null }[] = [];
-  const metadata = http.createServer(async (req, res) => {
+  const metadata = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push({
       audience: url.searchParams.get('audience'),
@@ -196,14 +216,14 @@ t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the met
       res.writeHead(403).end();
       return;
     }
-    const jwt = await new jose.SignJWT({ email: 'runner@project.iam.gserviceaccount.com' })
+    void new jose.SignJWT({ email: 'runner@project.iam.gserviceaccount.com' })
       .setProtectedHeader({ alg: 'RS256' })
       .setAudience(url.searchParams.get('audience') ?? '')
       .setIssuer('https://accounts.google.com')
       .setIssuedAt()
       .setExpirationTime('1h')
-      .sign(keys.privateKey);
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(jwt);
+      .sign(keys.privateKey)
+      .then((jwt) => res.writeHead(200, { 'content-type': 'text/plain' }).end(jwt));
   });
   await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
   const metadataUrl = `http://127.0.0.1:${(metadata.address() as AddressInfo).port}/computeMetadata/v1/instance/service-accounts/default/identity`;
