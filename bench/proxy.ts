@@ -248,7 +248,7 @@ async function artifacts(quick: boolean, log: (s: string) => void): Promise<Benc
   const urls: Record<Side, string> = { direct: gitlab.url, passthrough: plain.url, proxy: proxy.url };
   const rssBefore = proxy.peakRssBytes();
   const rate: Record<Side, number[]> = { direct: [], passthrough: [], proxy: [] };
-  let plainPeak = NaN;
+  let plainPeak: number;
   let id = 200_000;
   try {
     for (let i = 0; i < 3; i++) {

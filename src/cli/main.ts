@@ -5,7 +5,7 @@ import { VERSION } from '../version.js';
 
 export { VERSION };
 
-export type Subcommand = (argv: string[]) => Promise<number>;
+export type Subcommand = (argv: string[]) => number | Promise<number>;
 
 interface Entry {
   summary: string;
@@ -68,5 +68,6 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`gitlab-otel: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  return (await entry.load())(rest);
+  const command = await entry.load();
+  return await command(rest);
 }

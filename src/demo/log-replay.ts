@@ -36,14 +36,12 @@ export function replayChunks(log: Buffer, fallbackNs = 0n): ReplayChunk[] {
   let chunkStart = 0;
   let lineStart = 0;
   let lastStamp = fallbackNs;
-  let cutHere = false;
   while (lineStart < log.length) {
     const nl = log.indexOf(0x0a, lineStart);
     const lineEnd = nl < 0 ? log.length : nl + 1;
     const line = log.subarray(lineStart, lineEnd);
     lastStamp = lineStampNs(line.subarray(0, 32).toString('latin1')) ?? lastStamp;
-    cutHere = line.includes(SECTION_END);
-    if (cutHere) {
+    if (line.includes(SECTION_END)) {
       chunks.push({ bytes: lineEnd - chunkStart, atNs: lastStamp });
       chunkStart = lineEnd;
     }

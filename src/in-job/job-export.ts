@@ -87,7 +87,7 @@ export function jobResource(): Resource {
 }
 
 function staticToken(value: string): TokenSource {
-  return { kind: 'gitlab_id_token', fetch: async () => ({ value, expiresAt: jwtExpiry(value) }) };
+  return { kind: 'gitlab_id_token', fetch: () => Promise.resolve({ value, expiresAt: jwtExpiry(value) }) };
 }
 
 export type JobExportResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };

@@ -220,13 +220,12 @@ export class GitLabRunnerApiSimulator {
     const wait = this.options.longPollMs ?? 0;
     if (this.queue.length > 0 || wait === 0) return answer();
     // Workhorse long polling: wait for a job (or the timeout), then answer.
-    let timer: NodeJS.Timeout;
     const wake = (): void => {
       clearTimeout(timer);
       this.waiting.delete(wake);
       answer();
     };
-    timer = setTimeout(wake, wait);
+    const timer = setTimeout(wake, wait);
     this.waiting.add(wake);
   }
 

@@ -255,7 +255,7 @@ export class RunnerSimulator {
     const block = Buffer.alloc(256 * 1024, 0x5a);
     const hash = createHash('sha256');
     let size = 0;
-    async function* parts(): AsyncGenerator<Buffer> {
+    function* parts(): Generator<Buffer> {
       const emit = (b: Buffer): Buffer => {
         hash.update(b);
         size += b.length;

@@ -20,7 +20,6 @@ import {
   type FormattedResponse,
   type RequestOptions,
   type ResourceOptions,
-  type RequesterType,
 } from '@gitbeaker/requester-utils';
 import pRetry, { AbortError } from 'p-retry';
 import { OnboardingError, UncertainWriteError } from './errors.js';

@@ -78,7 +78,7 @@ function patchesCuttingInside(log: BuiltJobLog, marker: string): number[] {
 }
 
 function stageKey(s: ReceivedSpan): string {
-  return s.name === 'job_execution' ? s.name : `${s.name}#${s.attributes['ci.stage.attempt'] ?? 1}`;
+  return s.name === 'job_execution' ? s.name : `${s.name}#${String(s.attributes['ci.stage.attempt'] ?? 1)}`;
 }
 
 /** The whole job arrived: every span once, with the parentage, ids and times the runner and the log say. */

@@ -42,7 +42,7 @@ const ofJob = (spans: ReceivedSpan[], jobId: number): ReceivedSpan[] => {
 function assertWhole(t: Test, spans: ReceivedSpan[], job: LabJob, what: string): void {
   const mine = ofJob(spans, job.sim.id);
   const want = ['job_execution', ...job.log.sections.map((s) => `${s.name}#${s.attempt}`)].sort();
-  const got = mine.map((s) => (s.name === 'job_execution' ? s.name : `${s.name}#${s.attributes['ci.stage.attempt'] ?? 1}`)).sort();
+  const got = mine.map((s) => (s.name === 'job_execution' ? s.name : `${s.name}#${String(s.attributes['ci.stage.attempt'] ?? 1)}`)).sort();
   t.same(got, want, `${what}: job_execution and every stage/section span, once each`);
 }
 

@@ -152,7 +152,7 @@ t.test('412 on the final update: the log is re-uploaded from 0 and no stage span
   t.same(lab.gitlab.traceOf(3501), job.log.bytes);
   await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'));
   await lab.proxy.pipeline.flush(2000);
-  const names = lab.receiver!.spans.map((s) => `${s.name}#${s.attributes['ci.stage.attempt'] ?? 1}`);
+  const names = lab.receiver!.spans.map((s) => `${s.name}#${String(s.attributes['ci.stage.attempt'] ?? 1)}`);
   t.equal(new Set(names).size, names.length, 'no span exported twice');
 });
 

@@ -463,7 +463,8 @@ export class GitLabRestSimulator {
 
   private createWorkflow(c: Ctx): void {
     const b = c.body;
-    if (b.project_id === undefined) return this.json(c.res, 400, { message: 'No default namespace found' });
+    if (typeof b.project_id !== 'string' && typeof b.project_id !== 'number')
+      return this.json(c.res, 400, { message: 'No default namespace found' });
     const project = this.findProject(String(b.project_id));
     if (!project || this.accessLevel(project, c.user) < 10)
       return this.json(c.res, 403, { message: 'Access to the container is not allowed' });

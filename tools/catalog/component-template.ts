@@ -206,8 +206,8 @@ function validateRules(rules: unknown, at: string, problems: ConfigProblem[]): v
     }
     for (const key of Object.keys(rule))
       if (!RULE_KEYWORDS.has(key)) problems.push({ path: `${rat}.${key}`, message: 'not a rules keyword' });
-    if (rule.when !== undefined && !RULE_WHEN.has(String(rule.when)))
-      problems.push({ path: `${rat}.when`, message: `unknown when: ${String(rule.when)}` });
+    if (rule.when !== undefined && (typeof rule.when !== 'string' || !RULE_WHEN.has(rule.when)))
+      problems.push({ path: `${rat}.when`, message: `unknown when: ${JSON.stringify(rule.when)}` });
     if (rule.if !== undefined && typeof rule.if !== 'string') problems.push({ path: `${rat}.if`, message: 'must be a string expression' });
   });
 }
@@ -236,8 +236,8 @@ function validateJob(name: string, job: unknown, problems: ConfigProblem[]): voi
     if (job[key] !== undefined) validateScriptList(job[key], `${name}.${key}`, problems);
   if (job.stage !== undefined && typeof job.stage !== 'string') problems.push({ path: `${name}.stage`, message: 'must be a string' });
   if (job.rules !== undefined) validateRules(job.rules, `${name}.rules`, problems);
-  if (job.when !== undefined && !JOB_WHEN.has(String(job.when)))
-    problems.push({ path: `${name}.when`, message: `unknown when: ${String(job.when)}` });
+  if (job.when !== undefined && (typeof job.when !== 'string' || !JOB_WHEN.has(job.when)))
+    problems.push({ path: `${name}.when`, message: `unknown when: ${JSON.stringify(job.when)}` });
   if (job.allow_failure !== undefined && typeof job.allow_failure !== 'boolean' && !isRecord(job.allow_failure)) {
     problems.push({ path: `${name}.allow_failure`, message: 'must be a boolean or exit_codes map' });
   }

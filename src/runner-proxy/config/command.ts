@@ -2,7 +2,7 @@
 import { loadConfig } from './load.js';
 import { ConfigError } from './schema.js';
 
-export async function checkConfigCommand(argv: string[]): Promise<number> {
+export function checkConfigCommand(argv: string[]): number {
   const files = argv.filter((a) => a !== '--');
   if (files.length === 0 || files.some((f) => f === '-h' || f === '--help')) {
     process.stderr.write(

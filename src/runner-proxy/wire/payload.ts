@@ -7,6 +7,7 @@
 // Secrets live in this JSON (job token, variable values, registry credentials,
 // repo_url with an embedded token, dependency tokens, secrets). `JobView` is
 // the only thing the rest of the proxy sees, and it holds none of them.
+import type { PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
 
 /** `info` in POST /api/v4/jobs/request and every PUT /api/v4/jobs/:id. */
 export interface RunnerInfoWire {
@@ -36,17 +37,21 @@ export interface JobVariableWire {
   raw?: boolean;
 }
 
-/** `features.tracing` (GitLab ≥ 19, runner `common/spec/spec.go`). */
+/**
+ * `features.tracing` (GitLab ≥ 19; docs/runner-protocol.md#job-telemetry).
+ * `span_parent_id` is sent only for child-pipeline jobs: absent, `null` and
+ * `""` all mean "no parent". `otel_endpoints` holds up to 2 entries, OTLP/HTTP
+ * URL strings in GitLab's design, `{url, auth}` objects in the runner's struct.
+ */
 export interface TracingWire {
   trace_id?: string;
-  span_parent_id?: string;
-  /** Objects per the runner's struct; one GitLab revision sent plain strings. */
-  otel_endpoints?: (OtelEndpointWire | string)[];
+  span_parent_id?: string | null;
+  otel_endpoints?: (OtelEndpointWire | string)[] | null;
 }
 
 export interface OtelEndpointWire {
   url: string;
-  auth?: { type: string; http_bearer_gcp_oidc?: { audience?: string } };
+  auth?: { type: string; http_bearer_gcp_oidc?: { audience?: string } } | null;
 }
 
 /** The seed contract: `features.job_telemetry` plus a top-level `trace_context`. */
@@ -97,8 +102,9 @@ export interface JobView {
   traceSections: boolean;
   /** Predefined, public, unmasked CI variables from the allowlist below. */
   ci: Partial<Record<CiVariable, string>>;
-  /** Raw contract fields, validated later by negotiation. */
-  tracing?: unknown;
+  /** `features.tracing` as read here; absent when GitLab sent none (or `null`). */
+  tracing?: TracingRead;
+  /** Raw seed-contract fields, validated later by negotiation. */
   jobTelemetry?: unknown;
   traceContext?: unknown;
   hasVariablesArray: boolean;
@@ -210,11 +216,106 @@ export function readJobPayload(json: unknown): ReadResult<JobView> {
   }
   if (isObject(json.features)) {
     if (json.features.trace_sections === false) view.traceSections = false;
-    view.tracing = json.features.tracing;
+    if (json.features.tracing !== undefined && json.features.tracing !== null) view.tracing = readTracing(json.features.tracing);
     view.jobTelemetry = json.features.job_telemetry;
   }
   view.traceContext = json.trace_context;
   return { ok: true, value: view };
+}
+
+/** `features.tracing`, read: ids checked, endpoints as objects. */
+export interface TracingFeature {
+  /** 32 lowercase hex digits, not all zero. */
+  readonly traceId: string;
+  /** 16 lowercase hex digits, not all zero; undefined: the job span is a root span of the trace. */
+  readonly spanParentId?: string;
+  /** Set when `span_parent_id` was present, non-empty and not a valid span id (the job is then a root span). */
+  readonly spanParentProblem?: string;
+  /** Entries with a `url`, strings turned into `{url}`, in GitLab's order. */
+  readonly endpoints: readonly PayloadEndpointRead[];
+  /** Entries that were not a string or an object with a string `url`. */
+  readonly endpointProblems: readonly string[];
+  /**
+   * Some entries were plain strings. The runner's Go struct has no custom
+   * decoder for them, so a payload that still carries them when it reaches
+   * the runner fails to decode and the job is lost (docs/runner-protocol.md#job-telemetry).
+   */
+  readonly stringEndpoints: boolean;
+}
+
+export interface PayloadEndpointRead {
+  /** Position in GitLab's `otel_endpoints` array. */
+  readonly index: number;
+  readonly endpoint: PayloadOtelEndpoint;
+}
+
+export type TracingRead = { readonly ok: true; readonly value: TracingFeature } | { readonly ok: false; readonly problem: string };
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+
+function describeId(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (typeof v !== 'string') return `a ${typeof v}`;
+  if (/^0+$/.test(v)) return 'all zeros';
+  return `${v.length} characters, not lowercase hex`;
+}
+
+function readOtelEndpoint(entry: unknown): PayloadOtelEndpoint | string {
+  if (typeof entry === 'string') return { url: entry };
+  if (!isObject(entry) || typeof entry.url !== 'string') return 'has no url';
+  const auth = entry.auth;
+  if (auth === undefined || auth === null) return { url: entry.url };
+  // An auth block we cannot read is kept as its type name, so the endpoint counts as one we cannot serve.
+  if (!isObject(auth) || typeof auth.type !== 'string') return { url: entry.url, auth: { type: 'malformed' } };
+  const oidc = auth.http_bearer_gcp_oidc;
+  const audience = isObject(oidc) && typeof oidc.audience === 'string' ? oidc.audience : undefined;
+  return { url: entry.url, auth: { type: auth.type, ...(audience !== undefined ? { http_bearer_gcp_oidc: { audience } } : {}) } };
+}
+
+/** Reads `features.tracing`. Never throws: a malformed block only switches telemetry off for that job. */
+export function readTracing(raw: unknown): TracingRead {
+  if (!isObject(raw)) return { ok: false, problem: 'features.tracing is not an object' };
+  const traceId = raw.trace_id;
+  if (typeof traceId !== 'string' || !TRACE_ID.test(traceId) || /^0+$/.test(traceId)) {
+    return {
+      ok: false,
+      problem: `features.tracing.trace_id is ${describeId(traceId)}, expected 32 lowercase hex digits, not all zero`,
+    };
+  }
+  const parent = raw.span_parent_id;
+  let spanParentId: string | undefined;
+  let spanParentProblem: string | undefined;
+  if (typeof parent === 'string' && SPAN_ID.test(parent) && !/^0+$/.test(parent)) spanParentId = parent;
+  else if (parent !== undefined && parent !== null && parent !== '') {
+    spanParentProblem = `features.tracing.span_parent_id is ${describeId(parent)}, expected 16 lowercase hex digits, not all zero`;
+  }
+  const endpoints: PayloadEndpointRead[] = [];
+  const endpointProblems: string[] = [];
+  let stringEndpoints = false;
+  const list = raw.otel_endpoints;
+  if (Array.isArray(list)) {
+    list.forEach((entry: unknown, i) => {
+      const read = readOtelEndpoint(entry);
+      if (typeof read === 'string') endpointProblems.push(`features.tracing.otel_endpoints[${i}] ${read}`);
+      else endpoints.push({ index: i, endpoint: read });
+      if (typeof entry === 'string') stringEndpoints = true;
+    });
+  } else if (list !== undefined && list !== null) {
+    endpointProblems.push('features.tracing.otel_endpoints is not an array');
+  }
+  return {
+    ok: true,
+    value: {
+      traceId,
+      ...(spanParentId !== undefined ? { spanParentId } : {}),
+      ...(spanParentProblem !== undefined ? { spanParentProblem } : {}),
+      endpoints,
+      endpointProblems,
+      stringEndpoints,
+    },
+  };
 }
 
 /** Reads the runner's self-description from a job request body. */
@@ -234,7 +335,8 @@ export function readRunnerInfo(json: unknown): RunnerView {
 
 /** PUT /api/v4/jobs/:id body (`UpdateJobRequest`), the fields the proxy reads. */
 export interface JobUpdateView {
-  state?: 'running' | 'success' | 'failed' | 'pending' | string;
+  /** As sent: the runner's states are pending, running, failed and success (docs/runner-protocol.md#job-updates). */
+  state?: string;
   failureReason?: string;
   exitCode?: number;
   outputBytesize?: number;

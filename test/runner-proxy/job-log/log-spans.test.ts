@@ -1,4 +1,5 @@
 import t from 'tap';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { buildJobLog, JOB_LOG_SCENARIOS } from '../../../src/lab/job-log-builder.js';
 import { JobLogSpans } from '../../../src/runner-proxy/job-log/log-spans.js';
 import type { SpanRecord } from '../../../src/telemetry/spans.js';
@@ -67,7 +68,7 @@ t.test('a failing script: ERROR on step_script with the failure reason, settled 
   job.accept(failurePath + 60, b.subarray(failurePath + 60));
   job.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
   t.same(
-    spans.filter((s) => s.status.code === 2).map((s) => s.name),
+    spans.filter((s) => s.status.code === SpanStatusCode.ERROR).map((s) => s.name),
     ['step_script'],
     'only the stage the job failed in',
   );

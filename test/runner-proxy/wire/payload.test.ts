@@ -35,7 +35,7 @@ t.test('json-text locates, removes, inserts and appends without touching other b
   t.equal(locate(text, ['b', 'zz']), undefined);
   t.equal(locate(text, ['a', 'x']), undefined, 'cannot descend into a number');
   const removed = removeMember(text, locate(text, ['b'])!);
-  t.same(JSON.parse(removed), { a: 2, big: 123456789012345678901 });
+  t.same(JSON.parse(removed), { a: 2, big: 1.2345678901234568e20 });
   t.ok(removed.includes('123456789012345678901'), 'big integers keep their digits');
   const last = removeMember('{"x":1,"y":2}', locate('{"x":1,"y":2}', ['y'])!);
   t.equal(last, '{"x":1}');
