@@ -1,0 +1,197 @@
+// CI/CD metrics derived from the spans the tracker builds: measured through
+// the OpenTelemetry metrics SDK (collect()), so bucket counts, sums and
+// attributes are what an exporter would send.
+import t from 'tap';
+import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, type MetricData } from '@opentelemetry/sdk-metrics';
+import { CI, CICD, ERROR_TYPE } from '../../../src/telemetry/attributes.js';
+import { SpanKind, SpanStatusCode, type SpanRecord } from '../../../src/telemetry/spans.js';
+import { BUCKETS, CI_METRIC, CiMetrics, type CiMetricsOptions } from '../../../src/runner-proxy/job/ci-metrics.js';
+
+class PullReader extends MetricReader {
+  protected async onShutdown(): Promise<void> {}
+  protected async onForceFlush(): Promise<void> {}
+}
+
+let spanSeq = 0;
+const S = 1_000_000_000n;
+function span(name: string, startS: number, endS: number, attributes: SpanRecord['attributes'], parentSpanId?: string): SpanRecord {
+  spanSeq += 1;
+  return {
+    traceId: '0'.repeat(31) + '1',
+    spanId: spanSeq.toString(16).padStart(16, '0'),
+    parentSpanId,
+    name,
+    kind: SpanKind.INTERNAL,
+    startTimeUnixNano: BigInt(startS) * S,
+    endTimeUnixNano: BigInt(endS) * S,
+    attributes,
+    status: { code: SpanStatusCode.UNSET },
+  };
+}
+
+function job(opts: {
+  status: string;
+  result: string;
+  reason?: string;
+  queue?: number | null;
+  project?: string;
+  durationS: number;
+  executor?: string;
+}) {
+  const j = span('job_execution', 100, 100 + opts.durationS, {
+    [CI.jobId]: 4242,
+    [CI.pipelineId]: 77,
+    [CI.jobStatus]: opts.status,
+    [CICD.taskRunResult]: opts.result,
+    [CI.runnerExecutor]: opts.executor ?? 'docker',
+    [CI.projectPath]: opts.project ?? 'group/app',
+    [CICD.pipelineName]: 'group/app',
+    ...(opts.reason ? { [CI.jobFailureReason]: opts.reason, [ERROR_TYPE]: opts.reason } : {}),
+    ...(opts.queue !== undefined && opts.queue !== null ? { [CI.jobTimeInQueue]: opts.queue } : {}),
+  });
+  return j;
+}
+
+function setup(over: Partial<CiMetricsOptions> = {}) {
+  const reader = new PullReader();
+  const provider = new MeterProvider({ readers: [reader] });
+  let active = 0;
+  const metrics = new CiMetrics({
+    meter: provider.getMeter('gitlab-otel'),
+    projectAttribute: false,
+    pipelineNameAttribute: false,
+    maxAttributeValues: 2,
+    activeJobs: () => active,
+    ...over,
+  });
+  const collect = async (): Promise<Map<string, MetricData>> => {
+    const { resourceMetrics, errors } = await reader.collect();
+    if (errors.length) throw new Error(String(errors[0]));
+    const out = new Map<string, MetricData>();
+    for (const sm of resourceMetrics.scopeMetrics) for (const m of sm.metrics) out.set(m.descriptor.name, m);
+    return out;
+  };
+  return { metrics, collect, setActive: (n: number) => (active = n) };
+}
+
+t.test('job duration, queue time and job counts, with units and no ids as attributes', async (t) => {
+  const { metrics, collect } = setup();
+  metrics.observe([job({ status: 'success', result: 'success', durationS: 42, queue: 7 })]);
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'script_failure', durationS: 3, queue: 0 })]);
+  metrics.observe([job({ status: 'success', result: 'success', durationS: 20000, queue: null })]);
+  const m = await collect();
+
+  const duration = m.get(CI_METRIC.jobDuration) as HistogramMetricData;
+  t.equal(duration.descriptor.unit, 's');
+  t.equal(duration.dataPointType, DataPointType.HISTOGRAM);
+  const ok = duration.dataPoints.find((p) => p.attributes[CI.jobStatus] === 'success');
+  t.equal(ok?.value.count, 2, 'two successful jobs');
+  t.equal(ok?.value.sum, 20042, 'their durations add up');
+  t.same(ok?.value.buckets.boundaries, [...BUCKETS.job]);
+  t.equal(ok?.value.buckets.counts[BUCKETS.job.indexOf(60)], 1, '42 s lands in the (30, 60] bucket');
+  t.equal(ok?.value.buckets.counts.at(-1), 1, '20000 s lands in the overflow bucket');
+
+  const queue = m.get(CI_METRIC.jobQueueDuration) as HistogramMetricData;
+  t.equal(queue.descriptor.unit, 's');
+  t.equal(queue.dataPoints[0]?.value.count, 2, 'a null queue time is not a measurement');
+  t.equal(queue.dataPoints[0]?.value.sum, 7);
+
+  const jobs = m.get(CI_METRIC.jobs)!;
+  t.equal(jobs.descriptor.unit, '{job}');
+  const failed = jobs.dataPoints.find((p) => p.attributes[CI.jobStatus] === 'failed');
+  t.equal(failed?.value, 1);
+  t.equal(failed?.attributes[CI.jobFailureReason], 'script_failure');
+  t.notOk(m.has(CI_METRIC.systemErrors) && m.get(CI_METRIC.systemErrors)!.dataPoints.length > 0, 'script_failure is never a system error');
+
+  for (const metric of m.values()) {
+    for (const p of metric.dataPoints as { attributes: Record<string, unknown> }[]) {
+      for (const key of [CI.jobId, CI.pipelineId, CI.projectPath, CICD.pipelineName])
+        t.notOk(key in p.attributes, `${metric.descriptor.name} has no ${key}`);
+    }
+  }
+});
+
+t.test('system failures count as cicd.system.errors with error.type; unknown reasons become other', async (t) => {
+  const { metrics, collect } = setup();
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'runner_system_failure', durationS: 1 })]);
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'stuck_or_timeout_failure', durationS: 1 })]);
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'image_pull_failure', durationS: 1 })]);
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'made_up_reason_with_a_job_id_1234', durationS: 1 })]);
+  const m = await collect();
+  const sys = m.get(CI_METRIC.systemErrors)!;
+  t.same(sys.dataPoints.map((p) => [p.attributes[ERROR_TYPE], p.value]).sort(), [
+    ['runner_system_failure', 1],
+    ['stuck_or_timeout_failure', 1],
+  ]);
+  t.ok(sys.dataPoints.every((p) => p.attributes[CICD.systemComponent] === 'gitlab-runner'));
+  const reasons = m.get(CI_METRIC.jobs)!.dataPoints.map((p) => p.attributes[CI.jobFailureReason]);
+  t.ok(reasons.includes('other') && !reasons.includes('made_up_reason_with_a_job_id_1234'), 'unknown reasons are bounded');
+});
+
+t.test('stage durations by build stage, status and the job executor; cache hits', async (t) => {
+  const { metrics, collect } = setup();
+  const j = job({ status: 'success', result: 'success', durationS: 60, executor: 'kubernetes' });
+  metrics.observe([
+    span('restore_cache', 100, 102, { [CI.stageName]: 'restore_cache', [CI.stageStatus]: 'success', [CI.cacheHit]: true }, j.spanId),
+    span('step_script', 102, 150, { [CI.stageName]: 'step_script', [CI.stageStatus]: 'success' }, j.spanId),
+    span('build', 103, 110, { [CI.sectionName]: 'build' }, j.spanId),
+    span('step_my_weird_step', 150, 151, { [CI.stageName]: 'step_my_weird_step', [CI.stageStatus]: 'success' }, j.spanId),
+    span('something', 151, 152, { [CI.stageName]: 'user_section_123', [CI.stageStatus]: 'weird' }, j.spanId),
+    j,
+  ]);
+  const m = await collect();
+  const stage = m.get(CI_METRIC.stageDuration) as HistogramMetricData;
+  t.equal(stage.descriptor.unit, 's');
+  const byName = new Map(stage.dataPoints.map((p) => [p.attributes[CI.stageName], p]));
+  t.same(
+    [...byName.keys()].sort(),
+    ['other', 'restore_cache', 'step_other', 'step_script'],
+    'user sections are not stages; names are a closed set',
+  );
+  t.equal(byName.get('step_script')?.value.sum, 48);
+  t.equal(byName.get('step_script')?.attributes[CI.runnerExecutor], 'kubernetes', 'the executor comes from the job span');
+  t.equal(byName.get('other')?.attributes[CI.stageStatus], 'other', 'stage status is a closed set');
+  const cache = m.get(CI_METRIC.cacheOperations)!;
+  t.same(
+    cache.dataPoints.map((p) => [p.attributes[CI.cacheHit], p.value]),
+    [[true, 1]],
+  );
+});
+
+t.test('opt-in project attribute is capped, with an other bucket and an overflow count', async (t) => {
+  const { metrics, collect } = setup({ projectAttribute: true, maxAttributeValues: 2 });
+  for (const p of ['a/one', 'a/two', 'a/three', 'a/four', 'a/one'])
+    metrics.observe([job({ status: 'success', result: 'success', durationS: 1, project: p })]);
+  const m = await collect();
+  const projects = m.get(CI_METRIC.jobs)!.dataPoints.map((p) => [p.attributes[CI.projectPath], p.value]);
+  t.same(projects.sort(), [
+    ['a/one', 2],
+    ['a/two', 1],
+    ['other', 2],
+  ]);
+  t.equal(m.get(CI_METRIC.attributeOverflow)!.dataPoints[0]?.value, 2);
+});
+
+t.test('active jobs and job slots when concurrent is known', async (t) => {
+  const { collect, setActive } = setup({ concurrent: 4 });
+  setActive(3);
+  let m = await collect();
+  t.equal(m.get(CI_METRIC.activeJobs)!.dataPoints[0]?.value, 3);
+  const slots = () => new Map(m.get(CI_METRIC.workerCount)!.dataPoints.map((p) => [p.attributes['cicd.worker.state'], p.value]));
+  t.same([...slots()].sort(), [
+    ['available', 1],
+    ['busy', 3],
+  ]);
+  setActive(9);
+  m = await collect();
+  t.same(
+    [...slots()].sort(),
+    [
+      ['available', 0],
+      ['busy', 4],
+    ],
+    'never more busy slots than concurrent',
+  );
+  const none = setup();
+  t.notOk((await none.collect()).has(CI_METRIC.workerCount), 'no slot metric without concurrent');
+});
