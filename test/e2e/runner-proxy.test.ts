@@ -19,6 +19,7 @@ t.test('shipped contract: job_execution and stage spans, parented and timed from
   const stages = job.log.sections.filter((s) => s.kind === 'stage');
   await lab.receiver!.waitForSpans(1 + job.log.sections.length, 10_000);
   const spans = lab.receiver!.spans;
+  t.equal(spans.length, 1 + job.log.sections.length, 'one job span and one span per section, no more');
   const jobSpan = spans.find((s) => s.name === 'job_execution');
   t.ok(jobSpan, 'job_execution exported');
   t.equal(jobSpan!.traceId, TRACE);
@@ -29,10 +30,10 @@ t.test('shipped contract: job_execution and stage spans, parented and timed from
   t.equal(job.received.variables.TRACEPARENT, traceparent(TRACE, jobSpan!.spanId), 'TRACEPARENT names our job span');
   t.equal(jobSpan!.startTimeUnixNano, job.log.firstTimestamp, 'job span starts at the first log stamp');
   for (const stage of stages) {
-    const span =
-      spans.find((s) => s.name === stage.name && s.attributes['ci.stage.attempt'] === stage.attempt) ??
-      spans.find((s) => s.name === stage.name);
-    t.ok(span, `stage ${stage.name} exported`);
+    // Exactly one span per stage and attempt: matched on both, with no looser fallback.
+    const matching = spans.filter((s) => s.name === stage.name && s.attributes['ci.stage.attempt'] === stage.attempt);
+    t.equal(matching.length, 1, `stage ${stage.name} attempt ${stage.attempt} exported once`);
+    const span = matching[0];
     t.equal(span!.parentSpanId, jobSpan!.spanId, `${stage.name} is a child of job_execution`);
     t.equal(span!.startTimeUnixNano, stage.startNs, `${stage.name} start`);
     t.equal(span!.endTimeUnixNano, stage.endNs, `${stage.name} end`);
@@ -47,7 +48,7 @@ t.test('no contract: no spans, payload forwarded untouched', async (t) => {
   const lab = await startLab();
   t.teardown(() => lab.stop());
   const runner = lab.runner();
-  const job = await runLabJob(lab, runner, { payload: { id: 1002 } });
+  const job = await runLabJob(lab, runner, { payload: { id: 1002, contract: { kind: 'none' } } });
   t.equal(job.result.finalStatus, 200);
   await lab.proxy.pipeline.flush(2000);
   t.equal(lab.receiver!.spans.length, 0);
