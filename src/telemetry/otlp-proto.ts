@@ -1,4 +1,5 @@
-// The subset of opentelemetry-proto (trace + collector service) and google.rpc
+// The subset of opentelemetry-proto (trace, metrics without exponential
+// histograms and summaries, and the collector services) and google.rpc
 // status/RetryInfo that a receiver needs, written from the field numbers of the
 // upstream .proto files. No npm package ships these files, and
 // @opentelemetry/otlp-transformer (>= 0.218) has no request decoder.
@@ -36,6 +37,22 @@ message ExportTraceServiceResponse { ExportTracePartialSuccess partial_success =
 message Any { string type_url = 1; bytes value = 2; }
 message RpcStatus { int32 code = 1; string message = 2; repeated Any details = 3; }
 message Duration { int64 seconds = 1; int32 nanos = 2; }
+message NumberDataPoint {
+  repeated KeyValue attributes = 7; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3;
+  oneof value { double as_double = 4; sfixed64 as_int = 6; } uint32 flags = 8;
+}
+message HistogramDataPoint {
+  repeated KeyValue attributes = 9; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3; fixed64 count = 4;
+  optional double sum = 5; repeated fixed64 bucket_counts = 6; repeated double explicit_bounds = 7; uint32 flags = 10;
+  optional double min = 11; optional double max = 12;
+}
+message Gauge { repeated NumberDataPoint data_points = 1; }
+message Sum { repeated NumberDataPoint data_points = 1; int32 aggregation_temporality = 2; bool is_monotonic = 3; }
+message Histogram { repeated HistogramDataPoint data_points = 1; int32 aggregation_temporality = 2; }
+message Metric { string name = 1; string description = 2; string unit = 3; oneof data { Gauge gauge = 5; Sum sum = 7; Histogram histogram = 9; } }
+message ScopeMetrics { InstrumentationScope scope = 1; repeated Metric metrics = 2; string schema_url = 3; }
+message ResourceMetrics { Resource resource = 1; repeated ScopeMetrics scope_metrics = 2; string schema_url = 3; }
+message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
 message RetryInfo { Duration retry_delay = 1; }
 `;
 
@@ -44,6 +61,7 @@ export interface OtlpTypes {
   ExportTraceServiceResponse: Protobuf.Type;
   RpcStatus: Protobuf.Type;
   RetryInfo: Protobuf.Type;
+  ExportMetricsServiceRequest: Protobuf.Type;
 }
 
 let types: OtlpTypes | undefined;
@@ -62,12 +80,14 @@ export function otlpTypes(): OtlpTypes {
       ExportTraceServiceResponse: root.lookupType('otlp.ExportTraceServiceResponse'),
       RpcStatus: root.lookupType('otlp.RpcStatus'),
       RetryInfo: root.lookupType('otlp.RetryInfo'),
+      ExportMetricsServiceRequest: root.lookupType('otlp.ExportMetricsServiceRequest'),
     };
   }
   return types;
 }
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
 export const RETRY_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.RetryInfo';
 
 /** The `grpc-status-details-bin` trailer value carrying a RetryInfo. */
