@@ -25,6 +25,8 @@ export interface SentExchange {
   method: string;
   path: string;
   requestBody: Buffer;
+  /** The request headers the runner set (lower-case names; Node's implicit Content-Length/Transfer-Encoding excluded). */
+  requestHeaders: http.OutgoingHttpHeaders;
   status: number;
   headers: http.IncomingHttpHeaders;
   /** The response body as it came off the wire (still gzip-encoded if it was). */
@@ -153,6 +155,7 @@ export class RunnerSimulator {
               method,
               path,
               requestBody: Buffer.isBuffer(body) ? body : Buffer.alloc(0),
+              requestHeaders: req.getHeaders(),
               status: res.statusCode ?? 0,
               headers: res.headers,
               rawBody: Buffer.concat(chunks),

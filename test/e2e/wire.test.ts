@@ -20,6 +20,29 @@ function pairs(lab: Lab, sent: SentExchange[]): [SentExchange, RecordedExchange]
   return sent.map((s, i) => [s, lab.gitlab.exchanges[i]!]);
 }
 
+/**
+ * Where the value of the first `key` member after `from` starts and ends in JSON text
+ * (end exclusive). A scanner of its own, so the test does not lean on the proxy's.
+ */
+function memberValue(text: string, key: string, from: number): { start: number; end: number } {
+  const at = text.indexOf(key, from);
+  if (at < 0) throw new Error(`${key} not found`);
+  const start = at + key.length;
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      for (i++; text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      if (depth === 0) return { start, end: i + 1 };
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0) return { start, end: i + 1 };
+    } else if (depth === 0 && (c === ',' || c === '}')) return { start, end: i };
+  }
+  throw new Error(`${key}: value not terminated`);
+}
+
 t.test('byte identity except the documented payload edits', async (t) => {
   const lab = await startLab();
   t.teardown(() => lab.stop());
@@ -37,11 +60,13 @@ t.test('byte identity except the documented payload edits', async (t) => {
     t.equal(g.method, s.method);
     t.equal(g.path, s.path, `${s.method} ${s.path}: path unchanged`);
     if (s.path === '/api/v4/jobs/request') {
-      const sentJson = JSON.parse(s.requestBody.toString());
-      const gotJson = JSON.parse(g.requestBody!.toString());
-      t.equal(gotJson.info.features.job_telemetry, true, 'job_telemetry advertised');
-      delete gotJson.info.features.job_telemetry;
-      t.same(gotJson, sentJson, 'job request: only the advertisement differs');
+      // Byte identity outside the edits: the expectation is the original bytes with exactly
+      // the documented edits spliced in, compared as bytes (not as parsed JSON).
+      const sentText = s.requestBody.toString('latin1');
+      const features = memberValue(sentText, '"features":', sentText.indexOf('"info":'));
+      const sep = sentText[features.start + 1] === '}' ? '' : ',';
+      const expectedRequest = `${sentText.slice(0, features.start + 1)}"job_telemetry":true${sep}${sentText.slice(features.start + 1)}`;
+      t.same(g.requestBody, Buffer.from(expectedRequest, 'latin1'), 'job request: the original bytes plus the advertisement, nothing else');
       const original = JSON.parse(g.responseBody.toString());
       const delivered = JSON.parse(s.rawBody.toString());
       t.ok(original.features.tracing, 'GitLab sent features.tracing');
@@ -55,9 +80,21 @@ t.test('byte identity except the documented payload edits', async (t) => {
         ],
         'TRACEPARENT and TRACESTATE appended, public and unmasked',
       );
-      delivered.variables = delivered.variables.slice(0, original.variables.length);
-      delete original.features.tracing;
-      t.same(delivered, original, 'job payload: only the documented edits differ');
+      // The payload: GitLab's bytes minus the features.tracing member, plus the two variables
+      // appended to `variables`; every other byte where it was.
+      const text = g.responseBody.toString('latin1');
+      const tracing = memberValue(text, '"tracing":', text.indexOf('"features":'));
+      const member = { start: text.lastIndexOf('"tracing":', tracing.start), end: tracing.end };
+      const withoutTracing =
+        text[member.end] === ','
+          ? text.slice(0, member.start) + text.slice(member.end + 1)
+          : text.slice(0, text[member.start - 1] === ',' ? member.start - 1 : member.start) + text.slice(member.end);
+      const variables = memberValue(withoutTracing, '"variables":', 0);
+      const appended = (added as { key: string; value: string }[])
+        .map((v) => `,${JSON.stringify({ key: v.key, value: v.value, public: true, masked: false })}`)
+        .join('');
+      const expected = withoutTracing.slice(0, variables.end - 1) + appended + withoutTracing.slice(variables.end - 1);
+      t.same(s.rawBody, Buffer.from(expected, 'latin1'), "job payload: byte for byte GitLab's, outside the documented edits");
       t.equal(s.headers['content-length'], String(s.rawBody.length), 'length matches the edited body');
     } else {
       t.same(g.requestBody, s.requestBody, `${s.method} ${s.path}: request body identical`);
@@ -68,7 +105,15 @@ t.test('byte identity except the documented payload edits', async (t) => {
       if (/^content-length$/i.test(name)) continue;
       t.equal(String(s.headers[name.toLowerCase()]), String(value), `response header ${name} forwarded`);
     }
-    t.equal(g.requestHeaders['x-request-id'], s.path.includes('artifacts') ? undefined : g.requestHeaders['x-request-id']);
+    // Every request header the runner set reaches GitLab with its value; only Host is rewritten.
+    for (const [name, value] of Object.entries(s.requestHeaders)) {
+      if (name === 'host') continue;
+      if (name === 'content-length' && s.path === '/api/v4/jobs/request') {
+        t.equal(g.requestHeaders[name], String(g.requestBody!.length), 'job request: Content-Length of the edited body');
+        continue;
+      }
+      t.equal(String(g.requestHeaders[name]), String(value), `${s.method} ${s.path}: request header ${name} forwarded`);
+    }
     t.equal(g.requestHeaders['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For added');
     t.equal(g.requestHeaders.host, new URL(lab.gitlab.url).host, 'Host is the upstream');
   }
@@ -80,7 +125,7 @@ t.test('gzip-encoded payloads: read for telemetry, edited payload re-encoded, un
   t.teardown(() => lab.stop());
   const runner = lab.runner();
   await runLabJob(lab, runner, { payload: { id: 2101, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } } });
-  await runLabJob(lab, runner, { payload: { id: 2102 } });
+  await runLabJob(lab, runner, { payload: { id: 2102, contract: { kind: 'none' } } });
   const [edited, plain] = runner.sent.filter((e) => e.status === 201);
   t.equal(edited!.headers['content-encoding'], 'gzip');
   const payload = JSON.parse(gunzipSync(edited!.rawBody).toString());
