@@ -1,13 +1,14 @@
 // Exporting the one or two spans a job command produces. A job process lives
 // for one command, so there is no queue, spool or retry loop: one bounded
-// OTLP/gRPC call, reusing the proxy's channel plan (TLS, call credentials,
-// loopback-only plaintext tokens) and gRPC client. Whatever happens, the
-// outcome is a value, never an exception: telemetry must not fail a job.
+// OTLP/gRPC or OTLP/HTTP call (OTEL_EXPORTER_OTLP_PROTOCOL), reusing the
+// proxy's transports (TLS, per-call tokens, loopback-only plaintext tokens).
+// Whatever happens, the outcome is a value, never an exception: telemetry must not fail a job.
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { EndpointConfigError, planChannel } from '../telemetry/auth/channel.js';
+import { EndpointConfigError } from '../telemetry/auth/channel.js';
 import { otlpHeadersFromEnv } from '../telemetry/auth/headers.js';
 import { jwtExpiry, type TokenSource } from '../telemetry/auth/token.js';
-import { OtlpGrpcClient, serializeSpans } from '../telemetry/export/otlp-client.js';
+import { appendTracesPath, endpointFromEnv, protocolFromEnv } from '../telemetry/export/env-endpoint.js';
+import { createTransport, serializeSpans, type OtlpTransport } from '../telemetry/export/otlp-client.js';
 import { DEFAULT_QUEUE, DEFAULT_RETRY, type EndpointSettings } from '../telemetry/export/settings.js';
 import { RESOURCE } from '../telemetry/attributes.js';
 import { toReadableSpan, type SpanRecord } from '../telemetry/spans.js';
@@ -38,11 +39,15 @@ const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function planJobExport(env: Env, options: { idTokenVariable?: string; timeoutMs?: number } = {}): JobExportPlan {
   // GITLAB_OTEL_ENDPOINT comes from the job-telemetry component's `endpoint` input; the standard variables win.
-  const url = (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.GITLAB_OTEL_ENDPOINT || '').trim();
-  if (!url)
+  const fromEnv = endpointFromEnv(env, 'GITLAB_OTEL_ENDPOINT');
+  if (!fromEnv)
     return { kind: 'off', reason: 'no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT or GITLAB_OTEL_ENDPOINT set' };
+  // OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, as the SDKs read it (docs/export.md#environment).
+  const protocol = protocolFromEnv(env);
+  if (!protocol.ok) return { kind: 'off', reason: `${protocol.variable}: ${protocol.message}` };
+  const http = protocol.protocol === 'http/protobuf';
   // Same rule as the OTel exporter: no scheme means TLS.
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://${url}`;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(fromEnv.url) ? fromEnv.url : `https://${fromEnv.url}`;
   let parsed: URL;
   try {
     parsed = new URL(withScheme);
@@ -50,8 +55,13 @@ export function planJobExport(env: Env, options: { idTokenVariable?: string; tim
     return { kind: 'off', reason: 'the OTLP endpoint URL does not parse' };
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    return { kind: 'off', reason: `OTLP endpoint scheme '${parsed.protocol.replace(/:$/, '')}' is not http:// or https:// (OTLP/gRPC)` };
+    return {
+      kind: 'off',
+      reason: `OTLP endpoint scheme '${parsed.protocol.replace(/:$/, '')}' is not http:// or https:// (${http ? 'OTLP/HTTP' : 'OTLP/gRPC'})`,
+    };
   }
+  // OTLP/HTTP: the generic variable gets /v1/traces appended, the traces-specific one is used as is.
+  const httpUrl = fromEnv.perSignal ? `${parsed.protocol}//${parsed.host}${parsed.pathname}` : appendTracesPath(parsed.toString());
   const notes: string[] = [];
   const headers = otlpHeadersFromEnv(env);
   if (headers.invalid.length > 0) notes.push(`skipped ${headers.invalid.length} malformed OTEL_EXPORTER_OTLP_HEADERS entr(y/ies)`);
@@ -67,8 +77,9 @@ export function planJobExport(env: Env, options: { idTokenVariable?: string; tim
   const keyFile = env.OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY || env.OTEL_EXPORTER_OTLP_CLIENT_KEY || undefined;
   const tls = parsed.protocol === 'https:';
   const endpoint: EndpointSettings = {
-    name: `${parsed.hostname}:${parsed.port || '4317'}`,
-    url: `${parsed.protocol}//${parsed.host}`,
+    name: http ? `${parsed.host}${new URL(httpUrl).pathname}` : `${parsed.hostname}:${parsed.port || '4317'}`,
+    ...(http ? { protocol: 'http/protobuf' as const } : {}),
+    url: http ? httpUrl : `${parsed.protocol}//${parsed.host}`,
     compression: 'none',
     timeoutMs: options.timeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
     headers: headers.headers,
@@ -94,15 +105,15 @@ export type JobExportResult = { readonly ok: true } | { readonly ok: false; read
 
 /** One bounded export. Resolves within about `timeoutMs`; never rejects. */
 export async function exportJobSpans(spans: SpanRecord[], plan: JobExportPlan & { kind: 'on' }): Promise<JobExportResult> {
-  let client: OtlpGrpcClient | undefined;
+  let client: OtlpTransport | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const channel = planChannel(plan.endpoint, {}, plan.token ? staticToken(plan.token) : undefined);
-    client = new OtlpGrpcClient(channel, plan.endpoint.headers);
+    // OTLP/gRPC or OTLP/HTTP, with the proxy's TLS and plaintext-credential rules.
+    client = createTransport(plan.endpoint, {}, plan.token ? staticToken(plan.token) : undefined);
     const resource = jobResource();
     const body = serializeSpans(spans.map((s) => toReadableSpan(s, resource)));
     const deadline = new Promise<JobExportResult>((resolve) => {
-      // The call has its own gRPC deadline; this guards the parts around it (token, TLS handshake).
+      // The call has its own deadline; this guards the parts around it (token, TLS handshake).
       timer = setTimeout(
         () => resolve({ ok: false, reason: `no answer within ${plan.endpoint.timeoutMs} ms` }),
         plan.endpoint.timeoutMs + 250,

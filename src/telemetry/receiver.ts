@@ -2,8 +2,14 @@
 // ExportTraceServiceRequest with protobuf. Used by the tests, the demo and the
 // benchmarks as the collector, and by `gitlab-otel inspect`. Its `behaviour`
 // hook lets a test make it fail the way collectors do (UNAVAILABLE, throttling
-// with RetryInfo, partial success, slowness).
+// with RetryInfo, partial success, slowness). `OtlpHttpReceiver` (at the end)
+// is the same for OTLP/HTTP (docs/export.md#otlphttp-receiver).
 import * as grpc from '@grpc/grpc-js';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { gunzip } from 'node:zlib';
 import { otlpTypes, TRACE_EXPORT_PATH, encodePartialSuccess, encodeRetryInfoStatus } from './otlp-proto.js';
 
 export type AttributeValue = string | number | boolean | AttributeValue[] | null;
@@ -312,6 +318,289 @@ export class OtlpReceiver {
 
   /** Re-checks every waiter: after each call, accepted or not, so a test can wait on `calls` too. */
   private wake(): void {
+    const ready = this.waiters.filter((w) => w.predicate());
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// OTLP/HTTP (binary protobuf), as the OTLP specification's "OTLP/HTTP" section
+// defines it (docs/export.md#otlphttp-receiver): POST to /v1/traces with
+// `Content-Type: application/x-protobuf`, optionally `Content-Encoding: gzip`;
+// 200 with an ExportTraceServiceResponse (partial_success when spans were
+// rejected); throttling as 429/503 with `Retry-After`; errors carry a
+// google.rpc.Status body.
+
+/** One OTLP/HTTP request that passed the checks (a refused one is in `refusals`). */
+export interface HttpExportCall {
+  spans: ReceivedSpan[];
+  headers: http.IncomingHttpHeaders;
+  /** The Authorization header as received, for tests of bearer tokens. */
+  authorization?: string;
+  contentEncoding: 'gzip' | 'identity';
+  /** Body size on the wire (compressed when gzipped). */
+  bytes: number;
+  clientCertificate?: { subjectCN: string; issuerCN: string; fingerprint256: string };
+  at: number;
+}
+
+/** A request the receiver refused because it broke the protocol; a correct exporter never causes one. */
+export interface HttpRefusal {
+  status: number;
+  reason: string;
+  at: number;
+}
+
+export type HttpExportAnswer =
+  | { kind: 'ok' }
+  | { kind: 'partial'; rejectedSpans: number; message: string }
+  /** An error status; `retryAfter` is sent as is (delay-seconds or an HTTP date). */
+  | { kind: 'status'; status: number; retryAfter?: string; message?: string }
+  | { kind: 'delay'; ms: number; then?: HttpExportAnswer }
+  /** Drop the connection without an answer (a network error for the client). */
+  | { kind: 'reset' };
+
+export type HttpBehaviour = (call: HttpExportCall, callIndex: number) => HttpExportAnswer;
+
+export interface HttpReceiverOptions {
+  host?: string;
+  port?: number;
+  /** Default `/v1/traces`. */
+  path?: string;
+  tls?: { key: Buffer | string; cert: Buffer | string; clientCa?: Buffer | string; requireClientCertificate?: boolean };
+  behaviour?: HttpBehaviour;
+  onSpans?: (spans: ReceivedSpan[], call: HttpExportCall) => void;
+  /** Checked before `behaviour`, e.g. a bearer token: return an answer (typically 401) to refuse. */
+  verify?: (call: HttpExportCall) => HttpExportAnswer | undefined | Promise<HttpExportAnswer | undefined>;
+  /** Largest request body accepted; default 64 MiB, the OTLP spec's recommended limit. */
+  maxBodyBytes?: number;
+}
+
+const PROTOBUF = 'application/x-protobuf';
+
+function rpcStatusBody(code: number, message: string): Buffer {
+  const { RpcStatus } = otlpTypes();
+  return Buffer.from(RpcStatus.encode(RpcStatus.create({ code, message })).finish());
+}
+
+/** The gRPC code a google.rpc.Status body carries for an HTTP status (UNAVAILABLE, RESOURCE_EXHAUSTED, ...). */
+function statusCodeFor(httpStatus: number): number {
+  if (httpStatus === 429) return grpc.status.RESOURCE_EXHAUSTED;
+  if (httpStatus === 503 || httpStatus === 502 || httpStatus === 504) return grpc.status.UNAVAILABLE;
+  if (httpStatus === 401) return grpc.status.UNAUTHENTICATED;
+  if (httpStatus === 403) return grpc.status.PERMISSION_DENIED;
+  if (httpStatus === 400) return grpc.status.INVALID_ARGUMENT;
+  return grpc.status.UNKNOWN;
+}
+
+export class OtlpHttpReceiver {
+  readonly spans: ReceivedSpan[] = [];
+  readonly calls: HttpExportCall[] = [];
+  readonly refusals: HttpRefusal[] = [];
+  behaviour: HttpBehaviour;
+  private readonly server: http.Server;
+  private readonly path: string;
+  private readonly maxBodyBytes: number;
+  private waiters: { predicate: () => boolean; resolve: () => void }[] = [];
+  private boundPort = 0;
+
+  constructor(private readonly options: HttpReceiverOptions = {}) {
+    this.behaviour = options.behaviour ?? (() => ({ kind: 'ok' }));
+    this.path = options.path ?? '/v1/traces';
+    this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
+    const tls = options.tls;
+    if (tls?.requireClientCertificate && !tls.clientCa) throw new Error('OTLP/HTTP receiver: requireClientCertificate needs clientCa');
+    this.server = tls
+      ? https.createServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: tls.requireClientCertificate ?? false } : {}),
+          },
+          handler,
+        )
+      : http.createServer(handler);
+    this.server.keepAliveTimeout = 30_000;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** The full URL to export to, e.g. `http://127.0.0.1:PORT/v1/traces`. */
+  get url(): string {
+    const host = this.options.host ?? '127.0.0.1';
+    return `${this.options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.boundPort}${this.path}`;
+  }
+
+  /** `http://127.0.0.1:PORT` without the path, the form OTEL_EXPORTER_OTLP_ENDPOINT takes. */
+  get baseUrl(): string {
+    return this.url.slice(0, this.url.length - this.path.length);
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.boundPort = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.closeAllConnections();
+        resolve();
+      }, 2000);
+      this.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+  }
+
+  /** Resolves once `predicate` holds, or rejects after `timeoutMs`. */
+  waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs = 10_000): Promise<void> {
+    if (predicate(this.spans)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        predicate: () => predicate(this.spans),
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`OTLP/HTTP receiver: condition not met within ${timeoutMs} ms (${this.spans.length} spans received)`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  waitForSpans(count: number, timeoutMs?: number): Promise<void> {
+    return this.waitFor((spans) => spans.length >= count, timeoutMs);
+  }
+
+  private refuse(res: http.ServerResponse, status: number, reason: string): void {
+    this.refusals.push({ status, reason, at: Date.now() });
+    this.wake();
+    const body = rpcStatusBody(statusCodeFor(status), reason);
+    res.writeHead(status, { 'content-type': PROTOBUF, 'content-length': body.length });
+    res.end(body);
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > this.maxBodyBytes) tooBig = true;
+      else chunks.push(c);
+    });
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      if (req.method !== 'POST') return this.refuse(res, 405, `method ${req.method ?? ''} is not POST`);
+      if ((req.url ?? '').split('?')[0] !== this.path) return this.refuse(res, 404, `path ${req.url ?? ''} is not ${this.path}`);
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== PROTOBUF) return this.refuse(res, 415, `Content-Type ${type || '(none)'} is not ${PROTOBUF}`);
+      const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (encoding !== 'gzip' && encoding !== 'identity') return this.refuse(res, 415, `Content-Encoding ${encoding} is not supported`);
+      if (tooBig) return this.refuse(res, 413, `body over ${this.maxBodyBytes} bytes`);
+      const raw = Buffer.concat(chunks);
+      const decode = (body: Buffer): void => {
+        let spans: ReceivedSpan[];
+        try {
+          spans = decodeExportRequest(body);
+        } catch (err) {
+          return this.refuse(res, 400, `undecodable ExportTraceServiceRequest: ${(err as Error).message}`);
+        }
+        const call: HttpExportCall = {
+          spans,
+          headers: req.headers,
+          ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+          contentEncoding: encoding,
+          bytes: raw.length,
+          at: Date.now(),
+        };
+        const socket = req.socket as Partial<TLSSocket>;
+        const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+        // Node reports an empty object, not undefined, when the peer sent no certificate.
+        if (peer?.fingerprint256) {
+          call.clientCertificate = {
+            subjectCN: String(peer.subject?.CN ?? ''),
+            issuerCN: String(peer.issuer?.CN ?? ''),
+            fingerprint256: peer.fingerprint256,
+          };
+        }
+        this.calls.push(call);
+        this.wake();
+        const index = this.calls.length - 1;
+        const verify = this.options.verify;
+        Promise.resolve()
+          .then(() => verify?.(call))
+          .then(
+            (refusal) => this.answer(refusal ?? this.behaviour(call, index), call, res),
+            () => this.answer({ kind: 'status', status: 401, message: 'verification failed' }, call, res),
+          );
+      };
+      if (encoding === 'identity') return decode(raw);
+      gunzip(raw, { maxOutputLength: this.maxBodyBytes }, (err, body) =>
+        err ? this.refuse(res, 400, `Content-Encoding gzip but the body does not gunzip: ${err.message}`) : decode(body),
+      );
+    });
+  }
+
+  private answer(answer: HttpExportAnswer, call: HttpExportCall, res: http.ServerResponse): void {
+    switch (answer.kind) {
+      case 'ok':
+        this.accept(call.spans, call);
+        // An empty ExportTraceServiceResponse: full success.
+        res.writeHead(200, { 'content-type': PROTOBUF, 'content-length': 0 });
+        res.end();
+        return;
+      case 'partial': {
+        this.accept(call.spans.slice(answer.rejectedSpans), call);
+        const body = encodePartialSuccess(answer.rejectedSpans, answer.message);
+        res.writeHead(200, { 'content-type': PROTOBUF, 'content-length': body.length });
+        res.end(body);
+        return;
+      }
+      case 'status': {
+        const body = rpcStatusBody(statusCodeFor(answer.status), answer.message ?? 'receiver refused');
+        res.writeHead(answer.status, {
+          'content-type': PROTOBUF,
+          'content-length': body.length,
+          ...(answer.retryAfter !== undefined ? { 'retry-after': answer.retryAfter } : {}),
+        });
+        res.end(body);
+        return;
+      }
+      case 'delay':
+        setTimeout(() => this.answer(answer.then ?? { kind: 'ok' }, call, res), answer.ms);
+        return;
+      case 'reset':
+        res.socket?.destroy();
+        return;
+    }
+  }
+
+  private accept(spans: ReceivedSpan[], call: HttpExportCall): void {
+    for (const s of spans) this.spans.push(s);
+    this.options.onSpans?.(spans, call);
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
     const ready = this.waiters.filter((w) => w.predicate());
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();

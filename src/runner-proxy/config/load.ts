@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { YAMLParseError, parse } from 'yaml';
 import { otlpHeadersFromEnv, parseOtlpHeaders } from '../../telemetry/auth/headers.js';
 import { samplingFromEnv } from '../../telemetry/sampling.js';
+import { endpointFromEnv, protocolFromEnv } from '../../telemetry/export/env-endpoint.js';
 import { ConfigError, validateConfig, type EnvDefaults, type ProxyConfig } from './schema.js';
 
 export interface Overrides {
@@ -24,9 +25,12 @@ export function envDefaults(env: Env): { defaults: EnvDefaults; warnings: string
   const resource = parseOtlpHeaders(env.OTEL_RESOURCE_ATTRIBUTES);
   const sampling = samplingFromEnv(env);
   warnings.push(...sampling.warnings);
+  const endpoint = endpointFromEnv(env);
   return {
     defaults: {
-      endpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
+      endpoint: endpoint?.url,
+      ...(endpoint ? { endpointVariable: endpoint.variable, endpointPerSignal: endpoint.perSignal } : {}),
+      protocol: protocolFromEnv(env),
       headers: headers.headers,
       serviceName: env.OTEL_SERVICE_NAME || undefined,
       resourceAttributes: resource.headers,

@@ -20,7 +20,9 @@ import {
   type SamplingSettings,
   type SpoolSettings,
   type TlsSettings,
+  OTLP_PROTOCOLS,
 } from '../../telemetry/export/settings.js';
+import { appendTracesPath, type EnvProtocol } from '../../telemetry/export/env-endpoint.js';
 import type { NativeRunnerSpan, NegotiationPolicy } from '../wire/negotiation.js';
 
 export interface HostPort {
@@ -211,6 +213,11 @@ const TOP_KEYS = ['listen', 'upstream', 'admin', 'telemetry', 'endpoints', 'spoo
 export interface EnvDefaults {
   /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT. */
   endpoint?: string;
+  /** Which of the two it came from; the traces-specific URL is used as is (docs/export.md#environment). */
+  endpointVariable?: string;
+  endpointPerSignal?: boolean;
+  /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL (unset: grpc). */
+  protocol?: EnvProtocol;
   /** OTEL_EXPORTER_OTLP_HEADERS (+ _TRACES_). */
   headers: Record<string, string>;
   serviceName?: string;
@@ -324,7 +331,19 @@ function readRetry(r: Reader, path: string, v: unknown): RetrySettings {
   return retry;
 }
 
-const ENDPOINT_KEYS = ['name', 'url', 'compression', 'timeout', 'headers', 'tls', 'allow_insecure_auth', 'auth', 'queue', 'retry'];
+const ENDPOINT_KEYS = [
+  'name',
+  'protocol',
+  'url',
+  'compression',
+  'timeout',
+  'headers',
+  'tls',
+  'allow_insecure_auth',
+  'auth',
+  'queue',
+  'retry',
+];
 
 function readEndpoint(r: Reader, path: string, v: unknown, env: EnvDefaults): EndpointSettings | undefined {
   const o = r.object(path, v, ENDPOINT_KEYS);
@@ -334,12 +353,15 @@ function readEndpoint(r: Reader, path: string, v: unknown, env: EnvDefaults): En
   }
   if (o.url === undefined) r.fail(join(path, 'url'), 'required');
   const url = r.url(join(path, 'url'), o.url, ['http', 'https']);
+  // No `protocol:` stays OTLP/gRPC, as before OTLP/HTTP existed; with http/protobuf the URL (path included) is posted to as is.
+  const protocol = r.oneOf(join(path, 'protocol'), o.protocol, OTLP_PROTOCOLS) ?? 'grpc';
   const headers = r.stringMap(join(path, 'headers'), o.headers);
   const tls = readTls(r, join(path, 'tls'), o.tls);
   if (url?.protocol === 'http:' && tls) r.fail(join(path, 'tls'), 'set on a plaintext http:// endpoint; use https:// for TLS');
   return {
     name: r.string(join(path, 'name'), o.name) ?? (url ? url.host : 'endpoint'),
-    url: url ? `${url.protocol}//${url.host}` : '',
+    ...(protocol === 'http/protobuf' ? { protocol } : {}),
+    url: url ? `${url.protocol}//${url.host}${protocol === 'http/protobuf' ? url.pathname : ''}` : '',
     compression: r.oneOf(join(path, 'compression'), o.compression, ['gzip', 'none'] as const) ?? 'gzip',
     timeoutMs: r.duration(join(path, 'timeout'), o.timeout) ?? DEFAULT_TIMEOUT_MS,
     headers: { ...env.headers, ...headers },
@@ -394,7 +416,20 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
         if (ep) endpoints.push(ep);
       });
   } else if (env.endpoint) {
-    const ep = readEndpoint(r, 'OTEL_EXPORTER_OTLP_ENDPOINT', { name: 'default', url: env.endpoint }, env);
+    // docs/export.md#environment: with http/protobuf the generic variable gets /v1/traces appended.
+    const variable = env.endpointVariable ?? 'OTEL_EXPORTER_OTLP_ENDPOINT';
+    let url = env.endpoint;
+    let protocol = 'grpc';
+    if (env.protocol && !env.protocol.ok) r.fail(env.protocol.variable, env.protocol.message);
+    else if (env.protocol) protocol = env.protocol.protocol;
+    if (protocol === 'http/protobuf' && !env.endpointPerSignal) {
+      try {
+        url = appendTracesPath(url);
+      } catch {
+        // Not a URL: readEndpoint names the problem.
+      }
+    }
+    const ep = readEndpoint(r, variable, { name: 'default', url, ...(protocol === 'grpc' ? {} : { protocol }) }, env);
     if (ep) endpoints.push(ep);
   }
   const names = new Set<string>();

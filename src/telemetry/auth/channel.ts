@@ -51,7 +51,7 @@ export function tokenSourceFor(endpoint: EndpointSettings): TokenSource | undefi
   }
 }
 
-function readPem(path: string | undefined, what: string): Buffer | null {
+export function readPem(path: string | undefined, what: string): Buffer | null {
   if (!path) return null;
   try {
     return readFileSync(path);

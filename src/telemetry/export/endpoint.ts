@@ -7,14 +7,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { status } from '@grpc/grpc-js';
 import { toReadableSpan, type SpanRecord } from '../spans.js';
-import { EndpointConfigError, planChannel, type ChannelPlan } from '../auth/channel.js';
+import { EndpointConfigError } from '../auth/channel.js';
 import type { TokenSource } from '../auth/token.js';
 import { endpointKey, type EndpointSettings } from './settings.js';
 import type { DropReason, ExportMetrics } from './export-metrics.js';
-import { OtlpGrpcClient, serializeSpans, type ExportOutcome } from './otlp-client.js';
-import { decideRetry } from './retry-policy.js';
+import { createTransport, serializeSpans, type ExportFailure, type OtlpTransport } from './otlp-client.js';
+import { decideFailure } from './retry-policy.js';
 import { estimateSpanBytes, SpanQueue, type QueueItem } from './span-queue.js';
 import { SpanSpool, type SpoolBudget } from './span-spool.js';
 
@@ -48,7 +47,7 @@ export interface EndpointDeps {
 
 class RetryableFailure extends Error {
   constructor(
-    readonly outcome: Extract<ExportOutcome, { kind: 'error' }>,
+    readonly outcome: ExportFailure,
     readonly minDelayMs: number,
   ) {
     super(outcome.message);
@@ -58,7 +57,7 @@ class Reauthenticate extends Error {}
 class Dropped extends Error {
   constructor(
     readonly reason: DropReason,
-    readonly code: number,
+    readonly code: string,
   ) {
     super(reason);
   }
@@ -87,8 +86,7 @@ export class EndpointExporter {
   readonly name: string;
   private state: EndpointState = 'starting';
   private readonly queue: SpanQueue;
-  private client?: OtlpGrpcClient;
-  private plan?: ChannelPlan;
+  private client?: OtlpTransport;
   private spool?: SpanSpool;
   spoolDir?: string;
   private inflight = new Set<Promise<void>>();
@@ -111,12 +109,12 @@ export class EndpointExporter {
     this.queue = new SpanQueue(settings.queue);
     const m = deps.metrics;
     try {
-      this.plan = planChannel(
+      // OTLP/gRPC or OTLP/HTTP by settings.protocol (docs/export.md#transports).
+      this.client = createTransport(
         settings,
         { onRefresh: () => m.tokenRefreshes.inc(this.labels), onFailure: (e) => this.tokenFailed(e.code) },
         deps.tokenSource,
       );
-      this.client = new OtlpGrpcClient(this.plan, settings.headers);
     } catch (err) {
       this.state = 'invalid';
       this.lastError = err instanceof EndpointConfigError ? err.code : 'INVALID_ENDPOINT';
@@ -374,16 +372,16 @@ export class EndpointExporter {
           if (attempt > 1) m.retried.inc(this.labels, batch.length);
           const stop = m.exportSeconds.startTimer(this.labels);
           const r = await client.export(body, this.settings.timeoutMs);
-          stop({ outcome: r.kind === 'error' ? (status[r.code] ?? String(r.code)) : r.kind });
+          stop({ outcome: r.kind === 'error' ? r.code : r.kind });
           if (r.kind !== 'error') return r;
-          const d = decideRetry(r.code, r.retryDelayMs, reauthenticated);
+          const d = decideFailure(r.failure, r.retryDelayMs, reauthenticated);
           if (d.action === 'reauthenticate') {
             reauthenticated = true;
-            this.plan?.tokens?.invalidate(client.currentToken());
+            client.invalidateToken();
             throw new Reauthenticate('UNAUTHENTICATED');
           }
           if (d.action === 'drop') {
-            throw new AbortError(new Dropped(r.code === status.UNAUTHENTICATED ? 'unauthenticated' : 'rejected', r.code));
+            throw new AbortError(new Dropped(r.failure === 'unauthenticated' ? 'unauthenticated' : 'rejected', r.code));
           }
           throw new RetryableFailure(r, d.minDelayMs);
         },
@@ -396,7 +394,7 @@ export class EndpointExporter {
           maxRetryTime: budget,
           signal: this.abort.signal,
           onFailedAttempt: ({ error }) => {
-            if (error instanceof RetryableFailure) this.failing(status[error.outcome.code] ?? String(error.outcome.code));
+            if (error instanceof RetryableFailure) this.failing(error.outcome.code);
           },
           shouldConsumeRetry: ({ error }) => !(error instanceof Reauthenticate),
           shouldRetry: async ({ error }) => {
@@ -421,7 +419,7 @@ export class EndpointExporter {
         return;
       }
       if (err instanceof Dropped) {
-        this.failing(status[err.code] ?? String(err.code));
+        this.failing(err.code);
         this.drop(err.reason, batch.length);
       } else if (err instanceof Reauthenticate) {
         this.drop('unauthenticated', batch.length);

@@ -6,6 +6,10 @@
 
 export type Compression = 'gzip' | 'none';
 
+/** OTLP transport, named as OTEL_EXPORTER_OTLP_PROTOCOL names it (docs/export.md#transports). */
+export type OtlpProtocol = 'grpc' | 'http/protobuf';
+export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['grpc', 'http/protobuf'];
+
 export interface TlsSettings {
   /** PEM bundle to trust instead of the system roots. */
   readonly caFile?: string;
@@ -76,7 +80,12 @@ export interface RetrySettings {
 export interface EndpointSettings {
   /** Used in metrics and logs; never contains credentials. */
   readonly name: string;
-  /** `http://host:port` = plaintext gRPC, `https://host:port` = TLS. */
+  /**
+   * Absent or `grpc`: OTLP/gRPC, `url` is `http://host:port` (plaintext) or `https://host:port` (TLS).
+   * `http/protobuf`: OTLP/HTTP, `url` is the full URL posted to (e.g. `https://host:4318/v1/traces`).
+   * Absent rather than `grpc` in settings written before OTLP/HTTP existed.
+   */
+  readonly protocol?: OtlpProtocol;
   readonly url: string;
   readonly compression: Compression;
   /** Deadline of one export call. */
@@ -155,9 +164,10 @@ export type PayloadEndpointResult =
   { readonly ok: true; readonly endpoint: EndpointSettings } | { readonly ok: false; readonly error: ExportSettingsError };
 
 /**
- * Turns a payload endpoint into EndpointSettings. Only gRPC is spoken here:
- * `grpc://` (plaintext) and `grpcs://` (TLS). `http(s)://` payload endpoints mean
- * OTLP/HTTP to the runner and are refused rather than guessed at.
+ * Turns a payload endpoint into EndpointSettings, with the schemes the runner
+ * serves (docs/export.md#payload-endpoints): `http://` / `https://` are
+ * OTLP/HTTP posted to the URL as given (path included), `grpc://` (plaintext)
+ * and `grpcs://` (TLS) are OTLP/gRPC to the host (path ignored).
  */
 export function endpointFromPayload(
   entry: PayloadOtelEndpoint,
@@ -170,18 +180,26 @@ export function endpointFromPayload(
     return { ok: false, error: new ExportSettingsError('INVALID_ENDPOINT_URL', 'payload OTLP endpoint URL does not parse') };
   }
   const scheme = parsed.protocol.replace(/:$/, '');
-  if (scheme !== 'grpc' && scheme !== 'grpcs') {
+  if (scheme !== 'grpc' && scheme !== 'grpcs' && scheme !== 'http' && scheme !== 'https') {
     return {
       ok: false,
       error: new ExportSettingsError(
         'UNSUPPORTED_ENDPOINT_SCHEME',
-        `payload OTLP endpoint scheme '${scheme}' is not OTLP/gRPC (grpc:// or grpcs://)`,
+        `payload OTLP endpoint scheme '${scheme}' is not one of http://, https:// (OTLP/HTTP), grpc://, grpcs:// (OTLP/gRPC)`,
       ),
     };
   }
-  const tls = scheme === 'grpcs';
-  const port = parsed.port || '4317';
-  const url = `${tls ? 'https' : 'http'}://${parsed.hostname}:${port}`;
+  if (parsed.username || parsed.password) {
+    return { ok: false, error: new ExportSettingsError('INVALID_ENDPOINT_URL', 'payload OTLP endpoint URL carries credentials') };
+  }
+  const httpTransport = scheme === 'http' || scheme === 'https';
+  const tls = scheme === 'grpcs' || scheme === 'https';
+  const port = httpTransport ? parsed.port : parsed.port || '4317';
+  const hostPort = port ? `${parsed.hostname}:${port}` : parsed.hostname;
+  const url = httpTransport
+    ? // The runner posts to scheme://host + path only (WithURLPath); the query is dropped there too.
+      `${scheme}://${parsed.host}${parsed.pathname}`
+    : `${tls ? 'https' : 'http'}://${parsed.hostname}:${port}`;
   let auth: AuthSettings = { type: 'none' };
   if (entry.auth) {
     const audience = entry.auth.http_bearer_gcp_oidc?.audience;
@@ -196,7 +214,8 @@ export function endpointFromPayload(
   return {
     ok: true,
     endpoint: {
-      name: `payload:${parsed.hostname}:${port}`,
+      name: `payload:${hostPort}${httpTransport ? parsed.pathname : ''}`,
+      ...(httpTransport ? { protocol: 'http/protobuf' as const } : {}),
       url,
       compression: 'gzip',
       timeoutMs: defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -216,5 +235,8 @@ export function endpointFromPayload(
  * paths and audiences only).
  */
 export function endpointKey(e: EndpointSettings): string {
-  return JSON.stringify([e.url, e.auth, e.tls ?? null, e.headers]);
+  // gRPC endpoints keep the key (and so the spool directory) they had before OTLP/HTTP existed.
+  const key: unknown[] = [e.url, e.auth, e.tls ?? null, e.headers];
+  if (e.protocol === 'http/protobuf') key.push(e.protocol);
+  return JSON.stringify(key);
 }

@@ -1,0 +1,191 @@
+// One endpoint's OTLP/HTTP Export call (binary protobuf): a POST of the
+// serialised ExportTraceServiceRequest to the endpoint URL as is, through one
+// keep-alive agent per endpoint. TLS, mTLS and insecure_skip_verify come from
+// the endpoint's settings as for gRPC; a bearer token is fetched from the
+// token cache for every request (so a rotating token is always current) and is
+// refused over plaintext to a non-loopback host. Redirects are not followed
+// (the runner's own client does not either). See docs/export.md#otlphttp.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
+import { VERSION } from '../../version.js';
+import { EndpointConfigError, isLoopbackHost, readPem, tokenSourceFor } from '../auth/channel.js';
+import { TokenCache, type TokenEvents, type TokenSource } from '../auth/token.js';
+import type { EndpointSettings } from './settings.js';
+import { classifyHttpStatus, parseRetryAfter } from './retry-policy.js';
+import { parseExportResponse, type ExportFailure, type ExportOutcome, type OtlpTransport } from './otlp-transport.js';
+
+const gzip = promisify(gzipCb);
+
+/** A collector's answer is a small protobuf (or an error text); more than this is not read. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+/** Keep-alive sockets per endpoint: the export concurrency is bounded by the queue settings, this only caps a misconfiguration. */
+const MAX_SOCKETS = 64;
+
+export interface HttpPlan {
+  readonly url: URL;
+  readonly tls: boolean;
+  readonly agent: http.Agent;
+  readonly tokens?: TokenCache;
+}
+
+/** Throws EndpointConfigError when the endpoint cannot be used as configured. */
+export function planHttp(endpoint: EndpointSettings, events: TokenEvents = {}, source?: TokenSource): HttpPlan {
+  let url: URL;
+  try {
+    url = new URL(endpoint.url);
+  } catch {
+    throw new EndpointConfigError('INVALID_ENDPOINT_URL', `endpoint ${endpoint.name}: URL does not parse`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new EndpointConfigError('INVALID_ENDPOINT_URL', `endpoint ${endpoint.name}: OTLP/HTTP needs an http:// or https:// URL`);
+  }
+  const tokenSource = source ?? tokenSourceFor(endpoint);
+  const tokens = tokenSource ? new TokenCache(tokenSource, events) : undefined;
+  const tls = url.protocol === 'https:';
+  if (!tls) {
+    if (tokens && !endpoint.allowInsecureAuth && !isLoopbackHost(url.hostname)) {
+      throw new EndpointConfigError(
+        'INSECURE_AUTH_REFUSED',
+        `endpoint ${endpoint.name}: a bearer token over plaintext HTTP to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
+      );
+    }
+    return { url, tls, tokens, agent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }) };
+  }
+  const t = endpoint.tls;
+  const ca = readPem(t?.caFile, 'CA file');
+  const key = readPem(t?.keyFile, 'client key file');
+  const cert = readPem(t?.certFile, 'client certificate file');
+  const agent = new https.Agent({
+    keepAlive: true,
+    maxSockets: MAX_SOCKETS,
+    ...(ca ? { ca } : {}),
+    ...(key && cert ? { key, cert } : {}),
+    ...(t?.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {}),
+  });
+  return { url, tls, tokens, agent };
+}
+
+function failure(code: string, failureClass: ExportFailure['failure'], message: string, retryDelayMs?: number): ExportFailure {
+  return { kind: 'error', code, failure: failureClass, message, ...(retryDelayMs !== undefined ? { retryDelayMs } : {}) };
+}
+
+export class OtlpHttpClient implements OtlpTransport {
+  readonly protocol = 'http/protobuf';
+  private readonly baseHeaders: Record<string, string>;
+  private readonly request: typeof http.request;
+  /** Gzipped bodies by request body, so a retried batch is compressed once. */
+  private readonly compressed = new WeakMap<Buffer, Promise<Buffer>>();
+  private closed = false;
+
+  constructor(
+    private readonly plan: HttpPlan,
+    headers: Readonly<Record<string, string>>,
+    private readonly compression: EndpointSettings['compression'],
+  ) {
+    this.request = plan.tls ? https.request : http.request;
+    this.baseHeaders = {
+      ...headers,
+      'content-type': 'application/x-protobuf',
+      'user-agent': `gitlab-otel/${VERSION}`,
+      ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
+    };
+  }
+
+  async export(body: Buffer, timeoutMs: number): Promise<ExportOutcome> {
+    if (this.closed) return failure('CANCELLED', 'retryable', 'transport closed');
+    const headers: Record<string, string> = { ...this.baseHeaders };
+    if (this.plan.tokens) {
+      try {
+        headers.authorization = `Bearer ${await this.plan.tokens.get()}`;
+      } catch (err) {
+        return failure('UNAUTHENTICATED', 'unauthenticated', (err as Error).message);
+      }
+    }
+    let payload = body;
+    if (this.compression === 'gzip') {
+      let p = this.compressed.get(body);
+      if (!p) {
+        p = gzip(body);
+        this.compressed.set(body, p);
+      }
+      try {
+        payload = await p;
+      } catch (err) {
+        return failure('COMPRESSION_FAILED', 'permanent', (err as Error).message);
+      }
+    }
+    headers['content-length'] = String(payload.length);
+    return this.post(payload, headers, timeoutMs);
+  }
+
+  private post(payload: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<ExportOutcome> {
+    const u = this.plan.url;
+    return new Promise<ExportOutcome>((resolve) => {
+      let settled = false;
+      const finish = (o: ExportOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(o);
+      };
+      const req = this.request(
+        {
+          protocol: u.protocol,
+          hostname: u.hostname.replace(/^\[|\]$/g, ''),
+          port: u.port || undefined,
+          path: `${u.pathname || '/'}${u.search}`,
+          method: 'POST',
+          agent: this.plan.agent,
+          headers,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size <= MAX_RESPONSE_BYTES) chunks.push(c);
+          });
+          res.on('error', () => finish(failure('ECONNRESET', 'retryable', 'response cut off')));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) {
+              try {
+                finish(size > MAX_RESPONSE_BYTES ? { kind: 'ok' } : parseExportResponse(Buffer.concat(chunks)));
+              } catch {
+                // The collector took the data but answered something else (JSON, text): not retryable (we would duplicate).
+                finish({ kind: 'ok' });
+              }
+              return;
+            }
+            const retryAfter = parseRetryAfter(headerValue(res.headers['retry-after']), Date.now());
+            finish(failure(`HTTP_${status}`, classifyHttpStatus(status), `HTTP ${status}`, retryAfter));
+          });
+        },
+      );
+      const timer = setTimeout(() => {
+        finish(failure('DEADLINE_EXCEEDED', 'retryable', `no answer within ${timeoutMs} ms`));
+        req.destroy();
+      }, timeoutMs);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // Connection refused or reset, DNS, TLS verification: the spec's network errors are retryable.
+        finish(failure(err.code ?? 'NETWORK_ERROR', 'retryable', err.code ?? 'network error'));
+      });
+      req.end(payload);
+    });
+  }
+
+  invalidateToken(): void {
+    this.plan.tokens?.invalidate(this.plan.tokens.peek());
+  }
+
+  close(): void {
+    this.closed = true;
+    this.plan.agent.destroy();
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
