@@ -25,11 +25,28 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics & JobTracke
       labelNames: ['route', 'kind'],
       registers,
     }),
+    limitHits: new Counter({
+      name: 'gitlab_otel_proxy_limit_hits_total',
+      help: 'Client limits hit on the runner-facing listener (connections, client_connections, buffered_bytes, stalled_connection, payload_bytes)',
+      labelNames: ['limit'],
+      registers,
+    }),
     jobsActive: new Gauge({ name: 'gitlab_otel_jobs_active', help: 'Jobs with telemetry in progress', registers }),
     jobs: new Counter({
       name: 'gitlab_otel_jobs_total',
       help: 'Jobs with telemetry that ended, by contract and result',
       labelNames: ['contract', 'result'],
+      registers,
+    }),
+    routerDiscoveryDeclined: new Counter({
+      name: 'gitlab_otel_router_discovery_declined_total',
+      help: 'Job Router discovery calls answered 501 by the proxy, so the runner requests jobs through it (job_router: decline)',
+      registers,
+    }),
+    payloadEndpointsLeftToRunner: new Counter({
+      name: 'gitlab_otel_payload_endpoints_left_to_runner_total',
+      help: "GitLab's per-job collectors (features.tracing.otel_endpoints) the proxy left to the runner's native span, by reason",
+      labelNames: ['reason'],
       registers,
     }),
     negotiation: new Counter({

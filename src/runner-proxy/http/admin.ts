@@ -1,5 +1,6 @@
 // The admin listener: /healthz for liveness and endpoint state, /metrics for
 // Prometheus. Separate from the runner-facing listener so it can bind elsewhere.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -7,16 +8,36 @@ import type { Registry } from 'prom-client';
 export interface AdminOptions {
   registry: Registry;
   health: () => Record<string, unknown>;
+  /**
+   * When set, /metrics and the details of /healthz need `Authorization: Bearer <token>`;
+   * a bare /healthz still answers `{"status":"ok"}` for liveness probes (docs/security.md#deployment).
+   */
+  bearerToken?: string;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** Constant-time comparison of the presented bearer token with the configured one. */
+function authorized(req: http.IncomingMessage, expected: Buffer | undefined): boolean {
+  if (!expected) return true;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return !!m && timingSafeEqual(digest(m[1]!), expected);
 }
 
 export function createAdminServer(options: AdminOptions): http.Server {
+  const expected = options.bearerToken ? digest(options.bearerToken) : undefined;
   return http.createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
+    const allowed = authorized(req, expected);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
     }
     if (path === '/healthz') {
+      if (!allowed) {
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
       let body: string;
       try {
         body = JSON.stringify({ status: 'ok', ...options.health() });
@@ -27,6 +48,10 @@ export function createAdminServer(options: AdminOptions): http.Server {
       return;
     }
     if (path === '/metrics') {
+      if (!allowed) {
+        res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('bearer token required\n');
+        return;
+      }
       options.registry.metrics().then(
         (text) => res.writeHead(200, { 'Content-Type': options.registry.contentType }).end(text),
         (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(err)),

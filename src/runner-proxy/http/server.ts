@@ -7,7 +7,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzip, gzip } from 'node:zlib';
+import { promisify } from 'node:util';
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../log.js';
 import { nowNanos } from '../../telemetry/spans.js';
@@ -27,13 +28,43 @@ export interface ProxyMetrics {
   requests: Counter<'route' | 'status'>;
   upstreamLatency: Histogram<'route'>;
   upstreamErrors: Counter<'route' | 'kind'>;
+  /** A client limit was hit (docs/security.md#client-limits). */
+  limitHits?: Counter<'limit'>;
 }
+
+/**
+ * What one client (a job container can reach this listener) may take from the
+ * proxy, so it cannot exhaust memory or file descriptors for every other job
+ * (docs/security.md#client-limits).
+ */
+export interface ClientLimits {
+  /** Open runner-side connections, all clients together. */
+  maxConnections: number;
+  /** Open connections from one remote address. */
+  maxConnectionsPerClient: number;
+  /** Bytes of request and payload bodies held for telemetry at once; past it, exchanges are forwarded unobserved. */
+  maxBufferedBytes: number;
+  /** A keep-alive connection with no request is closed after this. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
+  maxConnections: 4096,
+  maxConnectionsPerClient: 1024,
+  maxBufferedBytes: 128 * 1024 * 1024,
+  // Longer than the runner's 90 s idle-connection timeout, so the runner,
+  // not the proxy, closes idle keep-alive connections (no reuse races).
+  idleTimeoutMs: 120_000,
+};
+
+export type LimitName = 'connections' | 'client_connections' | 'buffered_bytes' | 'stalled_connection' | 'payload_bytes';
 
 export interface RunnerProxyOptions {
   upstream: UpstreamOptions;
   observer?: ExchangeObserver;
-  /** Largest 201 job payload that is read for telemetry; larger ones stream through untouched. */
+  /** Largest 201 job payload that is read for telemetry, after decoding; larger ones go through untouched. */
   maxPayloadBytes: number;
+  limits?: Partial<ClientLimits>;
   metrics?: ProxyMetrics;
   log: Logger;
 }
@@ -85,24 +116,58 @@ function isJson(contentType: string | undefined): boolean {
   return !!contentType && /^application\/json\b/i.test(contentType);
 }
 
-/** Collects a body's chunks by reference while it streams, up to a limit. */
+const gunzipAsync = promisify(gunzip);
+const gzipAsync = promisify(gzip);
+
+/** Bytes held for telemetry across all exchanges; a reservation that does not fit is refused. */
+export class BufferBudget {
+  used = 0;
+  constructor(
+    readonly max: number,
+    private readonly onRefused: () => void = () => undefined,
+  ) {}
+  reserve(n: number): boolean {
+    if (this.used + n > this.max) {
+      this.onRefused();
+      return false;
+    }
+    this.used += n;
+    return true;
+  }
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
+/** Collects a body's chunks by reference while it streams, up to a limit and within the shared budget. */
 class BodyTap {
   chunks: Buffer[] = [];
   size = 0;
   overflow = false;
-  constructor(private readonly limit: number) {}
+  private reserved = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly budget?: BufferBudget,
+  ) {}
   push(chunk: Buffer): void {
     if (this.overflow) return;
     this.size += chunk.length;
-    if (this.size > this.limit) {
+    if (this.size > this.limit || (this.budget && !this.budget.reserve(chunk.length))) {
       this.overflow = true;
       this.chunks = [];
+      this.release();
       return;
     }
+    this.reserved += chunk.length;
     this.chunks.push(chunk);
   }
   body(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+  }
+  /** The bytes go back to the budget (the chunks may still be read once more). */
+  release(): void {
+    this.budget?.release(this.reserved);
+    this.reserved = 0;
   }
 }
 
@@ -126,9 +191,15 @@ export class RunnerProxy {
   private readonly basePath: string;
   private readonly hostHeader: string;
   private readonly inFlight = new Set<http.ServerResponse>();
+  private readonly limits: ClientLimits;
+  private readonly budget: BufferBudget;
+  private readonly perClient = new Map<string, number>();
+  private connections = 0;
 
   constructor(private readonly options: RunnerProxyOptions) {
     const { url } = options.upstream;
+    this.limits = { ...DEFAULT_CLIENT_LIMITS, ...options.limits };
+    this.budget = new BufferBudget(this.limits.maxBufferedBytes, () => this.limitHit('buffered_bytes'));
     this.transport = url.protocol === 'https:' ? https : http;
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.hostHeader = url.host;
@@ -146,12 +217,18 @@ export class RunnerProxy {
         // Artifact uploads may stream for an hour; the runner bounds its own requests.
         requestTimeout: 0,
         headersTimeout: 60_000,
-        // Longer than the runner's 90 s idle-connection timeout, so the runner,
-        // not the proxy, closes idle keep-alive connections (no reuse races).
-        keepAliveTimeout: 120_000,
+        keepAliveTimeout: this.limits.idleTimeoutMs,
       },
       (req, res) => this.handle(req, res),
     );
+    // A connection with no byte either way for longer than GitLab may take to
+    // answer (upstream.headers_timeout) is stalled, not waiting: an upload
+    // streams, a long poll is answered within a minute.
+    this.server.setTimeout(options.upstream.headersTimeoutMs + 60_000, (socket: Socket) => {
+      this.limitHit('stalled_connection');
+      socket.destroy();
+    });
+    this.server.on('connection', (socket: Socket) => this.admit(socket));
     this.server.on('connect', (_req, socket: Socket) => {
       socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
@@ -177,6 +254,42 @@ export class RunnerProxy {
 
   get activeRequests(): number {
     return this.inFlight.size;
+  }
+
+  /** Bytes currently held for telemetry (for tests and /healthz). */
+  get bufferedBytes(): number {
+    return this.budget.used;
+  }
+
+  private limitHit(limit: LimitName): void {
+    this.options.metrics?.limitHits?.inc({ limit });
+  }
+
+  /** Counts a new connection against the total and per-client limits; over either, it gets a 503 and is closed. */
+  private admit(socket: Socket): void {
+    const client = socket.remoteAddress ?? '';
+    const mine = this.perClient.get(client) ?? 0;
+    const over: LimitName | undefined =
+      this.connections >= this.limits.maxConnections
+        ? 'connections'
+        : mine >= this.limits.maxConnectionsPerClient
+          ? 'client_connections'
+          : undefined;
+    if (over) {
+      this.limitHit(over);
+      socket.on('error', () => undefined);
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+      socket.destroySoon();
+      return;
+    }
+    this.connections++;
+    this.perClient.set(client, mine + 1);
+    socket.once('close', () => {
+      this.connections--;
+      const n = (this.perClient.get(client) ?? 1) - 1;
+      if (n <= 0) this.perClient.delete(client);
+      else this.perClient.set(client, n);
+    });
   }
 
   /**
@@ -232,9 +345,10 @@ export class RunnerProxy {
     }
     const upstreamReq = this.sendUpstream(exchange, headers);
     if (observer && (route === 'job_update' || route === 'trace_patch')) {
-      const tap = new BodyTap(route === 'trace_patch' ? TEE_LIMITS.tracePatch : TEE_LIMITS.jobUpdate);
+      const tap = new BodyTap(route === 'trace_patch' ? TEE_LIMITS.tracePatch : TEE_LIMITS.jobUpdate, this.budget);
       exchange.requestTap = tap;
       req.on('data', (chunk: Buffer) => tap.push(chunk));
+      res.once('close', () => setImmediate(() => tap.release()));
     }
     req.pipe(upstreamReq);
   }
@@ -335,7 +449,8 @@ export class RunnerProxy {
    */
   private holdJobRequest(exchange: Exchange, headers: string[], observer: ExchangeObserver): void {
     const { req } = exchange;
-    const tap = new BodyTap(TEE_LIMITS.jobRequest);
+    const tap = new BodyTap(TEE_LIMITS.jobRequest, this.budget);
+    exchange.res.once('close', () => tap.release());
     const held: Buffer[] = [];
     const onData = (chunk: Buffer): void => {
       tap.push(chunk);
@@ -371,7 +486,13 @@ export class RunnerProxy {
     req.on('end', onEnd);
   }
 
-  /** A 201 job payload: read in full (bounded), let telemetry edit it, send it on. */
+  /**
+   * A 201 job payload: read in full (bounded), let telemetry edit it, send it
+   * on. The bound (max_payload_bytes) applies to the decoded body too, and
+   * decoding runs off the event loop, so a gzip bomb from upstream neither
+   * stalls other jobs' forwarding nor inflates the proxy
+   * (docs/security.md#decoded-body-bound); it goes through as received.
+   */
   private forwardJobPayload(
     upstreamRes: http.IncomingMessage,
     res: http.ServerResponse,
@@ -381,8 +502,15 @@ export class RunnerProxy {
   ): void {
     const chunks: Buffer[] = [];
     let size = 0;
+    let reserved = 0;
+    const release = (): void => {
+      this.budget.release(reserved);
+      reserved = 0;
+    };
+    res.once('close', release);
     const status = upstreamRes.statusCode ?? 201;
     const rawHeaders = upstreamRes.rawHeaders;
+    const limit = this.options.maxPayloadBytes;
     const passThrough = (): void => {
       res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders) as unknown as http.OutgoingHttpHeaders);
       for (const c of chunks) res.write(c);
@@ -391,45 +519,85 @@ export class RunnerProxy {
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       size += chunk.length;
-      if (size > this.options.maxPayloadBytes) {
+      const overLimit = size > limit;
+      if (overLimit || !this.budget.reserve(chunk.length)) {
         upstreamRes.off('data', onData);
         upstreamRes.off('end', onEnd);
-        this.options.log('warn', 'job payload larger than max_payload_bytes; forwarded without telemetry', {
-          bytes: size,
-          limit: this.options.maxPayloadBytes,
-        });
+        if (overLimit) this.limitHit('payload_bytes');
+        this.options.log(
+          'warn',
+          overLimit
+            ? 'job payload larger than max_payload_bytes; forwarded without telemetry'
+            : 'telemetry buffers full (limits.max_buffered_bytes); job payload forwarded without telemetry',
+          { bytes: size, limit: overLimit ? limit : this.limits.maxBufferedBytes },
+        );
         passThrough();
+        return;
       }
+      reserved += chunk.length;
     };
-    const onEnd = (): void => {
-      const original = Buffer.concat(chunks, size);
-      let replacement: Buffer | undefined;
-      try {
-        const encoding = (header(rawHeaders, 'content-encoding') ?? 'identity').trim().toLowerCase();
-        if (encoding === 'identity' || encoding === 'gzip') {
-          const text = (encoding === 'gzip' ? gunzipSync(original) : original).toString('utf8');
-          const requestBody = requestTap && !requestTap.overflow ? requestTap.body() : undefined;
-          const edited = observer.editJobPayload(text, requestBody, at);
-          if (edited !== undefined) {
-            const bytes = Buffer.from(edited, 'utf8');
-            replacement = encoding === 'gzip' ? gzipSync(bytes) : bytes;
-          }
-        } else {
-          this.options.log('warn', 'job payload has an unsupported content-encoding; forwarded without telemetry', {
-            encoding,
-          });
-        }
-      } catch (err) {
-        this.options.log('error', 'job payload handling failed; forwarding it unchanged', { error: String(err) });
-        replacement = undefined;
-      }
-      const body = replacement ?? original;
+    const send = (body: Buffer): void => {
+      release();
+      if (res.destroyed) return;
       const headers = endToEnd(rawHeaders, LENGTH_SKIP);
       headers.push('Content-Length', String(body.length));
       res.writeHead(status, upstreamRes.statusMessage, headers as unknown as http.OutgoingHttpHeaders);
       res.end(body);
     };
+    const onEnd = (): void => {
+      const original = Buffer.concat(chunks, size);
+      const encoding = (header(rawHeaders, 'content-encoding') ?? 'identity').trim().toLowerCase();
+      if (encoding !== 'identity' && encoding !== 'gzip') {
+        this.options.log('warn', 'job payload has an unsupported content-encoding; forwarded without telemetry', { encoding });
+        send(original);
+        return;
+      }
+      this.editPayload(original, encoding, requestTap, at, observer).then(
+        (replacement) => send(replacement ?? original),
+        (err: unknown) => {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'BUFFERS_FULL') {
+            this.options.log('warn', 'telemetry buffers full (limits.max_buffered_bytes); job payload forwarded without telemetry');
+          } else if (code === 'ERR_BUFFER_TOO_LARGE') {
+            this.limitHit('payload_bytes');
+            this.options.log('warn', 'decoded job payload larger than max_payload_bytes; forwarded without telemetry', {
+              bytes: size,
+              limit,
+            });
+          } else {
+            this.options.log('error', 'job payload handling failed; forwarding it unchanged', { error: String(err) });
+          }
+          send(original);
+        },
+      );
+    };
     upstreamRes.on('data', onData);
     upstreamRes.on('end', onEnd);
+  }
+
+  /** The edited payload bytes, or undefined to forward the original. Rejects with ERR_BUFFER_TOO_LARGE past the bound. */
+  private async editPayload(
+    original: Buffer,
+    encoding: 'identity' | 'gzip',
+    requestTap: BodyTap | undefined,
+    at: bigint,
+    observer: ExchangeObserver,
+  ): Promise<Buffer | undefined> {
+    const limit = this.options.maxPayloadBytes;
+    let decoded = original;
+    if (encoding === 'gzip') {
+      // The decoded bytes count against the shared budget too, for as long as they are held.
+      if (!this.budget.reserve(limit)) throw Object.assign(new Error('telemetry buffers full'), { code: 'BUFFERS_FULL' });
+      try {
+        decoded = await gunzipAsync(original, { maxOutputLength: limit });
+      } finally {
+        this.budget.release(limit);
+      }
+    }
+    const requestBody = requestTap && !requestTap.overflow ? requestTap.body() : undefined;
+    const edited = observer.editJobPayload(decoded.toString('utf8'), requestBody, at);
+    if (edited === undefined) return undefined;
+    const bytes = Buffer.from(edited, 'utf8');
+    return encoding === 'gzip' ? gzipAsync(bytes) : bytes;
   }
 }

@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { EndpointSettings } from '../export/settings.js';
 import { gcpIdentityTokenSource } from './gcp-metadata.js';
 import { oidcTokenSource } from './oidc.js';
+import { checkPlaintextCredentials } from './plaintext.js';
 import { TokenCache, type TokenEvents, type TokenSource } from './token.js';
 
 export class EndpointConfigError extends Error {
@@ -31,11 +32,6 @@ export interface ChannelPlan {
   /** Plaintext with a token: the exporter adds `authorization` to each call's metadata. */
   readonly bearerInCallMetadata: boolean;
   readonly channelOptions: grpc.ChannelOptions;
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 export function tokenSourceFor(endpoint: EndpointSettings): TokenSource | undefined {
@@ -88,10 +84,17 @@ export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}
   };
 
   if (!tls) {
-    if (tokens && !endpoint.allowInsecureAuth && !isLoopbackHost(url.hostname)) {
+    const clear = checkPlaintextCredentials({
+      url: endpoint.url,
+      headers: endpoint.headers,
+      token: !!tokens,
+      allowInsecureAuth: endpoint.allowInsecureAuth,
+    });
+    if (!clear.ok) {
+      const what = clear.what === 'auth' ? 'a bearer token' : `static headers (${clear.names.join(', ')})`;
       throw new EndpointConfigError(
         'INSECURE_AUTH_REFUSED',
-        `endpoint ${endpoint.name}: a bearer token over plaintext gRPC to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
+        `endpoint ${endpoint.name}: ${what} over plaintext gRPC to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
       );
     }
     return { address, credentials: grpc.credentials.createInsecure(), tls, tokens, bearerInCallMetadata: !!tokens, channelOptions };

@@ -13,15 +13,12 @@ let openIdModule: Promise<typeof OpenId> | undefined;
 const openId = (): Promise<typeof OpenId> => (openIdModule ??= import('openid-client'));
 import type { AuthSettings, OidcClientAuth } from '../export/settings.js';
 import { TokenError, type IssuedToken, type TokenSource } from './token.js';
+import { isLoopbackHost } from '../export/egress-policy.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 type OidcSettings = Extract<AuthSettings, { type: 'oidc_client_credentials' | 'oidc_token_exchange' }>;
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
-}
 
 async function readSecretFile(path: string, what: string): Promise<string> {
   try {
@@ -90,7 +87,7 @@ export function oidcTokenSource(s: OidcSettings, options: { timeoutSeconds?: num
     const base = s.issuer ?? s.tokenEndpoint;
     if (!base) throw new TokenError('TOKEN_CONFIG_INVALID', `${kind}: neither issuer nor token_endpoint is set`);
     const insecure = new URL(base).protocol === 'http:';
-    if (insecure && !isLoopback(new URL(base).hostname)) {
+    if (insecure && !isLoopbackHost(new URL(base).hostname)) {
       throw new TokenError('TOKEN_CONFIG_INVALID', `${kind}: plaintext http identity provider is only allowed on loopback`);
     }
     let cfg: OpenId.Configuration;

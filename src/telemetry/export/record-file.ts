@@ -2,7 +2,7 @@
 // journal. A record is [u32 length][u32 crc32][payload]; reading stops at a
 // torn tail (a write cut by kill -9) and skips a record whose checksum does not
 // match, reporting both instead of throwing.
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
@@ -84,7 +84,11 @@ export class AsyncRecordWriter {
     this.pendingDone = [];
     this.chain = this.chain.then(async () => {
       try {
-        this.handle ??= open(this.path, 'a');
+        // 0600 whatever the umask, also for a file that already existed (docs/security.md#files).
+        this.handle ??= open(this.path, 'a', 0o600).then(async (fh) => {
+          await fh.chmod(0o600);
+          return fh;
+        });
         const fh = await this.handle;
         await fh.write(buf);
       } catch {
@@ -106,6 +110,7 @@ export class SyncRecordWriter {
   bytes = 0;
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a', 0o600);
+    fchmodSync(this.fd, 0o600);
   }
   append(payload: Buffer): void {
     const framed = frame(payload);
