@@ -4,8 +4,9 @@
 // section ends instead makes each stage reach the proxy the moment it ends,
 // so the demo shows telemetry flowing stage by stage, in real time.
 //
-// Pure: reads the FF_TIMESTAMPS stamps the log builder wrote (runner-protocol
-// facts §4: `YYYY-MM-DDTHH:MM:SS.ffffffZ SSt+` before every entry).
+// Pure: reads the FF_TIMESTAMPS stamps the log builder wrote
+// (docs/runner-protocol.md#timestamps: `YYYY-MM-DDTHH:MM:SS.ffffffZ SSt+`
+// before every entry).
 
 export interface ReplayChunk {
   /** Length of this PATCH body. */

@@ -1,5 +1,6 @@
-// Span attributes from GitLab's predefined CI variables (facts: gitlab-api.md
-// §5.2). Only identifiers, names and URLs GitLab itself shows in the UI: never
+// Span attributes from GitLab's predefined CI variables
+// (docs/gitlab-api.md#ci-variables). Only identifiers, names and URLs GitLab
+// itself shows in the UI: never
 // CI_REPOSITORY_URL (it embeds the job token), CI_JOB_TOKEN, id_tokens or any
 // user variable. Pure; no I/O.
 import type { Attributes } from '@opentelemetry/api';

@@ -2,8 +2,9 @@
 // boundaries a correct parser must find. Used by tests, the runner simulator,
 // the demo and the benchmarks.
 //
-// Written from the runner fact sheet (runner-protocol.md §4 and gitlab-runner's
-// shells/abstract.go, executors/docker): built-in markers and runner messages on
+// Follows gitlab-runner as docs/runner-protocol.md#section-markers,
+// #build-stages and #timestamps describe it (plus the runner's
+// shells/abstract.go and executors/docker): built-in markers and runner messages on
 // stream 00; the job script *and* the helper-run stage scripts (git, cache,
 // artifacts) on stream 01, because the docker executor attaches every container
 // to the work-level stream. FF_TIMESTAMPS stamps each entry with a 32-byte

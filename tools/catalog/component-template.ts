@@ -1,4 +1,4 @@
-// A CI/CD catalog component as GitLab reads it (facts: gitlab-api.md §1.1–1.4):
+// A CI/CD catalog component as GitLab reads it (docs/gitlab-api.md#ci-catalog):
 // `templates/<name>.yml` or `templates/<name>/template.yml`, a `spec:` document,
 // `---`, then the jobs; `$[[ inputs.x ]]` interpolation; and the job keywords
 // GitLab's config validator accepts. Pure: text in, data or CatalogError out.

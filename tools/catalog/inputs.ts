@@ -1,4 +1,4 @@
-// `spec:inputs` as GitLab defines them (facts: gitlab-api.md §1.2): types,
+// `spec:inputs` as GitLab defines them (docs/gitlab-api.md#inputs-and-interpolation): types,
 // defaults, options, regex, and how given values are checked against them.
 // Shared by the template parser and the catalog.yml model. Pure.
 
