@@ -14,6 +14,7 @@ import type { ProxyConfig } from './config/schema.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, listenAdmin } from './http/admin.js';
+import { securePrivateDir } from '../telemetry/export/private-files.js';
 import { JobTracker } from './job/tracker.js';
 import { createProxyMetrics } from './metrics.js';
 import { RunnerProxy } from './http/server.js';
@@ -34,6 +35,8 @@ export interface StartOptions {
 
 export async function startRunnerProxy(config: ProxyConfig, options: StartOptions): Promise<RunningProxy> {
   const { log } = options;
+  // Before anything is written: the spool directory is the proxy user's alone, or the proxy does not start.
+  if (config.spool) securePrivateDir(config.spool.dir);
   const registry = createRegistry();
   const metrics = createProxyMetrics(registry);
   const pipeline = await ExportPipeline.create({
@@ -83,6 +86,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     },
     observer: tracker,
     maxPayloadBytes: config.telemetry.maxPayloadBytes,
+    limits: config.limits,
     metrics,
     log,
   });
@@ -93,12 +97,14 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     admin = createAdminServer({
       registry,
       health: () => ({ jobs_active: tracker.activeJobs, requests_in_flight: proxy.activeRequests, endpoints: pipeline.health() }),
+      bearerToken: config.adminTokenFile ? readFileSync(config.adminTokenFile, 'utf8').trim() : undefined,
     });
     adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port);
   }
   const sweeper = setInterval(() => tracker.sweep(), 60_000);
   sweeper.unref();
   if (config.upstream.insecureSkipVerify) log('warn', 'TLS verification to GitLab is disabled (upstream.insecure_skip_verify)');
+  logInsecureSettings(config, log);
   log('info', 'runner proxy listening', {
     listen: `${address.address}:${address.port}`,
     upstream: config.upstream.url.origin,
@@ -129,4 +135,22 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
       return stopping;
     },
   };
+}
+
+/** Every setting that weakens transport security is said once at start (docs/security.md#plaintext-credentials). */
+function logInsecureSettings(config: ProxyConfig, log: Logger): void {
+  for (const [i, e] of config.endpoints.entries()) {
+    if (e.allowInsecureAuth) {
+      log('warn', 'credentials may go to this collector in clear (allow_insecure_auth)', {
+        endpoint: e.name,
+        key: `endpoints[${i}].allow_insecure_auth`,
+      });
+    }
+    if (e.tls?.insecureSkipVerify) {
+      log('warn', "TLS verification of this collector's certificate is disabled (tls.insecure_skip_verify)", {
+        endpoint: e.name,
+        key: `endpoints[${i}].tls.insecure_skip_verify`,
+      });
+    }
+  }
 }

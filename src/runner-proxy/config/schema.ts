@@ -24,6 +24,9 @@ import {
 } from '../../telemetry/export/settings.js';
 import { appendTracesPath, type EnvProtocol } from '../../telemetry/export/env-endpoint.js';
 import type { NativeRunnerSpan, NegotiationPolicy } from '../wire/negotiation.js';
+import { parseHostPattern, type EgressPolicy, type HostPattern } from '../../telemetry/export/egress-policy.js';
+import { checkPlaintextCredentials } from '../../telemetry/auth/plaintext.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from '../http/server.js';
 
 export interface HostPort {
   host: string;
@@ -40,10 +43,16 @@ export interface ProxyConfig {
   };
   /** null: no admin listener. */
   admin: HostPort | null;
+  /** File holding a bearer token the admin listener requires (docs/security.md#deployment). */
+  adminTokenFile?: string;
+  /** What clients of the runner-facing listener may take (docs/security.md#client-limits). */
+  limits: ClientLimits;
   telemetry: {
     negotiation: NegotiationPolicy;
     nativeRunnerSpan: NativeRunnerSpan;
     usePayloadEndpoints: boolean;
+    /** Where payload endpoints may point the proxy (docs/security.md#payload-endpoints). */
+    payloadEndpoints: EgressPolicy;
     /** Where payload endpoints with `http_bearer_gcp_oidc` auth get their ID token (the GCE metadata server). */
     gcpMetadataUrl: string;
     serviceName: string;
@@ -207,7 +216,19 @@ function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-const TOP_KEYS = ['listen', 'upstream', 'admin', 'telemetry', 'endpoints', 'spool', 'sampling', 'shutdown', 'log_level'];
+const TOP_KEYS = [
+  'listen',
+  'upstream',
+  'admin',
+  'admin_token_file',
+  'limits',
+  'telemetry',
+  'endpoints',
+  'spool',
+  'sampling',
+  'shutdown',
+  'log_level',
+];
 
 /** What the environment contributes (OTEL_* variables), already parsed by the loader. */
 export interface EnvDefaults {
@@ -358,6 +379,29 @@ function readEndpoint(r: Reader, path: string, v: unknown, env: EnvDefaults): En
   const headers = r.stringMap(join(path, 'headers'), o.headers);
   const tls = readTls(r, join(path, 'tls'), o.tls);
   if (url?.protocol === 'http:' && tls) r.fail(join(path, 'tls'), 'set on a plaintext http:// endpoint; use https:// for TLS');
+  const allowInsecureAuth = r.bool(join(path, 'allow_insecure_auth'), o.allow_insecure_auth) ?? false;
+  const auth = readAuth(r, join(path, 'auth'), o.auth);
+  if (url) {
+    // Refused here, before anything is resolved or dialled (docs/security.md#plaintext-credentials).
+    const fromEnv = headers === undefined || Object.keys(headers).length === 0;
+    const clear = checkPlaintextCredentials({
+      url: url.toString(),
+      headers: { ...env.headers, ...headers },
+      token: auth.type !== 'none',
+      allowInsecureAuth,
+    });
+    if (!clear.ok && clear.what === 'auth') {
+      r.fail(
+        join(path, 'auth'),
+        `a bearer token over plaintext ${url.protocol}// to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
+      );
+    } else if (!clear.ok) {
+      r.fail(
+        join(path, 'headers'),
+        `static headers ${clear.names.join(', ')}${fromEnv ? ' (from OTEL_EXPORTER_OTLP_HEADERS)' : ''} over plaintext ${url.protocol}// to a non-loopback host are refused: they may be credentials; use https:// or set allow_insecure_auth`,
+      );
+    }
+  }
   return {
     name: r.string(join(path, 'name'), o.name) ?? (url ? url.host : 'endpoint'),
     ...(protocol === 'http/protobuf' ? { protocol } : {}),
@@ -366,11 +410,27 @@ function readEndpoint(r: Reader, path: string, v: unknown, env: EnvDefaults): En
     timeoutMs: r.duration(join(path, 'timeout'), o.timeout) ?? DEFAULT_TIMEOUT_MS,
     headers: { ...env.headers, ...headers },
     tls,
-    allowInsecureAuth: r.bool(join(path, 'allow_insecure_auth'), o.allow_insecure_auth) ?? false,
-    auth: readAuth(r, join(path, 'auth'), o.auth),
+    allowInsecureAuth,
+    auth,
     queue: readQueue(r, join(path, 'queue'), o.queue),
     retry: readRetry(r, join(path, 'retry'), o.retry),
   };
+}
+
+function readStrings(r: Reader, path: string, v: unknown): string[] {
+  if (!Array.isArray(v)) {
+    r.fail(path, `expected a list of strings, got ${kind(v)}`);
+    return [];
+  }
+  return v.flatMap((x, i) => r.string(join(path, i), x) ?? []);
+}
+
+function readHostPatterns(r: Reader, path: string, v: unknown): HostPattern[] {
+  return readStrings(r, path, v).flatMap((text, i) => {
+    const p = parseHostPattern(text);
+    if (!p) r.fail(join(path, i), `expected HOST:PORT, *.DOMAIN:PORT or HOST:* (e.g. otel-collector.monitoring:4317), got ${show(text)}`);
+    return p ? [p] : [];
+  });
 }
 
 const SAMPLERS: readonly SamplerName[] = [
@@ -396,6 +456,7 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       'negotiation',
       'native_runner_span',
       'use_payload_endpoints',
+      'payload_endpoints',
       'gcp_metadata_url',
       'service_name',
       'resource_attributes',
@@ -406,6 +467,9 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       'abandon_after',
     ]) ?? {};
   const tc = r.object('telemetry.trace_context', tel.trace_context, ['inject', 'otlp_endpoint']) ?? {};
+  const pe = r.object('telemetry.payload_endpoints', tel.payload_endpoints, ['allowed_hosts', 'allowed_audiences']) ?? {};
+  const lim =
+    r.object('limits', root.limits, ['max_connections', 'max_connections_per_client', 'max_buffered_bytes', 'idle_timeout']) ?? {};
 
   const endpoints: EndpointSettings[] = [];
   if (root.endpoints !== undefined && root.endpoints !== null) {
@@ -468,10 +532,26 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       headersTimeoutMs: r.duration('upstream.headers_timeout', upstream.headers_timeout) ?? 11 * 60_000,
     },
     admin: root.admin === null || root.admin === false ? null : (r.hostPort('admin', root.admin) ?? { host: '127.0.0.1', port: 9464 }),
+    adminTokenFile: r.string('admin_token_file', root.admin_token_file),
+    limits: {
+      maxConnections: r.int('limits.max_connections', lim.max_connections, 1) ?? DEFAULT_CLIENT_LIMITS.maxConnections,
+      maxConnectionsPerClient:
+        r.int('limits.max_connections_per_client', lim.max_connections_per_client, 1) ?? DEFAULT_CLIENT_LIMITS.maxConnectionsPerClient,
+      maxBufferedBytes: r.size('limits.max_buffered_bytes', lim.max_buffered_bytes) ?? DEFAULT_CLIENT_LIMITS.maxBufferedBytes,
+      idleTimeoutMs: r.duration('limits.idle_timeout', lim.idle_timeout) ?? DEFAULT_CLIENT_LIMITS.idleTimeoutMs,
+    },
     telemetry: {
       negotiation: r.oneOf('telemetry.negotiation', tel.negotiation, ['payload', 'payload-or-variable'] as const) ?? 'payload',
       nativeRunnerSpan: r.oneOf('telemetry.native_runner_span', tel.native_runner_span, ['replace', 'keep'] as const) ?? 'replace',
       usePayloadEndpoints: r.bool('telemetry.use_payload_endpoints', tel.use_payload_endpoints) ?? false,
+      payloadEndpoints: {
+        ...(pe.allowed_hosts !== undefined
+          ? { allowedHosts: readHostPatterns(r, 'telemetry.payload_endpoints.allowed_hosts', pe.allowed_hosts) }
+          : {}),
+        ...(pe.allowed_audiences !== undefined
+          ? { allowedAudiences: readStrings(r, 'telemetry.payload_endpoints.allowed_audiences', pe.allowed_audiences) }
+          : {}),
+      },
       gcpMetadataUrl:
         (tel.gcp_metadata_url === undefined
           ? undefined

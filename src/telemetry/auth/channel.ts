@@ -11,6 +11,9 @@ import type { EndpointSettings } from '../export/settings.js';
 import { gcpIdentityTokenSource } from './gcp-metadata.js';
 import { oidcTokenSource } from './oidc.js';
 import { checkPlaintextCredentials } from './plaintext.js';
+
+/** The one strict loopback predicate lives with the address classifier (docs/security.md#plaintext-credentials). */
+export { isLoopbackHost } from '../export/egress-policy.js';
 import { TokenCache, type TokenEvents, type TokenSource } from './token.js';
 
 export class EndpointConfigError extends Error {
