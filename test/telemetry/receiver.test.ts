@@ -2,7 +2,10 @@ import t from 'tap';
 import { credentials, status } from '@grpc/grpc-js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { OtlpReceiver } from '../../src/telemetry/receiver.js';
+import { OtlpHttpReceiver, OtlpReceiver } from '../../src/telemetry/receiver.js';
+import { OTLPTraceExporter as OTLPHttpTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { gzipSync } from 'node:zlib';
+import { parseExportResponse, serializeSpans } from '../../src/telemetry/export/otlp-client.js';
 import { SpanKind, SpanStatusCode, toReadableSpan, type SpanRecord } from '../../src/telemetry/spans.js';
 
 function exportOnce(url: string, span: SpanRecord): Promise<{ code: number; error?: Error }> {
@@ -64,4 +67,106 @@ t.test('answers errors and partial success as configured', async (t) => {
   t.equal(second.code, 0, 'the JS exporter reports partial success as success');
   t.equal(receiver.calls.length, 2);
   t.equal(receiver.spans.length, 0, 'the rejected span is not recorded');
+});
+
+// ---- OTLP/HTTP receiver ----
+
+const protobufBody = (): Buffer => serializeSpans([toReadableSpan(span, resourceFromAttributes({ 'service.name': 'test' }))]);
+
+function post(url: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  return fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(5000) }).then(async (r) => ({
+    status: r.status,
+    headers: r.headers,
+    body: Buffer.from(await r.arrayBuffer()),
+  }));
+}
+
+t.test('OTLP/HTTP: decodes what the stock OTLP/HTTP (protobuf) exporter sends', async (t) => {
+  const receiver = await new OtlpHttpReceiver().start();
+  t.teardown(() => receiver.stop());
+  const exporter = new OTLPHttpTraceExporter({ url: receiver.url });
+  const result = await new Promise<{ code: number }>((resolve) =>
+    exporter.export([toReadableSpan(span, resourceFromAttributes({ 'service.name': 'test' }))], resolve),
+  );
+  await exporter.shutdown();
+  t.equal(result.code, 0);
+  t.same(receiver.refusals, []);
+  t.equal(receiver.spans.length, 1);
+  t.match(receiver.spans[0], { traceId: span.traceId, spanId: span.spanId, name: 'job_execution', resource: { 'service.name': 'test' } });
+  t.equal(receiver.spans[0]!.startTimeUnixNano, span.startTimeUnixNano);
+});
+
+t.test('OTLP/HTTP: checks Content-Type, Content-Encoding, path and the protobuf body on every request', async (t) => {
+  const receiver = await new OtlpHttpReceiver().start();
+  t.teardown(() => receiver.stop());
+  const body = protobufBody();
+  const ok = await post(receiver.url, gzipSync(body), {
+    'content-type': 'application/x-protobuf',
+    'content-encoding': 'gzip',
+    authorization: 'Bearer abc',
+  });
+  t.equal(ok.status, 200);
+  t.equal(ok.headers.get('content-type'), 'application/x-protobuf');
+  t.same(parseExportResponse(ok.body), { kind: 'ok' }, 'an empty ExportTraceServiceResponse');
+  t.equal(receiver.calls[0]!.authorization, 'Bearer abc', 'Authorization recorded');
+  t.equal(receiver.calls[0]!.contentEncoding, 'gzip');
+
+  const cases: [string, () => Promise<{ status: number }>, number, RegExp][] = [
+    ['JSON content type', () => post(receiver.url, body, { 'content-type': 'application/json' }), 415, /Content-Type application\/json/],
+    ['no content type', () => post(receiver.url, body, {}), 415, /Content-Type/],
+    [
+      'gzip header, plain body',
+      () => post(receiver.url, body, { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' }),
+      400,
+      /gunzip/,
+    ],
+    [
+      'unknown encoding',
+      () => post(receiver.url, body, { 'content-type': 'application/x-protobuf', 'content-encoding': 'br' }),
+      415,
+      /Encoding br/,
+    ],
+    [
+      'not protobuf',
+      () => post(receiver.url, Buffer.from('{"resourceSpans":[]}'), { 'content-type': 'application/x-protobuf' }),
+      400,
+      /undecodable/,
+    ],
+    [
+      'wrong path',
+      () => post(receiver.url.replace('/v1/traces', '/v1/logs'), body, { 'content-type': 'application/x-protobuf' }),
+      404,
+      /path/,
+    ],
+  ];
+  for (const [what, reply, status, reason] of cases) {
+    t.equal((await reply()).status, status, what);
+    t.match(receiver.refusals.at(-1), { status, reason }, what);
+  }
+  t.equal(receiver.calls.length, 1, 'refused requests are not calls');
+  t.equal(receiver.spans.length, 1);
+});
+
+t.test('OTLP/HTTP: answers throttling with Retry-After, and partial success in the body', async (t) => {
+  const retryDate = new Date(Date.now() + 60_000).toUTCString();
+  const receiver = await new OtlpHttpReceiver({
+    behaviour: (_c, i) =>
+      i === 0
+        ? { kind: 'status', status: 429, retryAfter: '7' }
+        : i === 1
+          ? { kind: 'status', status: 503, retryAfter: retryDate }
+          : { kind: 'partial', rejectedSpans: 1, message: 'bad span' },
+  }).start();
+  t.teardown(() => receiver.stop());
+  const headers = { 'content-type': 'application/x-protobuf' };
+  const first = await post(receiver.url, protobufBody(), headers);
+  t.equal(first.status, 429);
+  t.equal(first.headers.get('retry-after'), '7');
+  const second = await post(receiver.url, protobufBody(), headers);
+  t.equal(second.status, 503);
+  t.equal(second.headers.get('retry-after'), retryDate);
+  const third = await post(receiver.url, protobufBody(), headers);
+  t.equal(third.status, 200);
+  t.same(parseExportResponse(third.body), { kind: 'partial', rejectedSpans: 1, message: 'bad span' });
+  t.equal(receiver.spans.length, 0, 'throttled and rejected spans are not recorded');
 });

@@ -1,0 +1,184 @@
+// Which transport an endpoint uses and where it posts: the pure rules (no I/O)
+// for OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, `protocol:` in the config, payload
+// endpoint schemes, and the OTLP/HTTP retry classification and Retry-After.
+import t from 'tap';
+import { loadConfig } from '../../../src/runner-proxy/config/load.js';
+import { ConfigError } from '../../../src/runner-proxy/config/schema.js';
+import { appendTracesPath, endpointFromEnv, protocolFromEnv } from '../../../src/telemetry/export/env-endpoint.js';
+import { endpointFromPayload, endpointKey, type EndpointSettings } from '../../../src/telemetry/export/settings.js';
+import { classifyHttpStatus, decideFailure, parseRetryAfter } from '../../../src/telemetry/export/retry-policy.js';
+import { planJobExport } from '../../../src/in-job/job-export.js';
+
+const UPSTREAM = { upstream: 'https://gitlab.example.com' };
+
+function envEndpoints(env: Record<string, string>): EndpointSettings[] {
+  return loadConfig(undefined, env, UPSTREAM).config.endpoints;
+}
+
+function configError(f: () => unknown): ConfigError {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+t.test('protocol from the environment: traces-specific wins, unset is grpc, bad values name the variable', async (t) => {
+  t.same(protocolFromEnv({}), { ok: true, protocol: 'grpc' });
+  t.same(protocolFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }), {
+    ok: true,
+    protocol: 'http/protobuf',
+    variable: 'OTEL_EXPORTER_OTLP_PROTOCOL',
+  });
+  t.same(protocolFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }), {
+    ok: true,
+    protocol: 'grpc',
+    variable: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+  });
+  const bad = protocolFromEnv({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' });
+  t.equal(bad.ok, false);
+  if (!bad.ok) {
+    t.equal(bad.variable, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL');
+    t.match(bad.message, /grpc \| http\/protobuf.*http\/json is not supported/);
+  }
+});
+
+t.test('endpoint from the environment and the /v1/traces rule', async (t) => {
+  t.same(endpointFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: ' http://c:4318 ' }), {
+    url: 'http://c:4318',
+    variable: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    perSignal: false,
+  });
+  t.equal(endpointFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b/x' })?.perSignal, true);
+  t.equal(endpointFromEnv({}), undefined);
+  t.equal(endpointFromEnv({ GITLAB_OTEL_ENDPOINT: 'http://g' }, 'GITLAB_OTEL_ENDPOINT')?.variable, 'GITLAB_OTEL_ENDPOINT');
+  // The OTLP exporter spec's own examples.
+  t.equal(appendTracesPath('http://collector:4318'), 'http://collector:4318/v1/traces');
+  t.equal(appendTracesPath('http://collector:4318/'), 'http://collector:4318/v1/traces');
+  t.equal(appendTracesPath('https://collector:4318/mypath'), 'https://collector:4318/mypath/v1/traces');
+  t.equal(appendTracesPath('https://collector:4318/mypath/'), 'https://collector:4318/mypath/v1/traces');
+});
+
+t.test('the proxy config: env endpoint with http/protobuf, per-signal as is, gRPC unchanged', async (t) => {
+  const generic = envEndpoints({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/base', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
+  t.match(generic, [{ protocol: 'http/protobuf', url: 'http://127.0.0.1:4318/base/v1/traces' }]);
+  const perSignal = envEndpoints({
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otlp.example.com/api/traces',
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+  });
+  t.match(perSignal, [{ protocol: 'http/protobuf', url: 'https://otlp.example.com/api/traces' }]);
+  const grpc = envEndpoints({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317' });
+  t.equal(grpc[0]!.url, 'http://127.0.0.1:4317');
+  t.notOk('protocol' in grpc[0]!, 'no protocol field: settings identical to before OTLP/HTTP existed');
+  const err = configError(() => envEndpoints({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'udp' }));
+  t.match(err.problems, [{ path: 'OTEL_EXPORTER_OTLP_PROTOCOL', message: /expected one of grpc \| http\/protobuf/ }]);
+});
+
+t.test('the proxy config: protocol: per endpoint; no protocol stays gRPC; a bad value names its key path', async (t) => {
+  const { validateConfig } = await import('../../../src/runner-proxy/config/schema.js');
+  const { envDefaults } = await import('../../../src/runner-proxy/config/load.js');
+  const env = envDefaults({}).defaults;
+  const doc = {
+    upstream: { url: 'https://gitlab.example.com' },
+    endpoints: [
+      { name: 'old', url: 'https://collector.example.com:4317/ignored' },
+      { name: 'http', protocol: 'http/protobuf', url: 'https://collector.example.com/v1/traces' },
+      { name: 'grpc', protocol: 'grpc', url: 'http://127.0.0.1:4317' },
+    ],
+  };
+  const eps = validateConfig(doc, env).endpoints;
+  t.equal(eps[0]!.url, 'https://collector.example.com:4317', 'gRPC: host and port only, as before');
+  t.notOk('protocol' in eps[0]!);
+  t.match(eps[1], { protocol: 'http/protobuf', url: 'https://collector.example.com/v1/traces' });
+  t.notOk('protocol' in eps[2]!, 'an explicit grpc is the default');
+  const err = configError(() =>
+    validateConfig({ ...doc, endpoints: [{ name: 'x', protocol: 'http', url: 'https://c.example.com/v1/traces' }] }, env),
+  );
+  t.match(err.problems, [{ path: 'endpoints[0].protocol', message: /expected one of grpc \| http\/protobuf, got "http"/ }]);
+});
+
+t.test('payload endpoints: http(s) are OTLP/HTTP with the path as is, grpc(s) are OTLP/gRPC', async (t) => {
+  const https = endpointFromPayload({ url: 'https://otel-collector.gitlab.net/v1/traces?x=1' });
+  t.ok(https.ok);
+  if (https.ok) {
+    t.match(https.endpoint, {
+      protocol: 'http/protobuf',
+      url: 'https://otel-collector.gitlab.net/v1/traces',
+      tls: { insecureSkipVerify: false },
+    });
+    t.equal(https.endpoint.name, 'payload:otel-collector.gitlab.net/v1/traces');
+  }
+  const plain = endpointFromPayload({ url: 'http://127.0.0.1:4318/custom/path' });
+  t.ok(plain.ok);
+  if (plain.ok) {
+    t.match(plain.endpoint, { protocol: 'http/protobuf', url: 'http://127.0.0.1:4318/custom/path' });
+    t.notOk(plain.endpoint.tls);
+  }
+  const grpcs = endpointFromPayload({
+    url: 'grpcs://collector.example.com/path-ignored',
+    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } },
+  });
+  t.ok(grpcs.ok);
+  if (grpcs.ok) {
+    t.equal(grpcs.endpoint.url, 'https://collector.example.com:4317');
+    t.notOk('protocol' in grpcs.endpoint);
+    t.match(grpcs.endpoint.auth, { type: 'gcp_workload_identity', audience: 'aud' });
+  }
+  const gcpHttp = endpointFromPayload({
+    url: 'https://collector.example.com/v1/traces',
+    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } },
+  });
+  t.ok(gcpHttp.ok && gcpHttp.endpoint.auth.type === 'gcp_workload_identity', 'GCP auth on OTLP/HTTP too');
+  const ftp = endpointFromPayload({ url: 'ftp://collector.example.com' });
+  t.ok(!ftp.ok && ftp.error.code === 'UNSUPPORTED_ENDPOINT_SCHEME');
+  const creds = endpointFromPayload({ url: 'https://user:pw@collector.example.com/v1/traces' });
+  t.ok(!creds.ok && creds.error.code === 'INVALID_ENDPOINT_URL');
+});
+
+t.test('endpoint keys: gRPC keys are what they were (spool directories survive the upgrade), OTLP/HTTP differs', async (t) => {
+  const made = endpointFromPayload({ url: 'grpc://127.0.0.1:4317' });
+  if (!made.ok) throw made.error;
+  const e = made.endpoint;
+  t.equal(endpointKey(e), JSON.stringify([e.url, e.auth, e.tls ?? null, e.headers]));
+  t.not(endpointKey({ ...e, protocol: 'http/protobuf' }), endpointKey(e));
+});
+
+t.test('OTLP/HTTP statuses: 429/502/503/504 retryable, 401 reauthenticates once, the rest are permanent', async (t) => {
+  for (const s of [429, 502, 503, 504]) t.equal(classifyHttpStatus(s), 'retryable', String(s));
+  for (const s of [400, 403, 404, 405, 413, 415, 500, 501, 301]) t.equal(classifyHttpStatus(s), 'permanent', String(s));
+  t.equal(classifyHttpStatus(401), 'unauthenticated');
+  t.same(decideFailure('retryable', 1500, false), { action: 'retry', minDelayMs: 1500 });
+  t.same(decideFailure('retryable', undefined, false), { action: 'retry', minDelayMs: 0 });
+  t.same(decideFailure('unauthenticated', undefined, false), { action: 'reauthenticate' });
+  t.same(decideFailure('unauthenticated', undefined, true), { action: 'drop' });
+  t.same(decideFailure('permanent', 5000, false), { action: 'drop' });
+});
+
+t.test('Retry-After: delay-seconds or an HTTP date', async (t) => {
+  const now = Date.parse('Sun, 06 Nov 1994 08:49:37 GMT');
+  t.equal(parseRetryAfter('120', now), 120_000);
+  t.equal(parseRetryAfter(' 0 ', now), 0);
+  t.equal(parseRetryAfter('Sun, 06 Nov 1994 08:49:47 GMT', now), 10_000);
+  t.equal(parseRetryAfter('Sun, 06 Nov 1994 08:49:07 GMT', now), 0, 'a date in the past: no wait');
+  t.equal(parseRetryAfter(undefined, now), undefined);
+  t.equal(parseRetryAfter('-5', now), undefined);
+  t.equal(parseRetryAfter('1.5', now), undefined);
+  t.equal(parseRetryAfter('soon', now), undefined);
+});
+
+t.test('in-job plan: protocol from the environment, bad values switch export off with the variable named', async (t) => {
+  const http = planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector.example.com:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
+  t.match(http, { kind: 'on', endpoint: { protocol: 'http/protobuf', url: 'https://collector.example.com:4318/v1/traces' } });
+  const perSignal = planJobExport({
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/custom',
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+  });
+  t.match(perSignal, { kind: 'on', endpoint: { url: 'http://127.0.0.1:4318/custom' } });
+  const grpc = planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317' });
+  t.match(grpc, { kind: 'on', endpoint: { url: 'http://127.0.0.1:4317' } });
+  t.ok(grpc.kind === 'on' && !('protocol' in grpc.endpoint));
+  const bad = planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' });
+  t.match(bad, { kind: 'off', reason: /^OTEL_EXPORTER_OTLP_PROTOCOL: expected one of/ });
+});
