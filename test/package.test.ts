@@ -40,3 +40,11 @@ t.test('the bin is the built CLI and the versions agree', async (t) => {
   t.ok(existsSync('dist/cli.js'), 'npm ci built dist/ (prepare)');
   t.match(readFileSync('src/cli.ts', 'utf8'), /^#!\/usr\/bin\/env node\n/, 'the CLI has a node shebang');
 });
+
+t.test('LICENSE is the MIT text package.json declares, for the catalog page and npm', async (t) => {
+  const license = (JSON.parse(readFileSync('package.json', 'utf8')) as { license: string }).license;
+  t.equal(license, 'MIT');
+  const text = readFileSync('LICENSE', 'utf8');
+  t.match(text, /^MIT License\n\nCopyright \(c\) 2026 gitlab-otel contributors\n/);
+  t.match(text, /THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND/);
+});

@@ -12,7 +12,7 @@ import {
   type ComponentTemplate,
 } from '../../tools/catalog/component-template.js';
 import { resolveInputs } from '../../tools/catalog/inputs.js';
-import { pipelineRootSpanId, pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
+import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-ids.js';
 import { cliOnPath, jobEnv, REPO, runProcess } from '../support/in-job-harness.js';
 
 const templates = loadTemplates(REPO);
@@ -83,18 +83,31 @@ t.test('interpolated with defaults and with sample inputs, every template yields
         t.ok(job.script, `${tpl.name}/${name}: has a script after extends`);
       }
     }
-    // GitLab's advice: job names and stage come from inputs.
+    // GitLab's advice: job names and stage come from inputs. Hidden jobs too:
+    // they merge across includes just like visible ones (docs/gitlab-api.md#job-names).
     const raw = tpl.body as Record<string, Record<string, unknown>>;
     for (const [name, job] of Object.entries(raw)) {
-      if (name.startsWith('.gitlab-otel-')) continue; // documented, fixed names users extend
-      t.match(name, /\$\[\[ inputs\.as \]\]/, `${tpl.name}: job name ${name} comes from inputs.as`);
+      t.match(name, /^\.?\$\[\[ inputs\.as \]\]/, `${tpl.name}: job name ${name} starts with inputs.as`);
       if (job.stage !== undefined) t.equal(job.stage, '$[[ inputs.stage ]]');
     }
-    const sampled = render(tpl, SAMPLES[tpl.name]!).config;
-    t.ok(
-      Object.keys(sampled).some((k) => k === SAMPLES[tpl.name]!.as),
-      `${tpl.name}: the job is renamed by inputs.as`,
-    );
+  }
+});
+
+t.test('each component can be included twice with different settings: no job name is shared', async (t) => {
+  for (const tpl of templates) {
+    const first = render(tpl, {}).config;
+    const second = render(tpl, SAMPLES[tpl.name]!).config;
+    const shared = Object.keys(first).filter((name) => name in second);
+    t.same(shared, [], `${tpl.name}: the default include and an include with as=${String(SAMPLES[tpl.name]!.as)} share no job`);
+    for (const config of [first, second]) {
+      for (const name of Object.keys(config)) {
+        const job = config[name] as { extends?: string | string[] };
+        for (const parent of [job.extends ?? []].flat()) t.ok(parent in config, `${tpl.name}/${name} extends ${parent} of its own include`);
+      }
+    }
+    // What merging would look like: the second include's jobs leave the first's untouched.
+    const merged = { ...first, ...second };
+    for (const name of Object.keys(first)) t.same(merged[name], first[name], `${tpl.name}/${name} unchanged by the second include`);
   }
 });
 
@@ -230,7 +243,7 @@ t.test('onboard: the job script hands the CLI the inputs and the token from the 
 
 t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root span the proxy parents jobs to', async (t) => {
   const { config } = render(byName('job-telemetry'), SAMPLES['job-telemetry']!);
-  t.same(config['.gitlab-otel-job'], {
+  t.same(config['.trace-root-job'], {
     variables: {
       GITLAB_OTEL_TELEMETRY: 'true',
       GITLAB_OTEL_ENDPOINT: 'https://otel.example.com:4317',
@@ -238,8 +251,8 @@ t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root spa
     },
     id_tokens: { OTEL_TOKEN: { aud: 'https://otel.example.com' } },
   });
-  const ok = resolveExtends(config, 'trace-root');
-  const failed = resolveExtends(config, 'trace-root-failed');
+  const ok = resolveExtends(config, 'trace-root-pipeline');
+  const failed = resolveExtends(config, 'trace-root-pipeline-failed');
   t.match(ok, {
     stage: 'cleanup',
     when: 'on_success',
@@ -275,7 +288,7 @@ t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root spa
   t.equal(run.code, 0, run.stderr);
   await receiver.waitForSpans(1);
   const root = receiver.spans[0]!;
-  t.equal(root.traceId, pipelineTraceId(ci.CI_SERVER_URL, ci.CI_PIPELINE_ID), 'trace id derived like the proxy');
+  t.equal(root.traceId, gitlabTraceId(ci.CI_PIPELINE_ID), 'trace id derived like the proxy (GitLab scheme by default)');
   t.equal(root.spanId, pipelineRootSpanId(ci.CI_SERVER_URL, ci.CI_PIPELINE_ID), 'span id derived like the proxy');
   t.equal(root.parentSpanId, '');
   t.equal(root.name, 'RUN g/p');
@@ -289,6 +302,6 @@ t.test('job-telemetry: hidden opt-in job, and the .post jobs export the root spa
   });
   t.equal(root.startTimeUnixNano, BigInt(Date.parse(ci.CI_PIPELINE_CREATED_AT)) * 1_000_000n);
 
-  const span = config['.gitlab-otel-span'] as Record<string, unknown>;
+  const span = config['.trace-root-span'] as Record<string, unknown>;
   t.match(scriptOf(span), /gitlab-otel\}? span --name/, 'the hidden span template wraps a command with gitlab-otel span');
 });

@@ -8,8 +8,10 @@ import { validateComponentJobs, GLOBAL_KEYWORDS } from '../../../tools/catalog/c
 import { isRecord, resolveInputs } from '../../../tools/catalog/inputs.js';
 import {
   BEGIN_MARKER,
+  COMPONENTS_DOC,
   END_MARKER,
   extractComponentsSection,
+  renderComponentsDoc,
   renderComponentsSection,
   spliceComponentsSection,
 } from '../../../tools/catalog/readme.js';
@@ -99,9 +101,24 @@ t.test("README's CI/CD components section is exactly what catalog.yml generates"
     ),
   );
   t.throws(() => spliceComponentsSection('# no heading\n', 'x'), { code: 'README_MARKERS_MISSING' });
+  // The catalog page shows README and renders the inputs itself (docs/gitlab-api.md#readme):
+  // README says what each component does with one include example, and repeats no input table.
+  t.notMatch(section, '| Input |', 'no input table in README');
   for (const c of catalog.components) {
     t.match(section, `### ${c.name}`);
-    for (const name of Object.keys(c.inputs)) t.match(section, `| \`${name}\` |`);
+    t.equal(section!.split(`component: $CI_SERVER_FQDN/${catalog.project}/${c.name}@`).length - 1, 1, `${c.name}: one include example`);
+    t.match(section, `](${COMPONENTS_DOC}#${c.name})`, `${c.name}: links to its full documentation`);
+  }
+  t.ok(readme.indexOf(BEGIN_MARKER) < readme.indexOf('## Two commands'), 'the components come first: the catalog page opens with them');
+});
+
+t.test(`${COMPONENTS_DOC} is exactly what catalog.yml generates, every example and input included`, async (t) => {
+  const doc = readFileSync(join(REPO, COMPONENTS_DOC), 'utf8');
+  t.equal(doc, renderComponentsDoc(catalog), `${COMPONENTS_DOC} matches catalog.yml (run npm run docs)`);
+  for (const c of catalog.components) {
+    t.match(doc, `## ${c.name}`);
+    for (const u of c.usage) t.match(doc, u.yaml.trimEnd(), `${c.name}: example "${u.title}"`);
+    for (const name of Object.keys(c.inputs)) t.match(doc, `| \`${name}\` |`);
   }
 });
 
