@@ -1,7 +1,9 @@
-// GitLab's own `create_duo_otel_workflow` ability (facts: gitlab-api.md §2.2,
-// §2.3, §3.1), decided over what the REST API shows. Pure: the caller fetches
-// the facts, these functions say whether a project may be onboarded and why not.
-import type { LanguagesWire, ProjectWire } from './gitlab-wire.js';
+// GitLab's own checks before it writes anything (docs/onboarding.md#how-the-cli-decides):
+// the `create_duo_otel_workflow` ability over what the REST project shows, and
+// the Duo Agent Platform status check over what GraphQL shows. Pure: the caller
+// fetches the answers, these functions say whether a project may be onboarded
+// and why not, in GitLab's words where GitLab has them.
+import type { DuoStatusWire, LanguagesWire, ProjectWire } from './gitlab-wire.js';
 
 export const DEVELOPER_ACCESS = 30;
 
@@ -13,7 +15,15 @@ export type IneligibleCode =
   | 'DUO_REMOTE_FLOWS_DISABLED'
   | 'DUO_FOUNDATIONAL_FLOWS_DISABLED'
   | 'NO_PUSH_ACCESS'
-  | 'NO_LANGUAGES';
+  | 'NO_LANGUAGES'
+  | 'DUO_STATUS_UNAVAILABLE'
+  | 'DUO_FEATURES_DISABLED'
+  | 'DUO_ROLE_MISSING'
+  | 'DUO_SEAT_OR_LICENCE_MISSING'
+  | 'DUO_CHECK_FAILED'
+  | 'DUO_AGENT_PLATFORM_DISABLED'
+  | 'DUO_WORKFLOW_FORBIDDEN'
+  | 'DEVELOPER_FLOW_NOT_ENABLED';
 
 export interface Ineligible {
   code: IneligibleCode;
@@ -60,5 +70,50 @@ export function checkAccess(level: number | null): Ineligible | null {
 /** An empty object after the second look: no detected language, as GitLab's rule requires. */
 export function checkLanguages(languages: LanguagesWire): Ineligible | null {
   if (Object.keys(languages).length === 0) return no('NO_LANGUAGES', 'no detected repository language (yet)');
+  return null;
+}
+
+/** The foundational flow GitLab's own OpenTelemetry service starts, and so do we. */
+export const DEVELOPER_FLOW_REFERENCE = 'developer/v1';
+
+// Names of Ai::DuoWorkflows::EnablementCheckService's checks → our codes.
+const CHECK_CODES: Record<string, IneligibleCode> = {
+  duo_features_enabled: 'DUO_FEATURES_DISABLED',
+  developer_access: 'DUO_ROLE_MISSING',
+  feature_available: 'DUO_SEAT_OR_LICENCE_MISSING',
+};
+
+/**
+ * GitLab's pre-checks from the GraphQL `duoWorkflowStatusCheck` and
+ * `Project.duoFeaturesEnabled`, in the order GitLab's own services refuse;
+ * null when they all pass. A field the instance does not have (undefined) is
+ * not held against the project.
+ */
+export function checkDuoStatus(status: DuoStatusWire | null): Ineligible | null {
+  if (status === null || status.check === null) {
+    return no('DUO_STATUS_UNAVAILABLE', 'GitLab returned no Duo Agent Platform status for this project and token');
+  }
+  const { check } = status;
+  if (status.duo_features_enabled === false) return no('DUO_FEATURES_DISABLED', 'Project must have GitLab Duo features enabled.');
+  for (const c of check.checks) {
+    if (c.value) continue;
+    return no(CHECK_CODES[c.name] ?? 'DUO_CHECK_FAILED', c.message ?? `Duo Agent Platform check '${c.name}' failed`);
+  }
+  if (!check.enabled) return no('DUO_AGENT_PLATFORM_DISABLED', 'Duo Agent Platform is not enabled for this project');
+  if (check.create_duo_workflow_for_ci_allowed === false) {
+    // CreateWorkflowService's message when the :create_duo_workflow_for_ci ability is missing.
+    return no('DUO_WORKFLOW_FORBIDDEN', 'forbidden to access duo workflow');
+  }
+  if (check.remote_flows_enabled === false) {
+    return no('DUO_REMOTE_FLOWS_DISABLED', 'Duo remote flows disabled (duo_remote_flows_enabled is false)');
+  }
+  if (check.foundational_flows_enabled === false) {
+    return no('DUO_FOUNDATIONAL_FLOWS_DISABLED', 'Duo foundational flows disabled (duo_foundational_flows_enabled is false)');
+  }
+  const flows = check.enabled_foundational_flows;
+  if (Array.isArray(flows) && !flows.includes(DEVELOPER_FLOW_REFERENCE)) {
+    // Ai::DuoWorkflows::Otel::CreateWorkflowService's message for the same condition.
+    return no('DEVELOPER_FLOW_NOT_ENABLED', 'Could not find enabled developer flow for this project');
+  }
   return null;
 }

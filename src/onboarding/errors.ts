@@ -6,6 +6,7 @@ export type OnboardingErrorCode =
   | 'CONFIG_BAD_URL'
   | 'CONFIG_MISSING_TOKEN'
   | 'CONFIG_JOB_TOKEN_ONLY'
+  | 'CONFIG_INSECURE_URL'
   | 'AUTH_REJECTED'
   | 'USAGE'
   | 'NOT_FOUND'
@@ -14,7 +15,10 @@ export type OnboardingErrorCode =
   | 'WRITE_OUTCOME_UNKNOWN'
   | 'RATE_LIMITED'
   | 'REQUEST_FAILED'
-  | 'TEMPLATE_MISSING';
+  | 'TEMPLATE_MISSING'
+  | 'GRAPHQL_ERROR'
+  | 'WORKFLOW_NOT_STARTED'
+  | 'WORKFLOW_STATUS_UNKNOWN';
 
 export class OnboardingError extends Error {
   override readonly name = 'OnboardingError';
@@ -33,7 +37,18 @@ export class OnboardingError extends Error {
  * caller must look for the effect before deciding to send it again.
  */
 export class UncertainWriteError extends OnboardingError {
-  constructor(method: string, endpoint: string, detail: string, status?: number) {
-    super('WRITE_OUTCOME_UNKNOWN', `${method} ${endpoint}: outcome unknown (${detail})`, status);
+  constructor(
+    method: string,
+    endpoint: string,
+    detail: string,
+    status?: number,
+    /** GitLab's own message, when the 5xx came from GitLab (render_api_error!) rather than a proxy. */
+    readonly gitlabMessage?: string,
+  ) {
+    super(
+      'WRITE_OUTCOME_UNKNOWN',
+      `${method} ${endpoint}: outcome unknown (${detail}${gitlabMessage ? `: ${gitlabMessage}` : ''})`,
+      status,
+    );
   }
 }

@@ -1,16 +1,20 @@
-// Gitbeaker with our HTTP policy underneath.
+// Gitbeaker with our HTTP policy underneath (docs/onboarding.md#http-policy).
 //
 // Gitbeaker 43.8's own request handler retries 429 and 502 for every method,
-// POST included, ten times in about 0.3 s, and ignores Retry-After (facts:
-// gitlab-api.md §4.6). We keep Gitbeaker's resources, option handling and
-// error type, and replace only its request handler (`requesterFn`):
-//   - GET/PUT/DELETE retry 429 and 5xx (and timeouts, dropped connections) with
-//     backoff, honouring Retry-After / RateLimit-Reset;
+// POST included, ten times in about 0.3 s, and ignores Retry-After. We keep
+// Gitbeaker's resources, option handling and error type, and replace only its
+// request handler (`requesterFn`):
+//   - GET/PUT/DELETE (and GraphQL queries) retry 429 and 5xx (and timeouts,
+//     dropped connections) with backoff, honouring Retry-After / RateLimit-Reset;
 //   - POST is retried only on 429 (GitLab refused it before doing anything);
-//     after a 5xx or a timeout it throws UncertainWriteError so the caller looks
-//     for the effect before deciding to send it again;
-//   - one 429 pauses every request of the client until Retry-After has passed,
-//     so concurrent workers do not keep hitting a limit they already know of;
+//     after a 5xx or a timeout it throws UncertainWriteError (with GitLab's
+//     message when GitLab sent one) so the caller looks for the effect before
+//     deciding to send it again;
+//   - one 429 pauses every request of the client: for Retry-After when GitLab
+//     sends it, otherwise for an exponential backoff up to GitLab's
+//     application rate-limit window (60 s), because older GitLab versions send
+//     application-limit 429s without any header;
+//   - one request gives up on 429s once it has waited maxWaitMs in all;
 //   - an optional requests-per-minute cap shared by every resource (Gitbeaker's
 //     own limiters are per resource instance, and off here).
 import { Gitlab, GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/rest';
@@ -38,12 +42,12 @@ export interface GitLabClientOptions {
   timeoutMs?: number;
   /** Retries of GET/PUT on 5xx, timeouts and dropped connections. Default 4. */
   retries?: number;
-  /** How many 429s one request may wait out before giving up. Default 20. */
-  rateLimitWaits?: number;
   /** First backoff delay for 5xx retries. Default 500 ms. */
   minBackoffMs?: number;
-  /** Longest single wait, whatever Retry-After says. Default 120 s. */
+  /** How long one request may spend waiting out 429s, in all, before it fails RATE_LIMITED (--max-wait). Default 300 s. */
   maxWaitMs?: number;
+  /** First wait after a 429 that carries no Retry-After / RateLimit-Reset; doubles per such 429. Default 1 s. */
+  rateLimitBackoffMs?: number;
 }
 
 export interface ClientStats {
@@ -58,6 +62,24 @@ export interface ClientStats {
 export interface GitLabClient {
   api: GitLabApi;
   stats: ClientStats;
+  /**
+   * POST /api/graphql with the same token, retry and rate-limit policy as
+   * every REST call (a query changes nothing, so 5xx are retried). Returns
+   * `data`; GraphQL `errors` throw GRAPHQL_ERROR with GitLab's messages.
+   */
+  graphql(query: string, variables: Record<string, unknown>): Promise<unknown>;
+}
+
+/** GitLab's application rate limits count in fixed windows of (at most) a minute (Gitlab::ApplicationRateLimiter). */
+export const RATE_LIMIT_WINDOW_MS = 60_000;
+
+/**
+ * The wait after the `streak`-th consecutive 429 that named no delay:
+ * base · 2^streak, at most the rate-limit window, plus up to one base of
+ * jitter so concurrent clients do not come back together. Pure.
+ */
+export function headerlessBackoffMs(streak: number, baseMs: number, random: number): number {
+  return Math.min(RATE_LIMIT_WINDOW_MS, baseMs * 2 ** Math.min(streak, 30)) + Math.floor(random * baseMs);
 }
 
 /**
@@ -108,19 +130,25 @@ class Transient extends Error {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
 
+/** What send() needs beyond Gitbeaker's RequestOptions: a read sent as POST (GraphQL) may be retried like a GET. */
+type SendOptions = RequestOptions & { idempotent?: boolean };
+
 export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
   const stats: ClientStats = { requests: 0, rateLimited: 0, retries: 0 };
   const gate = new PauseGate();
   const cap = options.requestsPerMinute ? generateRateLimiterFn(options.requestsPerMinute, 60) : undefined;
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const maxWaitMs = options.maxWaitMs ?? 120_000;
-  const rateLimitWaits = options.rateLimitWaits ?? 20;
+  const maxWaitMs = options.maxWaitMs ?? 300_000;
+  const backoffBaseMs = options.rateLimitBackoffMs ?? 1000;
+  // Consecutive 429s without a named delay, across the client; any other answer resets it.
+  let headerless = 0;
 
-  async function send(endpoint: string, opts: RequestOptions): Promise<FormattedResponse> {
+  async function send(endpoint: string, opts: SendOptions): Promise<FormattedResponse> {
     const method = (opts.method ?? 'GET').toUpperCase();
     const url = new URL(endpoint, opts.prefixUrl?.endsWith('/') ? opts.prefixUrl : `${opts.prefixUrl ?? ''}/`);
     url.search = opts.searchParams ?? '';
-    const idempotent = IDEMPOTENT.has(method);
+    const idempotent = opts.idempotent ?? IDEMPOTENT.has(method);
+    let firstLimitedAt: number | null = null;
     let waits = 0;
 
     const attempt = async (n: number): Promise<FormattedResponse> => {
@@ -144,6 +172,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
         if (isRefused(err)) throw new Transient(detail); // never reached GitLab: safe to send again
         throw new AbortError(new UncertainWriteError(method, endpoint, detail));
       }
+      if (response.status !== 429) headerless = 0;
       if (response.ok) {
         try {
           return await parseResponse(response, method, endpoint, opts.asStream ?? false);
@@ -155,15 +184,25 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       if (response.status === 429) {
         stats.rateLimited += 1;
         await response.body?.cancel();
-        gate.block(Math.min(maxWaitMs, retryDelayMs(response.headers) ?? 1000));
+        const now = Date.now();
+        firstLimitedAt ??= now;
+        const named = retryDelayMs(response.headers);
+        const delay = named ?? headerlessBackoffMs(headerless++, backoffBaseMs, Math.random());
+        const left = maxWaitMs - (now - firstLimitedAt);
+        if (delay > left) throw new AbortError(new RateLimited(429));
+        gate.block(delay);
         throw new RateLimited(429);
       }
       if (response.status >= 500) {
         const delay = retryDelayMs(response.headers);
         if (delay !== undefined) gate.block(Math.min(maxWaitMs, delay));
-        await response.body?.cancel();
-        if (idempotent) throw new Transient(`HTTP ${response.status}`, response.status);
-        throw new AbortError(new UncertainWriteError(method, endpoint, `HTTP ${response.status}`, response.status));
+        if (idempotent) {
+          await response.body?.cancel();
+          throw new Transient(`HTTP ${response.status}`, response.status);
+        }
+        // GitLab's own 500s (render_api_error!) name what failed: keep the message for the caller.
+        const message = await gitlabMessage(response);
+        throw new AbortError(new UncertainWriteError(method, endpoint, `HTTP ${response.status}`, response.status, message));
       }
       throw new AbortError(await requestError(url, method, response));
     };
@@ -175,9 +214,10 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
         factor: 2,
         randomize: true,
         maxTimeout: maxWaitMs,
-        // A 429 is waited out by the gate (Retry-After), not by the backoff.
+        // A 429 is waited out by the gate (Retry-After or the header-less backoff), not by p-retry's backoff,
+        // and does not use up a retry: maxWaitMs bounds it instead.
         shouldConsumeRetry: ({ error }) => {
-          if (error instanceof RateLimited && waits < rateLimitWaits) {
+          if (error instanceof RateLimited) {
             waits += 1;
             return false;
           }
@@ -186,7 +226,11 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       });
     } catch (err) {
       if (err instanceof RateLimited) {
-        throw new OnboardingError('RATE_LIMITED', `${method} ${endpoint}: still rate limited after ${waits} waits`, 429);
+        throw new OnboardingError(
+          'RATE_LIMITED',
+          `${method} ${endpoint}: still rate limited after ${waits} waits (--max-wait ${Math.round(maxWaitMs / 1000)} s)`,
+          429,
+        );
       }
       if (err instanceof Transient) {
         throw new OnboardingError('REQUEST_FAILED', `${method} ${endpoint}: ${err.message} after retries`, err.status);
@@ -210,7 +254,44 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
     queryTimeout: null,
     rateLimits: {},
   });
-  return { api, stats };
+
+  const graphql = async (query: string, variables: Record<string, unknown>): Promise<unknown> => {
+    const response = await send('graphql', {
+      method: 'POST',
+      prefixUrl: `${base}/api/`,
+      // GitLab's GraphQL endpoint takes personal, group, project and OAuth tokens as a bearer token.
+      headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+      idempotent: true,
+    });
+    const body = response.body as unknown;
+    if (typeof body !== 'object' || body === null) {
+      throw new OnboardingError('MALFORMED_RESPONSE', 'POST /api/graphql: GitLab returned no JSON object', response.status);
+    }
+    const { data, errors } = body as { data?: unknown; errors?: unknown };
+    if (Array.isArray(errors) && errors.length > 0) {
+      const messages = errors.map((e) =>
+        typeof (e as { message?: unknown }).message === 'string' ? (e as { message: string }).message : '?',
+      );
+      throw new OnboardingError('GRAPHQL_ERROR', `POST /api/graphql: ${messages.join('; ')}`, response.status);
+    }
+    return data;
+  };
+  return { api, stats, graphql };
+}
+
+async function gitlabMessage(response: Response): Promise<string | undefined> {
+  if (!(response.headers.get('content-type') ?? '').includes('application/json')) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  try {
+    const body = (await response.json()) as { message?: unknown; error?: unknown } | null;
+    const m = body?.message ?? body?.error;
+    return typeof m === 'string' && m !== '' ? m : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function describeFetchError(err: unknown, timeoutMs: number): string {

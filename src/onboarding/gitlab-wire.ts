@@ -1,6 +1,7 @@
-// The GitLab REST shapes the onboarding CLI reads (facts: gitlab-api.md §2.1,
-// §3), parsed and checked where they enter; everything past these functions
-// trusts the types. A body that does not match throws MALFORMED_RESPONSE.
+// The GitLab REST and GraphQL shapes the onboarding CLI reads
+// (docs/onboarding.md#what-gitlab-answers), parsed and checked where they
+// enter; everything past these functions trusts the types. A body that does
+// not match throws MALFORMED_RESPONSE.
 import { OnboardingError } from './errors.js';
 
 export interface AccessWire {
@@ -31,17 +32,42 @@ export interface IssueWire {
   description: string;
   state: string;
   labels: string[];
+  /** The issue's author; null when GitLab sent none (a deleted user shows as the ghost user, not null). */
+  author_id: number | null;
 }
 
 export interface NoteWire {
   id: number;
   body: string;
   system: boolean;
+  author_id: number | null;
 }
 
+/** GET /user: `is_admin` is only sent to administrators (API::Entities::UserWithAdmin). */
 export interface UserWire {
   id: number;
   username: string;
+  is_admin: boolean;
+}
+
+/**
+ * GraphQL `project { duoFeaturesEnabled duoWorkflowStatusCheck { … } }`
+ * (Types::Ai::DuoWorkflows::EnablementType). Fields newer than the instance
+ * are absent (undefined), not false.
+ */
+export interface DuoStatusWire {
+  /** Project.duoFeaturesEnabled; null when GitLab does not say. */
+  duo_features_enabled: boolean | null;
+  /** null: the status check itself was null (the user cannot read the project). */
+  check: {
+    enabled: boolean;
+    create_duo_workflow_for_ci_allowed?: boolean;
+    remote_flows_enabled: boolean | null;
+    foundational_flows_enabled?: boolean | null;
+    /** References such as 'developer/v1'; undefined on instances without the field. */
+    enabled_foundational_flows?: string[] | null;
+    checks: { name: string; value: boolean; message: string | null }[];
+  } | null;
 }
 
 /** POST /ai/duo_workflows/workflows → API::Entities::Ai::DuoWorkflows::Workflow (the part we read). */
@@ -134,7 +160,12 @@ export function parseIssue(body: unknown): IssueWire {
     description: typeof body.description === 'string' ? body.description : '',
     state: str(body, 'state', what),
     labels: Array.isArray(labels) ? labels.filter((l): l is string => typeof l === 'string') : [],
+    author_id: authorId(body.author),
   };
+}
+
+function authorId(author: unknown): number | null {
+  return isObject(author) && typeof author.id === 'number' && Number.isInteger(author.id) ? author.id : null;
 }
 
 export function parseIssues(body: unknown): IssueWire[] {
@@ -146,13 +177,18 @@ export function parseNotes(body: unknown): NoteWire[] {
   if (!Array.isArray(body)) fail('note list', 'not a JSON array');
   return body.map((n) => {
     if (!isObject(n)) fail('note', 'not a JSON object');
-    return { id: int(n, 'id', 'note'), body: typeof n.body === 'string' ? n.body : '', system: n.system === true };
+    return {
+      id: int(n, 'id', 'note'),
+      body: typeof n.body === 'string' ? n.body : '',
+      system: n.system === true,
+      author_id: authorId(n.author),
+    };
   });
 }
 
 export function parseUser(body: unknown): UserWire {
   if (!isObject(body)) fail('user', 'not a JSON object');
-  return { id: int(body, 'id', 'user'), username: str(body, 'username', 'user') };
+  return { id: int(body, 'id', 'user'), username: str(body, 'username', 'user'), is_admin: body.is_admin === true };
 }
 
 export function parseWorkflow(body: unknown): WorkflowWire {
@@ -177,4 +213,56 @@ export function parseProjectRefs(body: unknown): { id: number; path_with_namespa
     if (!isObject(p)) fail('group project', 'not a JSON object');
     return { id: int(p, 'id', 'group project'), path_with_namespace: str(p, 'path_with_namespace', 'group project') };
   });
+}
+
+function optBoolOrNull(o: Record<string, unknown>, key: string, what: string): boolean | null | undefined {
+  if (!(key in o)) return undefined;
+  const v = o[key];
+  if (v === null) return null;
+  if (typeof v !== 'boolean') fail(what, `'${key}' is not a boolean`);
+  return v;
+}
+
+/** The `data` of the pre-check query (a GraphQL answer without `errors`). */
+export function parseDuoStatus(data: unknown): DuoStatusWire | null {
+  const what = 'Duo status check';
+  if (!isObject(data)) fail(what, "'data' is not an object");
+  const project = data.project;
+  if (project === null || project === undefined) return null;
+  if (!isObject(project)) fail(what, "'project' is not an object");
+  const features = optBoolOrNull(project, 'duoFeaturesEnabled', what) ?? null;
+  const raw = project.duoWorkflowStatusCheck;
+  if (raw === null || raw === undefined) return { duo_features_enabled: features, check: null };
+  if (!isObject(raw)) fail(what, "'duoWorkflowStatusCheck' is not an object");
+  const enabled = optBoolOrNull(raw, 'enabled', what);
+  if (typeof enabled !== 'boolean') fail(what, "'enabled' is not a boolean");
+  const checksRaw = raw.checks ?? [];
+  if (!Array.isArray(checksRaw)) fail(what, "'checks' is not a list");
+  const checks = checksRaw.map((c) => {
+    if (!isObject(c) || typeof c.name !== 'string' || typeof c.value !== 'boolean') fail(what, 'a check is not {name, value}');
+    return { name: c.name, value: c.value, message: typeof c.message === 'string' ? c.message : null };
+  });
+  const check: NonNullable<DuoStatusWire['check']> = {
+    enabled,
+    remote_flows_enabled: optBoolOrNull(raw, 'remoteFlowsEnabled', what) ?? null,
+    checks,
+  };
+  const create = optBoolOrNull(raw, 'createDuoWorkflowForCiAllowed', what);
+  if (typeof create === 'boolean') check.create_duo_workflow_for_ci_allowed = create;
+  const foundational = optBoolOrNull(raw, 'foundationalFlowsEnabled', what);
+  if (foundational !== undefined) check.foundational_flows_enabled = foundational;
+  if ('enabledFoundationalFlows' in raw) {
+    const flows = raw.enabledFoundationalFlows;
+    if (flows === null) check.enabled_foundational_flows = null;
+    else if (Array.isArray(flows) && flows.every((f) => typeof f === 'string')) check.enabled_foundational_flows = flows;
+    else fail(what, "'enabledFoundationalFlows' is not a list of strings");
+  }
+  return { duo_features_enabled: features, check };
+}
+
+/** GET /ai/duo_workflows/workflows/:id: the workflow's status (status_name), the part we read. */
+export function parseWorkflowStatus(body: unknown): { id: number; status: string } {
+  const what = 'workflow';
+  if (!isObject(body)) fail(what, 'not a JSON object');
+  return { id: int(body, 'id', what), status: str(body, 'status', what) };
 }

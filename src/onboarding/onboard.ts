@@ -1,27 +1,43 @@
-// One project, in GitLab's own order (facts: gitlab-api.md §2.2): eligibility,
-// already instrumented, our open issue (idempotency), the issue, the
-// developer/v1 workflow, compensation. Never throws: every outcome is a
-// ProjectResult. Writes are never repeated blindly: when a POST's outcome is
-// unknown we look for its effect (our marker issue, the session note) first.
+// One project, in GitLab's own order (docs/onboarding.md#how-the-cli-decides):
+// the REST checks, access, GitLab's Duo pre-checks (GraphQL), languages,
+// already instrumented, our own issue (idempotency), the issue, the
+// developer/v1 workflow, confirmation that it started, compensation. Never
+// throws: every outcome is a ProjectResult. Writes are never repeated blindly:
+// when a POST's outcome is unknown we look for its effect (our issue, the
+// session note, the workflow's status) first. Only issues this token's user
+// wrote, with exactly our text, are trusted (docs/onboarding.md#whose-issue).
 import { GitbeakerRequestError } from '@gitbeaker/rest';
 import { describeError, statusOf, type GitLabClient } from './gitlab-client.js';
-import { checkAccess, checkLanguages, checkProject, accessFromPermissions } from './eligibility.js';
+import { checkAccess, checkDuoStatus, checkLanguages, checkProject, accessFromPermissions, DEVELOPER_ACCESS } from './eligibility.js';
 import { OnboardingError, UncertainWriteError } from './errors.js';
 import {
+  parseDuoStatus,
   parseIssue,
   parseIssues,
   parseLanguages,
   parseNotes,
   parseProject,
   parseWorkflow,
+  parseWorkflowStatus,
+  type DuoStatusWire,
   type IssueWire,
   type LanguagesWire,
+  type NoteWire,
   type ProjectWire,
 } from './gitlab-wire.js';
 import { dependsOnOpenTelemetry, MANIFESTS } from './instrumented.js';
-import { ISSUE_MARKER, ISSUE_TITLE, primaryLanguage, renderDescription, templateFor, type TemplateId } from './languages/choose.js';
+import {
+  ISSUE_MARKER,
+  ISSUE_TITLE,
+  isOurDescription,
+  primaryLanguage,
+  renderDescription,
+  templateFor,
+  type DescriptionContext,
+  type TemplateId,
+} from './languages/choose.js';
 
-export type ResultStatus = 'created' | 'skipped' | 'failed';
+export type ResultStatus = 'created' | 'skipped' | 'failed' | 'conflict';
 
 /** One JSON line per project; the shape of GitLab's own duo_otel_workflows answer, plus why. */
 export interface ProjectResult {
@@ -32,7 +48,7 @@ export interface ProjectResult {
   workflow?: { id: number };
   workload_id?: string | number | null;
   reason?: string;
-  /** Stable code for skipped/failed results. */
+  /** Stable code for skipped/failed/conflict results. */
   code?: string;
   /** For failures from GitLab: 'forbidden' (403) or 'unprocessable' (anything else), as GitLab's endpoint splits them. */
   error?: 'forbidden' | 'unprocessable';
@@ -43,40 +59,80 @@ export interface ProjectResult {
 
 export interface OnboardOptions {
   client: GitLabClient;
-  /** The token's user (GET /user), for the members check. */
+  /** The token's user (GET /user): the author of our issues, and the member we ask about. */
   userId: number;
+  /** An administrator can push to every project without being a member (docs/onboarding.md#scope). */
+  userIsAdmin?: boolean;
   /** The first label identifies our issues; all are applied. */
   labels: string[];
   dryRun?: boolean;
   keepIssueOnFailure?: boolean;
   /** Wait before asking for languages a second time when the first answer is {}. Default 3 s. */
   languageRetryDelayMs?: number;
+  /** Shared by the run: set once the instance turned out not to know the newer status-check fields. */
+  graphqlCompat?: { legacy: boolean };
 }
 
 export const DEVELOPER_FLOW = 'developer/v1';
-/** READ_WRITE_FILES, READ_ONLY_GITLAB, READ_WRITE_GITLAB, USE_GIT (facts §2.1). */
+/** READ_WRITE_FILES, READ_ONLY_GITLAB, READ_WRITE_GITLAB, USE_GIT: the developer/v1 flow's own pre-approved set. */
 export const AGENT_PRIVILEGES = [1, 2, 3, 5] as const;
+
+/** The first line of our compensation comment; how a later run knows we closed the issue. */
+export const COMPENSATION_PREFIX = `gitlab-otel could not start the ${DEVELOPER_FLOW} workflow for this issue, so it is being closed`;
 
 // "started session [123](<project>/-/automate/agent-sessions/123) ..." (SystemNotes::AgentsService).
 const SESSION_NOTE = /^started session \[(\d+)\]\([^)]*\/-\/automate\/agent-sessions\/\1\)/;
 
-/** The workflow id of the session GitLab noted as started on the issue, if any. Pure. */
-export function startedSession(notes: { body: string; system: boolean }[]): number | null {
+/** Workflow ids of the sessions GitLab noted as started on the issue, newest first. Pure. */
+export function startedSessions(notes: { body: string; system: boolean }[]): number[] {
+  const ids: number[] = [];
   for (const n of notes) {
     const m = n.system ? SESSION_NOTE.exec(n.body) : null;
-    if (m) return Number(m[1]);
+    if (m) ids.push(Number(m[1]));
   }
-  return null;
+  return [...new Set(ids)].sort((a, b) => b - a);
 }
 
-/** Whether an issue is ours: our label and our hidden marker. Pure. */
+/** The newest session GitLab noted as started on the issue, if any. Pure. */
+export function startedSession(notes: { body: string; system: boolean }[]): number | null {
+  return startedSessions(notes)[0] ?? null;
+}
+
+/** Whether an issue carries our label and our hidden marker: a candidate, not yet trusted. Pure. */
 export function isOurIssue(issue: IssueWire, label: string): boolean {
-  return issue.labels.includes(label) && issue.description.includes(ISSUE_MARKER);
+  return issue.labels.includes(label) && issue.description.includes(ISSUE_MARKER.replace(/ v\d+ -->$/, ''));
 }
 
-/** The goal the workflow receives: the issue URL (as GitLab's own button sends) and a one-line summary. */
-export function workflowGoal(issueUrl: string, language: string | null): string {
-  return `${issueUrl}\nAdd OpenTelemetry instrumentation${language ? ` for ${language}` : ''} as the issue describes, in a merge request.`;
+/**
+ * Whether a candidate can be trusted: written by the token's user, with
+ * exactly the text we would write (apart from the template version). Anyone
+ * who can set labels could otherwise plant instructions for an agent that
+ * runs with read-write privileges. Pure.
+ */
+export function isTrustedIssue(issue: IssueWire, userId: number, template: TemplateId, ctx: DescriptionContext): boolean {
+  return issue.author_id === userId && isOurDescription(issue.description, template, ctx);
+}
+
+/** Whether our compensation closed this issue: our own comment saying so. Pure. */
+export function closedByCompensation(notes: NoteWire[], userId: number): boolean {
+  return notes.some((n) => !n.system && n.author_id === userId && n.body.startsWith(COMPENSATION_PREFIX));
+}
+
+/** The goal the workflow receives: the issue URL, and only that, as GitLab's own OpenTelemetry service sends it. */
+export function workflowGoal(issueUrl: string): string {
+  return issueUrl;
+}
+
+/**
+ * Our compensation comment. GitLab's message is quoted line by line, so no
+ * line of it can start with `/` and run as a quick action. Pure.
+ */
+export function compensationNote(why: string): string {
+  const quoted = why
+    .split(/\r?\n/)
+    .map((line) => `> ${line}`)
+    .join('\n');
+  return `${COMPENSATION_PREFIX}:\n\n${quoted}`;
 }
 
 function errorKind(err: unknown): 'forbidden' | 'unprocessable' {
@@ -92,7 +148,7 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
   const api = opts.client.api;
   const result: ProjectResult = { project: String(ref), status: 'failed' };
   try {
-    // 1. Eligibility.
+    // 1. Eligibility: the REST project.
     let project: ProjectWire;
     try {
       project = parseProject(await api.Projects.show(ref));
@@ -103,14 +159,22 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
     result.project = project.path_with_namespace;
     result.project_id = project.id;
     const skip = (code: string, reason: string): ProjectResult => Object.assign(result, { status: 'skipped' as const, code, reason });
+    const dryRun = (reason: string): ProjectResult => Object.assign(skip('DRY_RUN', `dry run: ${reason}`), { dry_run: true as const });
 
     const projectIssue = checkProject(project);
     if (projectIssue) return skip(projectIssue.code, projectIssue.reason);
 
-    let level = accessFromPermissions(project);
-    if (level === null) level = await memberAccess(opts, project.id);
-    const accessIssue = checkAccess(level);
-    if (accessIssue) return skip(accessIssue.code, accessIssue.reason);
+    // 2. Push access: administrators can push without a membership; `permissions` misses invited groups.
+    if (!opts.userIsAdmin) {
+      let level = accessFromPermissions(project);
+      if (level === null || level < DEVELOPER_ACCESS) level = Math.max(level ?? 0, (await memberAccess(opts, project.id)) ?? 0) || null;
+      const accessIssue = checkAccess(level);
+      if (accessIssue) return skip(accessIssue.code, accessIssue.reason);
+    }
+
+    // 3. GitLab's own pre-checks, which the REST project does not show.
+    const duoIssue = checkDuoStatus(await duoStatus(opts, project.path_with_namespace));
+    if (duoIssue) return skip(duoIssue.code, duoIssue.reason);
 
     const languages = await fetchLanguages(opts, project.id);
     const languageIssue = checkLanguages(languages);
@@ -119,42 +183,55 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
     const template = templateFor(language);
     result.language = language;
     result.template = template;
+    const ctx: DescriptionContext = { language, projectPath: project.path_with_namespace };
 
-    // 2. Already instrumented.
+    // 4. Already instrumented.
     const manifest = await instrumentedManifest(opts, project, template);
     if (manifest) return skip('ALREADY_INSTRUMENTED', `already instrumented (${manifest} depends on OpenTelemetry)`);
 
-    // 3. Idempotency: our open issue, and whether a workflow was started for it.
-    let issue = await findOurIssue(opts, project.id, label);
-    if (issue) {
+    // 5. Idempotency: our issue (open, or closed by our compensation), and whether GitLab started a workflow for it.
+    const found = await findOurIssue(opts, project.id, label, template, ctx);
+    let issue: IssueWire;
+    if (found.kind === 'conflict') {
+      const i = found.issue;
+      return Object.assign(result, {
+        status: 'conflict' as const,
+        code: 'UNTRUSTED_ISSUE',
+        issue: { iid: i.iid, web_url: i.web_url },
+        reason:
+          `issue #${i.iid} carries the '${label}' label and the gitlab-otel marker, but ` +
+          `${i.author_id === opts.userId ? 'its description is not what gitlab-otel writes' : "it was not written by this token's user"}: ` +
+          'nothing started; close or relabel it, or onboard this project by hand',
+      });
+    }
+    if (found.kind === 'ours') {
+      issue = found.issue;
       result.issue = { iid: issue.iid, web_url: issue.web_url };
-      const session = startedSession(parseNotes(await api.IssueNotes.all(project.id, issue.iid, { perPage: 100 })));
-      if (session !== null) {
-        result.workflow = { id: session };
-        return skip('ALREADY_STARTED', `issue #${issue.iid} already has workflow ${session}`);
+      const notes = parseNotes(await api.IssueNotes.all(project.id, issue.iid, { perPage: 100, maxPages: 5 }));
+      const started = await confirmedSession(opts, startedSessions(notes));
+      if (started !== null) {
+        result.workflow = { id: started };
+        return skip('ALREADY_STARTED', `issue #${issue.iid} already has workflow ${started}`);
       }
-      if (opts.dryRun) {
-        return Object.assign(skip('DRY_RUN', `dry run: would start the ${DEVELOPER_FLOW} workflow for issue #${issue.iid}`), {
-          dry_run: true as const,
-        });
+      if (issue.state !== 'opened') {
+        if (!closedByCompensation(notes, opts.userId)) {
+          return skip('ISSUE_CLOSED', `issue #${issue.iid} was closed, not by gitlab-otel: reopen it to onboard this project again`);
+        }
+        if (opts.dryRun) return dryRun(`would reopen issue #${issue.iid} and start the ${DEVELOPER_FLOW} workflow`);
+        issue = parseIssue(await api.Issues.edit(project.id, issue.iid, { stateEvent: 'reopen' }));
+      } else if (opts.dryRun) {
+        return dryRun(`would start the ${DEVELOPER_FLOW} workflow for issue #${issue.iid}`);
       }
     } else {
-      if (opts.dryRun) {
-        return Object.assign(
-          skip('DRY_RUN', `dry run: would create the issue (${template} template) and start the ${DEVELOPER_FLOW} workflow`),
-          {
-            dry_run: true as const,
-          },
-        );
-      }
-      // 4. The issue.
-      issue = await createIssue(opts, project, renderDescription(template, { language, projectPath: project.path_with_namespace }));
+      if (opts.dryRun) return dryRun(`would create the issue (${template} template) and start the ${DEVELOPER_FLOW} workflow`);
+      // 6. The issue.
+      issue = await createIssue(opts, project, renderDescription(template, ctx), template, ctx);
       result.issue = { iid: issue.iid, web_url: issue.web_url };
     }
 
-    // 5. The workflow.
+    // 7. The workflow, counted as started only when GitLab confirms it.
     try {
-      const started = await startWorkflow(opts, project, issue, language);
+      const started = await startWorkflow(opts, project, issue);
       result.workflow = { id: started.id };
       result.workload_id = started.workloadId;
       result.status = 'created';
@@ -162,13 +239,90 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
       return result;
     } catch (err) {
       const d = describeError(err);
-      Object.assign(result, { status: 'failed', code: d.code, reason: `workflow not started: ${d.message}`, error: errorKind(err) });
-      if (!opts.keepIssueOnFailure) await compensate(opts, project.id, issue.iid, d.message, result);
+      const workflowId = err instanceof NotStarted ? err.workflowId : undefined;
+      Object.assign(result, {
+        status: 'failed',
+        code: d.code,
+        reason: `workflow not started: ${d.message}`,
+        error: errorKind(err),
+        ...(workflowId !== undefined ? { workflow: { id: workflowId } } : {}),
+      });
+      if (!opts.keepIssueOnFailure)
+        await compensate(opts, project.id, issue.iid, err instanceof NotStarted ? err.gitlabMessage : d.message, result);
       return result;
     }
   } catch (err) {
     const d = describeError(err);
     return Object.assign(result, { status: 'failed' as const, code: d.code, reason: d.message, error: errorKind(err) });
+  }
+}
+
+// The fields of Types::Ai::DuoWorkflows::EnablementType we read; the second query leaves out those added after 18.7.
+const DUO_STATUS_QUERY = `query gitlabOtelDuoStatus($fullPath: ID!) {
+  project(fullPath: $fullPath) {
+    duoFeaturesEnabled
+    duoWorkflowStatusCheck {
+      enabled
+      createDuoWorkflowForCiAllowed
+      remoteFlowsEnabled
+      foundationalFlowsEnabled
+      enabledFoundationalFlows
+      checks { name value message }
+    }
+  }
+}`;
+const DUO_STATUS_QUERY_LEGACY = `query gitlabOtelDuoStatus($fullPath: ID!) {
+  project(fullPath: $fullPath) {
+    duoFeaturesEnabled
+    duoWorkflowStatusCheck {
+      enabled
+      remoteFlowsEnabled
+      checks { name value message }
+    }
+  }
+}`;
+
+async function duoStatus(opts: OnboardOptions, fullPath: string): Promise<DuoStatusWire | null> {
+  const compat = opts.graphqlCompat ?? { legacy: false };
+  if (!compat.legacy) {
+    try {
+      return parseDuoStatus(await opts.client.graphql(DUO_STATUS_QUERY, { fullPath }));
+    } catch (err) {
+      // An older GitLab rejects the whole query for one unknown field ("Field 'x' doesn't exist on type 'y'").
+      if (!(err instanceof OnboardingError && err.code === 'GRAPHQL_ERROR' && /doesn't exist on type/.test(err.message))) throw err;
+      compat.legacy = true;
+    }
+  }
+  return parseDuoStatus(await opts.client.graphql(DUO_STATUS_QUERY_LEGACY, { fullPath }));
+}
+
+/**
+ * The newest of `sessions` whose workflow GitLab shows as started (any status
+ * past `created`), or null. A workflow still `created` was never started
+ * (StartWorkflowService failed after CreateWorkflowService noted it).
+ */
+async function confirmedSession(opts: OnboardOptions, sessions: number[]): Promise<number | null> {
+  for (const id of sessions.slice(0, 5)) {
+    const status = await workflowStatus(opts, id);
+    if (status !== 'created') return id;
+  }
+  return null;
+}
+
+async function workflowStatus(opts: OnboardOptions, id: number): Promise<string> {
+  try {
+    const response = await opts.client.api.requester.get(`ai/duo_workflows/workflows/${id}`);
+    return parseWorkflowStatus(response.body).status;
+  } catch (err) {
+    if (is404(err) || statusOf(err) === 403) {
+      // Workflows are visible to the user who created them only: someone else's session cannot be confirmed.
+      throw new OnboardingError(
+        'WORKFLOW_STATUS_UNKNOWN',
+        `workflow ${id} noted on the issue is not visible to this token's user`,
+        statusOf(err),
+      );
+    }
+    throw err;
   }
 }
 
@@ -221,22 +375,45 @@ async function instrumentedManifest(opts: OnboardOptions, project: ProjectWire, 
   return null;
 }
 
-async function findOurIssue(opts: OnboardOptions, projectId: number, label: string): Promise<IssueWire | null> {
+type FoundIssue = { kind: 'none' } | { kind: 'ours'; issue: IssueWire } | { kind: 'conflict'; issue: IssueWire };
+
+/**
+ * Our issue for the project: among issues with our label and marker, the
+ * trusted ones (isTrustedIssue), open before closed, oldest first. An open
+ * candidate we cannot trust, with no trusted one beside it, is a conflict.
+ */
+async function findOurIssue(
+  opts: OnboardOptions,
+  projectId: number,
+  label: string,
+  template: TemplateId,
+  ctx: DescriptionContext,
+): Promise<FoundIssue> {
   const issues = parseIssues(
     await opts.client.api.Issues.all({
       projectId,
       labels: label,
-      state: 'opened',
+      state: 'all',
       orderBy: 'created_at',
       sort: 'asc',
       perPage: 100,
       maxPages: 5,
     }),
-  );
-  return issues.filter((i) => isOurIssue(i, label)).sort((a, b) => a.iid - b.iid)[0] ?? null;
+  ).filter((i) => isOurIssue(i, label));
+  const order = (a: IssueWire, b: IssueWire): number => Number(b.state === 'opened') - Number(a.state === 'opened') || a.iid - b.iid;
+  const trusted = issues.filter((i) => isTrustedIssue(i, opts.userId, template, ctx)).sort(order);
+  if (trusted[0]) return { kind: 'ours', issue: trusted[0] };
+  const planted = issues.filter((i) => i.state === 'opened').sort(order)[0];
+  return planted ? { kind: 'conflict', issue: planted } : { kind: 'none' };
 }
 
-async function createIssue(opts: OnboardOptions, project: ProjectWire, description: string): Promise<IssueWire> {
+async function createIssue(
+  opts: OnboardOptions,
+  project: ProjectWire,
+  description: string,
+  template: TemplateId,
+  ctx: DescriptionContext,
+): Promise<IssueWire> {
   const create = async (): Promise<IssueWire> =>
     parseIssue(await opts.client.api.Issues.create(project.id, ISSUE_TITLE, { description, labels: opts.labels.join(',') }));
   try {
@@ -244,8 +421,8 @@ async function createIssue(opts: OnboardOptions, project: ProjectWire, descripti
   } catch (err) {
     if (!(err instanceof UncertainWriteError)) throw err;
     // The POST may have created the issue: look before sending it again.
-    const found = await findOurIssue(opts, project.id, opts.labels[0]!);
-    if (found) return found;
+    const found = await findOurIssue(opts, project.id, opts.labels[0]!, template, ctx);
+    if (found.kind === 'ours' && found.issue.state === 'opened') return found.issue;
     return create();
   }
 }
@@ -256,10 +433,21 @@ interface Started {
   note?: string;
 }
 
-async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: IssueWire, language: string | null): Promise<Started> {
+/** GitLab created the workflow but did not start it: its id, and GitLab's message. */
+class NotStarted extends OnboardingError {
+  constructor(
+    readonly workflowId: number,
+    readonly gitlabMessage: string,
+    status?: number,
+  ) {
+    super('WORKFLOW_NOT_STARTED', `workflow ${workflowId} created but not started: ${gitlabMessage}`, status);
+  }
+}
+
+async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: IssueWire): Promise<Started> {
   const body = {
     project_id: String(project.id),
-    goal: workflowGoal(issue.web_url, language),
+    goal: workflowGoal(issue.web_url),
     workflow_definition: DEVELOPER_FLOW,
     start_workflow: true,
     agent_privileges: [...AGENT_PRIVILEGES],
@@ -274,9 +462,8 @@ async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: 
     const workflow = parseWorkflow(response.body);
     const workloadId = workflow.workload?.id ?? null;
     if (workloadId === null || workloadId === '') {
-      // A 2xx whose workload has a message and no id did not start (as GitLab's web UI treats it).
-      const why = workflow.workload?.message ?? 'GitLab returned no workload id';
-      throw new OnboardingError('REQUEST_FAILED', `workflow ${workflow.id} created but not started: ${why}`, response.status);
+      // A 2xx without a workload id did not start a workload (as GitLab's web UI treats it).
+      throw new NotStarted(workflow.id, workflow.workload?.message ?? 'GitLab returned no workload id', response.status);
     }
     return { id: workflow.id, workloadId };
   };
@@ -284,11 +471,19 @@ async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: 
     return await post();
   } catch (err) {
     if (!(err instanceof UncertainWriteError)) throw err;
-    // GitLab notes "started session" on the issue when it creates a linked workflow: look before sending again.
-    const session = startedSession(parseNotes(await opts.client.api.IssueNotes.all(project.id, issue.iid, { perPage: 100 })));
-    if (session !== null)
-      return { id: session, workloadId: null, note: `workflow response lost (${err.message}); found session ${session} on the issue` };
-    return post();
+    // CreateWorkflowService notes "started session" on the issue before StartWorkflowService runs, so a 5xx
+    // (GitLab's own 500 for a workload-branch failure, or a lost response) may leave a created workflow
+    // behind: find it, and ask GitLab whether it started.
+    const sessions = startedSessions(
+      parseNotes(await opts.client.api.IssueNotes.all(project.id, issue.iid, { perPage: 100, maxPages: 5 })),
+    );
+    if (sessions.length === 0) return post();
+    const newest = sessions[0]!;
+    const status = await workflowStatus(opts, newest);
+    if (status !== 'created') {
+      return { id: newest, workloadId: null, note: `workflow response lost (${err.message}); GitLab shows session ${newest} as ${status}` };
+    }
+    throw new NotStarted(newest, err.gitlabMessage ?? `GitLab did not confirm its start (${err.message}; status created)`, err.status);
   }
 }
 
@@ -296,13 +491,10 @@ async function startWorkflow(opts: OnboardOptions, project: ProjectWire, issue: 
 async function compensate(opts: OnboardOptions, projectId: number, iid: number, why: string, result: ProjectResult): Promise<void> {
   const api = opts.client.api;
   try {
-    await api.IssueNotes.create(
-      projectId,
-      iid,
-      `gitlab-otel could not start the ${DEVELOPER_FLOW} workflow for this issue, so it is being closed:\n\n> ${why}`,
-    );
+    await api.IssueNotes.create(projectId, iid, compensationNote(why));
   } catch {
-    // The comment is a courtesy; closing is what keeps the next run correct.
+    // Without the comment a later run will not reopen the issue (it reports ISSUE_CLOSED instead); closing still
+    // keeps the agent off an issue nobody works on.
   }
   try {
     await api.Issues.edit(projectId, iid, { stateEvent: 'close' });

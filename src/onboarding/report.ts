@@ -21,13 +21,15 @@ export interface Summary {
   created: number;
   skipped: number;
   failed: number;
+  /** Projects whose marker issue we could not trust (not ours, or not our text): a person must look. */
+  conflict: number;
   /** Count per "status: reason code". */
   byReason: Record<string, number>;
   dryRun: boolean;
 }
 
 export function emptySummary(dryRun = false): Summary {
-  return { total: 0, created: 0, skipped: 0, failed: 0, byReason: {}, dryRun };
+  return { total: 0, created: 0, skipped: 0, failed: 0, conflict: 0, byReason: {}, dryRun };
 }
 
 export function addToSummary(s: Summary, r: ProjectResult): void {
@@ -43,6 +45,7 @@ export function summaryTable(s: Summary): string {
     ['created', String(s.created)],
     ['skipped', String(s.skipped)],
     ['failed', String(s.failed)],
+    ['conflict', String(s.conflict)],
     ['total', String(s.total)],
   ];
   const reasons = Object.entries(s.byReason).sort(([a], [b]) => a.localeCompare(b));
@@ -83,6 +86,7 @@ export function markdownReport(s: Summary, rows: ProjectResult[], jsonReport = '
     `| created | ${s.created} |`,
     `| skipped | ${s.skipped} |`,
     `| failed | ${s.failed} |`,
+    `| conflict | ${s.conflict} |`,
     `| **total** | **${s.total}** |`,
     '',
     '## By reason',
@@ -93,8 +97,9 @@ export function markdownReport(s: Summary, rows: ProjectResult[], jsonReport = '
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => `| ${cell(k)} | ${v} |`),
   ];
-  const sections: [string, 'failed' | 'created', number][] = [
+  const sections: [string, 'failed' | 'conflict' | 'created', number][] = [
     ['Failed', 'failed', s.failed],
+    ['Conflicts (issues gitlab-otel did not write)', 'conflict', s.conflict],
     ['Created', 'created', s.created],
   ];
   for (const [title, status, count] of sections) {
@@ -138,7 +143,7 @@ export class Reporter {
   readonly summary: Summary;
   /** Bounded: at most MARKDOWN_ROWS_PER_STATUS per status, and only when there is a report to write. */
   private readonly rows: ProjectResult[] = [];
-  private readonly listed = { created: 0, failed: 0 };
+  private readonly listed = { created: 0, failed: 0, conflict: 0 };
   private file: WriteStream | null = null;
   private fileError: Error | null = null;
   private first = true;

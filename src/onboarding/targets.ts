@@ -1,12 +1,25 @@
 // The projects to onboard: an explicit list, or a group streamed page by page
-// (offset pagination only on this endpoint, facts §3.3) so memory does not grow
-// with the group's size: a page is fetched only when the previous one is used up.
+// (offset pagination only on this endpoint, docs/onboarding.md#scope) so memory
+// does not grow with the group's size: a page is fetched only when the previous
+// one is used up. Projects shared into the group from elsewhere are not the
+// group's and are left out unless asked for (with_shared defaults to true in
+// GitLab).
 import { GitbeakerRequestError } from '@gitbeaker/rest';
 import { statusOf, type GitLabApi } from './gitlab-client.js';
 import { OnboardingError } from './errors.js';
 import { parseProjectRefs } from './gitlab-wire.js';
 
-export type TargetSpec = { kind: 'projects'; refs: string[] } | { kind: 'group'; ref: string; includeSubgroups: boolean };
+export type TargetSpec =
+  { kind: 'projects'; refs: string[] } | { kind: 'group'; ref: string; includeSubgroups: boolean; includeShared?: boolean };
+
+export interface TargetOptions {
+  /**
+   * An administrator is not a member of most projects, and min_access_level
+   * keeps members' projects only (ProjectsFinder → authorized_projects): list
+   * without it and let the per-project check decide.
+   */
+  userIsAdmin?: boolean;
+}
 
 export const GROUP_PAGE_SIZE = 100;
 
@@ -15,7 +28,7 @@ export function projectRef(raw: string): string | number {
   return /^\d+$/.test(raw) ? Number(raw) : raw.replace(/^\/+|\/+$/g, '');
 }
 
-export async function* targets(api: GitLabApi, spec: TargetSpec): AsyncGenerator<string | number> {
+export async function* targets(api: GitLabApi, spec: TargetSpec, options: TargetOptions = {}): AsyncGenerator<string | number> {
   if (spec.kind === 'projects') {
     for (const r of spec.refs) yield projectRef(r);
     return;
@@ -28,9 +41,10 @@ export async function* targets(api: GitLabApi, spec: TargetSpec): AsyncGenerator
         page,
         perPage: GROUP_PAGE_SIZE,
         includeSubgroups: spec.includeSubgroups,
+        withShared: spec.includeShared ?? false,
         archived: false,
         withIssuesEnabled: true,
-        minAccessLevel: 30,
+        ...(options.userIsAdmin ? {} : { minAccessLevel: 30 }),
         simple: true,
         orderBy: 'id',
         sort: 'asc',

@@ -1,16 +1,20 @@
-// A GitLab REST API simulator on loopback, written from
-// /work/shared/facts/gitlab-api.md §2–§3: the subset the onboarding CLI uses
+// A GitLab API simulator on loopback: the subset the onboarding CLI uses
 // (projects with permissions and the Duo fields, languages, members, raw
 // repository files, issues and notes, group projects with offset pagination,
-// Duo workflows) with GitLab's status codes and error bodies. Fault injection
-// and a token bucket let tests and benchmarks make it misbehave the way a busy
-// GitLab does; counters by route let them assert on what the client sent.
+// Duo workflows and their status, the GraphQL Duo status check) with GitLab's
+// status codes and error bodies. Each behaviour is transcribed from GitLab's
+// source; docs/onboarding.md#simulator-behaviours names the upstream file for
+// each. Fault injection and a token bucket let tests and benchmarks make it
+// misbehave the way a busy GitLab does; counters by route let them assert on
+// what the client sent.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface SimUser {
   id: number;
   username: string;
+  /** An administrator: sees and can push to every project without a membership. */
+  is_admin?: boolean;
 }
 
 export interface SimProject {
@@ -30,13 +34,35 @@ export interface SimProject {
   group_access_level?: number | null;
   /** Access through invited groups: visible only through members/all. */
   inherited_members?: Record<number, number>;
+  /** Groups this project is shared with (it is listed under them unless with_shared=false). */
+  shared_with_group_ids?: number[];
+  /** Project.duoFeaturesEnabled (default true). */
+  duo_features_enabled?: boolean;
+  /** duoWorkflowStatusCheck.enabled: the Duo Agent Platform is available for the project (default true). */
+  duo_agent_platform_enabled?: boolean;
+  /** The user holds a Duo seat (allowed_to_use?(:duo_agent_platform)); false fails the feature_available check. */
+  duo_seat?: boolean;
+  /** Minimum role the admin set for Duo workflows (default Developer, 30); below it developer_access fails. */
+  duo_min_access_level?: number;
+  /** The developer/v1 flow is enabled (has an item consumer) for the project (default true). */
+  developer_flow_enabled?: boolean;
+  /** The developer/v1 flow's service account resolves (default true). */
+  service_account?: boolean;
   languages?: Record<string, number>;
   /** How many GET /languages calls answer {} before detection "finishes". */
   languages_pending_calls?: number;
   /** Repository files at the default branch, by path. */
   files?: Record<string, string>;
-  /** What POST /ai/duo_workflows/workflows does for this project. */
-  workflow_outcome?: 'ok' | 'workload-message' | 'forbidden' | 'no-service-account';
+  /**
+   * What the start step of POST /ai/duo_workflows/workflows does for this
+   * project, after the workflow row and its system note exist:
+   * ok: starts (workload id); source-ref-missing / workflow-workload-failure:
+   * GitLab's 500 (WorkloadBranchService / the workflows_workloads row);
+   * workload-failure: 422 (RunWorkloadService refused the pipeline).
+   */
+  workflow_outcome?: 'ok' | 'source-ref-missing' | 'workflow-workload-failure' | 'workload-failure';
+  /** How many more POSTs get workflow_outcome before the start succeeds (default: all of them). */
+  workflow_outcome_times?: number;
 }
 
 export interface SimGroup {
@@ -55,6 +81,7 @@ export interface SimIssue {
   labels: string[];
   web_url: string;
   author: { id: number; username: string };
+  closed_by?: { id: number; username: string } | null;
   notes: SimNote[];
 }
 
@@ -68,6 +95,8 @@ export interface SimNote {
 export interface SimWorkflow {
   id: number;
   project_id: number;
+  /** The user who created it: GET /ai/duo_workflows/workflows/:id answers them only. */
+  user_id: number;
   issue_iid: number | null;
   body: Record<string, unknown>;
   status: 'created' | 'running';
@@ -78,11 +107,13 @@ export interface Fault {
   method: string;
   route: string;
   /**
-   * 429: rate limited, with Retry-After. 502: bad gateway before doing anything.
-   * 502-after-write: performs the request, then answers 502 (the response was lost).
-   * malformed: 200 with a body that is not JSON. hang: never answers.
+   * 429: rate limited, with Retry-After. 429-bare: an application-limit 429
+   * without any header, as older GitLab versions send it. 502: bad gateway
+   * before doing anything. 502-after-write: performs the request, then answers
+   * 502 (the response was lost). malformed: 200 with a body that is not JSON.
+   * hang: never answers.
    */
-  kind: '429' | '502' | '502-after-write' | 'malformed' | 'hang';
+  kind: '429' | '429-bare' | '502' | '502-after-write' | 'malformed' | 'hang';
   /** How many matching requests get the fault (default 1). */
   times?: number;
   retryAfterSeconds?: number;
@@ -99,6 +130,8 @@ export interface GitLabRestSimulatorOptions {
   rateLimit?: { perSecond: number; burst?: number };
   /** Keep every request's method, route and arrival time in `log` (tests; off for benchmarks). */
   logRequests?: boolean;
+  /** Status-check fields this "older GitLab" does not know: a query naming one fails as GitLab's schema does. */
+  graphqlUnknownFields?: string[];
   host?: string;
 }
 
@@ -207,13 +240,14 @@ export class GitLabRestSimulator {
     const method = (req.method ?? 'GET').toUpperCase();
     // Keep %2F inside a segment: project ids may be URL-encoded paths.
     const segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (segments[0] !== 'api' || segments[1] !== 'v4') return this.json(res, 404, { error: '404 Not Found' });
-    const rest = segments.slice(2);
-    const route = `${method} /${routePattern(rest)}`;
+    const graphql = segments.length === 2 && segments[0] === 'api' && segments[1] === 'graphql';
+    if (!graphql && (segments[0] !== 'api' || segments[1] !== 'v4')) return this.json(res, 404, { error: '404 Not Found' });
+    const rest = graphql ? ['graphql'] : segments.slice(2);
+    const route = graphql ? `${method} /graphql` : `${method} /${routePattern(rest)}`;
     this.requests += 1;
     this.counts[route] = (this.counts[route] ?? 0) + 1;
     if (this.options.logRequests) this.log.push({ method, route, at: Date.now() });
-    if (WRITE_METHODS.has(method)) this.writes += 1;
+    if (WRITE_METHODS.has(method) && !graphql) this.writes += 1;
 
     if (this.bucket && !this.take()) {
       this.rateLimited += 1;
@@ -224,9 +258,10 @@ export class GitLabRestSimulator {
     }
 
     const fault = this.takeFault(method, route);
-    if (fault?.kind === '429') {
+    if (fault?.kind === '429' || fault?.kind === '429-bare') {
       this.rateLimited += 1;
-      res.setHeader('Retry-After', String(fault.retryAfterSeconds ?? 1));
+      if (fault.kind === '429') res.setHeader('Retry-After', String(fault.retryAfterSeconds ?? 1));
+      // API::Helpers::RateLimiter#check_rate_limit!: render_api_error!({ error: … }, 429), no header.
       return this.json(res, 429, { message: { error: 'This endpoint has been requested too many times. Try again later.' } });
     }
     if (fault?.kind === '502') return this.badGateway(res);
@@ -276,9 +311,12 @@ export class GitLabRestSimulator {
   private route(c: Ctx): void {
     const s = c.segments;
     const m = c.method;
-    if (m === 'GET' && s.length === 1 && s[0] === 'user') return this.json(c.res, 200, c.user);
+    if (s[0] === 'graphql' && m === 'POST') return this.graphql(c);
+    if (m === 'GET' && s.length === 1 && s[0] === 'user') return this.json(c.res, 200, userEntity(c.user));
     if (s[0] === 'groups' && s[2] === 'projects' && s.length === 3 && m === 'GET') return this.groupProjects(c, s[1]!);
     if (s[0] === 'ai' && s[1] === 'duo_workflows' && s[2] === 'workflows' && s.length === 3 && m === 'POST') return this.createWorkflow(c);
+    if (s[0] === 'ai' && s[1] === 'duo_workflows' && s[2] === 'workflows' && s.length === 4 && m === 'GET')
+      return this.showWorkflow(c, s[3]!);
     if (s[0] !== 'projects' || s.length < 2) return this.json(c.res, 404, { error: '404 Not Found' });
 
     const project = this.findProject(s[1]!);
@@ -338,9 +376,15 @@ export class GitLabRestSimulator {
     return undefined;
   }
 
-  private accessLevel(p: SimProject, user: SimUser | null): number {
+  /** Membership of `user` (direct, inherited, invited groups): what authorized_projects and members/all see. */
+  private memberLevel(p: SimProject, user: SimUser | null): number {
     if (!user) return 10; // job tokens read what their project may read
     return Math.max(p.project_access_level ?? 0, p.group_access_level ?? 0, p.inherited_members?.[user.id] ?? 0);
+  }
+
+  /** What the user may do: an administrator may do what an owner may, member or not. */
+  private accessLevel(p: SimProject, user: SimUser | null): number {
+    return user?.is_admin ? 50 : this.memberLevel(p, user);
   }
 
   private projectEntity(p: SimProject, withAccess: boolean): Record<string, unknown> {
@@ -425,7 +469,7 @@ export class GitLabRestSimulator {
     const title = c.body.title;
     if (typeof title !== 'string' || title === '') return this.json(c.res, 400, { error: 'title is missing' });
     const list = this.issuesOf(p.id);
-    const iid = list.length + 1;
+    const iid = list.reduce((max, i) => Math.max(max, i.iid), 0) + 1;
     const issue: SimIssue = {
       id: this.nextId++,
       iid,
@@ -449,8 +493,17 @@ export class GitLabRestSimulator {
   }
 
   private updateIssue(c: Ctx, _p: SimProject, issue: SimIssue): void {
-    if (c.body.state_event === 'close') issue.state = 'closed';
-    if (c.body.state_event === 'reopen') issue.state = 'opened';
+    const who = { id: c.user!.id, username: c.user!.username };
+    if (c.body.state_event === 'close' && issue.state === 'opened') {
+      issue.state = 'closed';
+      issue.closed_by = who;
+      issue.notes.push({ id: this.nextId++, body: 'closed', system: true, author: who });
+    }
+    if (c.body.state_event === 'reopen' && issue.state === 'closed') {
+      issue.state = 'opened';
+      issue.closed_by = null;
+      issue.notes.push({ id: this.nextId++, body: 'reopened', system: true, author: who });
+    }
     return this.json(c.res, 200, issueEntity(issue));
   }
 
@@ -461,6 +514,8 @@ export class GitLabRestSimulator {
     return this.json(c.res, 201, note);
   }
 
+  // API::Ai::DuoWorkflows::Workflows `post` (no ai_catalog_item_consumer_id), CreateWorkflowService,
+  // StartWorkflowService: docs/onboarding.md#simulator-behaviours.
   private createWorkflow(c: Ctx): void {
     const b = c.body;
     if (typeof b.project_id !== 'string' && typeof b.project_id !== 'number')
@@ -468,10 +523,16 @@ export class GitLabRestSimulator {
     const project = this.findProject(String(b.project_id));
     if (!project || this.accessLevel(project, c.user) < 10)
       return this.json(c.res, 403, { message: 'Access to the container is not allowed' });
-    if (project.workflow_outcome === 'no-service-account') {
-      return this.json(c.res, 403, { message: 'Could not find a valid service account for this agent/flow.' });
+    // resolve_foundational_flow_service_account!: before the workflow exists.
+    if (b.workflow_definition === 'developer/v1') {
+      if (project.developer_flow_enabled === false)
+        return this.json(c.res, 403, { message: 'No item consumer found for the root namespace.' });
+      if (project.service_account === false) {
+        return this.json(c.res, 403, { message: 'Could not find a valid service account for this agent/flow.' });
+      }
     }
-    if (project.duo_remote_flows_enabled === undefined || this.accessLevel(project, c.user) < 30) {
+    // CreateWorkflowService#check_duo_workflow_access: :create_duo_workflow_for_ci.
+    if (!this.duoStatus(project, c.user).create_duo_workflow_for_ci_allowed) {
       return this.json(c.res, 403, { message: 'forbidden to access duo workflow' });
     }
     const privileges = Array.isArray(b.agent_privileges) ? (b.agent_privileges as number[]) : [1, 2, 3, 4, 5, 6];
@@ -481,11 +542,19 @@ export class GitLabRestSimulator {
     }
     let issue: SimIssue | undefined;
     if (b.issue_id !== undefined) {
+      // create_workflow_params: project.issues.find_by_iid!.
       issue = this.issuesOf(project.id).find((i) => i.iid === Number(b.issue_id));
       if (!issue) return this.json(c.res, 404, { message: '404 Issue Not Found' });
     }
     // As GitLab does: the workflow row (and the issue's system note) exist before the start step can fail.
-    const workflow: SimWorkflow = { id: this.nextId++, project_id: project.id, issue_iid: issue?.iid ?? null, body: b, status: 'created' };
+    const workflow: SimWorkflow = {
+      id: this.nextId++,
+      project_id: project.id,
+      user_id: c.user!.id,
+      issue_iid: issue?.iid ?? null,
+      body: b,
+      status: 'created',
+    };
     this.workflows.push(workflow);
     if (issue) {
       const link = `[${workflow.id}](${this.url}/${project.path_with_namespace}/-/automate/agent-sessions/${workflow.id})`;
@@ -496,33 +565,122 @@ export class GitLabRestSimulator {
         author: { id: 99, username: 'duo-developer' },
       });
     }
-    let workload: { id: string | null; message?: string } = { id: null };
+    let workload: { id: number | null; message: string | null } = { id: null, message: null };
     if (b.start_workflow === true) {
       if (!project.duo_remote_flows_enabled) return this.json(c.res, 403, { message: 'Can not execute workflow in CI' });
-      if (project.workflow_outcome === 'forbidden') return this.json(c.res, 403, { message: 'forbidden to access duo workflow' });
-      if (project.workflow_outcome === 'workload-message') {
-        workload = { id: null, message: 'Could not create workload branch' };
-      } else {
-        workload = { id: `wl-${workflow.id}` };
-        workflow.status = 'running';
+      let outcome = project.workflow_outcome ?? 'ok';
+      if (outcome !== 'ok' && project.workflow_outcome_times !== undefined) {
+        if (project.workflow_outcome_times <= 0) outcome = 'ok';
+        else project.workflow_outcome_times -= 1;
       }
+      // The endpoint's reason → status mapping: unprocessable_entity/workload_failure → 422,
+      // feature_unavailable/invalid_service_account → 403, anything else → 500 (render_api_error!).
+      if (outcome === 'source-ref-missing') return this.json(c.res, 500, { message: 'Source ref not found' });
+      if (outcome === 'workflow-workload-failure') return this.json(c.res, 500, { message: 'Workload has already been taken' });
+      if (outcome === 'workload-failure')
+        return this.json(c.res, 422, { message: 'Pipeline creation failed: no runner matches the gitlab--duo tag' });
+      workload = { id: this.nextId++, message: null };
+      // Upstream the executor moves it to running once its CI job starts; the simulator has no executor.
+      workflow.status = 'running';
     }
-    return this.json(c.res, 201, {
-      id: workflow.id,
-      project_id: project.id,
+    return this.json(c.res, 201, { ...this.workflowEntity(workflow, privileges, preApproved), workload });
+  }
+
+  private workflowEntity(w: SimWorkflow, privileges?: number[], preApproved?: number[]): Record<string, unknown> {
+    const b = w.body;
+    return {
+      id: w.id,
+      project_id: w.project_id,
       namespace_id: null,
-      agent_privileges: privileges,
-      pre_approved_agent_privileges: preApproved,
+      agent_privileges: privileges ?? b.agent_privileges ?? [1, 2, 3, 4, 5, 6],
+      pre_approved_agent_privileges: preApproved ?? b.pre_approved_agent_privileges ?? [],
       workflow_definition: b.workflow_definition ?? null,
-      status: workflow.status,
+      status: w.status,
+      summary: null,
       allow_agent_to_request_user: true,
       image: null,
       environment: b.environment ?? null,
       ai_catalog_item_version_id: null,
-      workload,
+      workload: null,
       mcp_enabled: false,
       gitlab_url: this.url,
-    });
+    };
+  }
+
+  // WorkflowsInternal `get ':id'`: Workflow.for_user_with_id!(current_user.id, id), else 404.
+  private showWorkflow(c: Ctx, id: string): void {
+    const w = this.workflows.find((x) => String(x.id) === id);
+    if (!w || w.user_id !== c.user?.id) return this.json(c.res, 404, { message: '404 Not found' });
+    return this.json(c.res, 200, this.workflowEntity(w));
+  }
+
+  /** Ai::DuoWorkflows::EnablementCheckService#execute for this project and user. */
+  duoStatus(
+    p: SimProject,
+    user: SimUser | null,
+  ): {
+    enabled: boolean;
+    create_duo_workflow_for_ci_allowed: boolean;
+    checks: { name: string; value: boolean; message: string }[];
+    remote_flows_enabled: boolean | null;
+    foundational_flows_enabled: boolean | null;
+    enabled_foundational_flows: string[];
+  } {
+    const duoFeatures = p.duo_features_enabled ?? true;
+    // The instance licence (StageCheck :duo_workflow) shows in REST as the duo_remote_flows_enabled key being sent.
+    const licensed = p.duo_remote_flows_enabled !== undefined;
+    const available = licensed && (p.duo_agent_platform_enabled ?? true);
+    const developer = this.accessLevel(p, user) >= (p.duo_min_access_level ?? 30);
+    const seat = p.duo_seat ?? true;
+    return {
+      enabled: available,
+      // :create_duo_workflow_for_ci needs the platform, Duo features, the stage check, the seat and the role.
+      create_duo_workflow_for_ci_allowed: available && duoFeatures && developer && seat,
+      checks: [
+        { name: 'feature_flag', value: true, message: 'duo_workflow feature flag must be enabled.' },
+        { name: 'duo_features_enabled', value: duoFeatures, message: 'Project must have GitLab Duo features enabled.' },
+        { name: 'developer_access', value: developer, message: 'User must have permission to use Duo Workflows in the project.' },
+        {
+          name: 'feature_available',
+          value: licensed && seat,
+          message: 'duo_workflow licensed feature must be available for the project and experimental features must be enabled.',
+        },
+      ],
+      remote_flows_enabled: p.duo_remote_flows_enabled ?? null,
+      foundational_flows_enabled: p.duo_foundational_flows_enabled ?? (p.duo_remote_flows_enabled === undefined ? null : true),
+      enabled_foundational_flows: (p.developer_flow_enabled ?? true) ? ['developer/v1'] : [],
+    };
+  }
+
+  // POST /api/graphql for the one query shape the CLI sends: project(fullPath:) { duoFeaturesEnabled
+  // duoWorkflowStatusCheck { … } }. Not a GraphQL engine: the requested fields are read off the query text.
+  private graphql(c: Ctx): void {
+    const query = typeof c.body.query === 'string' ? c.body.query : '';
+    const variables = (typeof c.body.variables === 'object' && c.body.variables !== null ? c.body.variables : {}) as Record<
+      string,
+      unknown
+    >;
+    for (const field of this.options.graphqlUnknownFields ?? []) {
+      if (new RegExp(`\\b${field}\\b`).test(query)) {
+        return this.json(c.res, 200, { errors: [{ message: `Field '${field}' doesn't exist on type 'DuoWorkflowEnablement'` }] });
+      }
+    }
+    const fullPath = typeof variables.fullPath === 'string' ? variables.fullPath : '';
+    const p = [...this.projects.values()].find((x) => x.path_with_namespace === fullPath);
+    if (!p || this.accessLevel(p, c.user) < 10) return this.json(c.res, 200, { data: { project: null } });
+    const st = this.duoStatus(p, c.user);
+    const wants = (f: string): boolean => new RegExp(`\\b${f}\\b`).test(query);
+    const check: Record<string, unknown> = {};
+    if (wants('enabled')) check.enabled = st.enabled;
+    if (wants('createDuoWorkflowForCiAllowed')) check.createDuoWorkflowForCiAllowed = st.create_duo_workflow_for_ci_allowed;
+    if (wants('remoteFlowsEnabled')) check.remoteFlowsEnabled = st.remote_flows_enabled;
+    if (wants('foundationalFlowsEnabled')) check.foundationalFlowsEnabled = st.foundational_flows_enabled;
+    if (wants('enabledFoundationalFlows')) check.enabledFoundationalFlows = st.enabled_foundational_flows;
+    if (wants('checks')) check.checks = st.checks;
+    const project: Record<string, unknown> = {};
+    if (wants('duoFeaturesEnabled')) project.duoFeaturesEnabled = p.duo_features_enabled ?? true;
+    if (wants('duoWorkflowStatusCheck')) project.duoWorkflowStatusCheck = check;
+    return this.json(c.res, 200, { data: { project } });
   }
 
   private groupProjects(c: Ctx, groupRef: string): void {
@@ -543,15 +701,21 @@ export class GitLabRestSimulator {
         }
       }
     }
-    const minAccess = Number(c.query.get('min_access_level') ?? 0);
+    const minAccess = c.query.get('min_access_level');
     const archived = c.query.get('archived');
     const withIssues = c.query.get('with_issues_enabled') === 'true';
+    // with_shared defaults to true (lib/api/groups.rb): projects shared into the group are listed with its own.
+    const withShared = c.query.get('with_shared') !== 'false';
     const list: SimProject[] = [];
     for (const p of this.projects.values()) {
-      if (p.group_id === undefined || !groupIds.has(p.group_id)) continue;
+      const own = p.group_id !== undefined && groupIds.has(p.group_id);
+      const shared = withShared && (p.shared_with_group_ids ?? []).some((g) => groupIds.has(g));
+      if (!own && !shared) continue;
       if (archived !== null && String(p.archived ?? false) !== archived) continue;
       if (withIssues && !(p.issues_enabled ?? true)) continue;
-      if (this.accessLevel(p, c.user) < minAccess) continue;
+      // min_access_level: authorized_projects, i.e. memberships only; an administrator's reach does not count.
+      if (minAccess !== null && this.memberLevel(p, c.user) < Number(minAccess)) continue;
+      if (this.accessLevel(p, c.user) < 10) continue;
       list.push(p);
     }
     const simple = c.query.get('simple') === 'true';
@@ -570,7 +734,7 @@ export class GitLabRestSimulator {
     });
   }
 
-  // Offset pagination with GitLab's headers (facts §3.3).
+  // Offset pagination with GitLab's headers (docs/onboarding.md#simulator-behaviours).
   private paginate<T>(c: Ctx, all: T[], shape: (t: T) => unknown): void {
     const perPage = Math.min(100, Math.max(1, Number(c.query.get('per_page') ?? 20) || 20));
     const page = Math.max(1, Number(c.query.get('page') ?? 1) || 1);
@@ -609,6 +773,12 @@ export class GitLabRestSimulator {
   }
 }
 
+// GET /user: API::Entities::UserWithAdmin (with is_admin) for administrators, UserPublic otherwise.
+function userEntity(u: SimUser | null): Record<string, unknown> | null {
+  if (!u) return null;
+  return u.is_admin ? { id: u.id, username: u.username, is_admin: true } : { id: u.id, username: u.username };
+}
+
 function issueEntity(i: SimIssue): Record<string, unknown> {
   return {
     id: i.id,
@@ -620,6 +790,7 @@ function issueEntity(i: SimIssue): Record<string, unknown> {
     labels: i.labels,
     web_url: i.web_url,
     author: i.author,
+    closed_by: i.closed_by ?? null,
   };
 }
 
@@ -630,6 +801,7 @@ function routePattern(segments: string[]): string {
     const prev = segments[i - 1];
     if (prev === 'projects' || prev === 'groups') out.push(':id');
     else if (prev === 'issues') out.push(':iid');
+    else if (prev === 'workflows' && /^\d+$/.test(segments[i]!)) out.push(':id');
     else if (prev === 'files') out.push(':file_path');
     else if (prev === 'all' && segments[i - 2] === 'members') out.push(':user_id');
     else out.push(segments[i]!);

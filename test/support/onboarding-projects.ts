@@ -2,8 +2,10 @@
 // `onboard` command (real Gitbeaker, real HTTP) against the GitLab simulator.
 import { PassThrough } from 'node:stream';
 import { runOnboard } from '../../src/onboarding/command.js';
+import type { GitLabClientOptions } from '../../src/onboarding/gitlab-client.js';
+import { ISSUE_TITLE, renderDescription } from '../../src/onboarding/languages/choose.js';
 import type { ProjectResult } from '../../src/onboarding/onboard.js';
-import { GitLabRestSimulator, type GitLabRestSimulatorOptions, type SimProject } from './gitlab-rest.js';
+import { GitLabRestSimulator, type GitLabRestSimulatorOptions, type SimIssue, type SimProject } from './gitlab-rest.js';
 
 export const TOKEN = 'glpat-good';
 
@@ -37,8 +39,38 @@ function collect(stream: PassThrough): () => string {
   return () => Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * Puts an issue into the simulator as if someone had filed it: by default
+ * exactly the issue gitlab-otel writes for eligible(id), by the token's user.
+ */
+export function plantIssue(sim: GitLabRestSimulator, projectId: number, over: Partial<SimIssue> = {}): SimIssue {
+  const project = sim.projects.get(projectId)!;
+  const list = sim.issuesOf(projectId);
+  const iid = list.reduce((max, i) => Math.max(max, i.iid), 0) + 1;
+  const issue: SimIssue = {
+    id: 50_000 + projectId * 100 + iid,
+    iid,
+    project_id: projectId,
+    title: ISSUE_TITLE,
+    description: renderDescription('javascript', { language: 'JavaScript', projectPath: project.path_with_namespace }),
+    state: 'opened',
+    labels: ['opentelemetry-onboarding'],
+    web_url: `${sim.url}/${project.path_with_namespace}/-/work_items/${iid}`,
+    author: { id: 1, username: 'otel-bot' },
+    notes: [],
+    ...over,
+  };
+  list.push(issue);
+  return issue;
+}
+
 /** Runs `gitlab-otel onboard <argv>` in-process against `url`; bounded by a timeout. */
-export async function onboard(url: string, argv: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+export async function onboard(
+  url: string,
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+  client: Partial<GitLabClientOptions> = {},
+): Promise<Run> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out = collect(stdout);
@@ -53,7 +85,7 @@ export async function onboard(url: string, argv: string[], env: Record<string, s
       stdout,
       stderr,
       languageRetryDelayMs: 20,
-      client: { minBackoffMs: 10, timeoutMs: 5000 },
+      client: { minBackoffMs: 10, timeoutMs: 5000, ...client },
     }),
     timeout,
   ]).finally(() => clearTimeout(timer));

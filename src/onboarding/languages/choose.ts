@@ -22,8 +22,13 @@ const BY_LANGUAGE: Record<string, TemplateId> = {
   php: 'php',
 };
 
+/** Version of the issue text; bump it when the templates change. */
+export const TEMPLATE_VERSION = 1;
+
 /** The hidden marker that identifies our issues (with our label). Never rendered by GitLab. */
-export const ISSUE_MARKER = '<!-- gitlab-otel:onboarding v1 -->';
+export const ISSUE_MARKER = `<!-- gitlab-otel:onboarding v${TEMPLATE_VERSION} -->`;
+
+const ANY_MARKER = /<!-- gitlab-otel:onboarding v\d+ -->/g;
 
 export const ISSUE_TITLE = 'Add OpenTelemetry instrumentation';
 
@@ -66,10 +71,33 @@ export interface DescriptionContext {
   projectPath: string;
 }
 
+/**
+ * Project-supplied text as inline code on one line: no newline (so it can
+ * never start a line, where GitLab would run `/command` as a quick action on
+ * the issue) and no backtick (so it cannot close the code span). Pure.
+ */
+export function inlineCode(text: string): string {
+  const flat = text.replace(/[\r\n\u2028\u2029]+/g, ' ').replaceAll('`', "'");
+  return `\`${flat}\``;
+}
+
 /** The issue description: the template with its placeholders filled, then our marker. */
 export function renderDescription(id: TemplateId, ctx: DescriptionContext): string {
+  // The placeholders sit mid-line in every template; inlineCode keeps it that way whatever the values hold.
   const body = loadTemplate(id)
-    .replaceAll('{{language}}', ctx.language ?? 'the main language')
-    .replaceAll('{{project}}', ctx.projectPath);
+    .replaceAll('{{language}}', ctx.language === null ? 'the main language' : inlineCode(ctx.language))
+    .replaceAll('{{project}}', inlineCode(ctx.projectPath));
   return `${body.trimEnd()}\n\n${ISSUE_MARKER}\n`;
+}
+
+function normalised(description: string): string {
+  return description.replace(/\r\n?/g, '\n').replace(ANY_MARKER, '<!-- gitlab-otel:onboarding -->').trimEnd();
+}
+
+/**
+ * Whether an issue description is exactly what we would write for this
+ * project now, apart from the template version in the marker. Pure.
+ */
+export function isOurDescription(description: string, id: TemplateId, ctx: DescriptionContext): boolean {
+  return normalised(description) === normalised(renderDescription(id, ctx));
 }
