@@ -27,7 +27,7 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics & JobTracke
     }),
     limitHits: new Counter({
       name: 'gitlab_otel_proxy_limit_hits_total',
-      help: 'Client limits hit on the runner-facing listener (connections, client_connections, buffered_bytes, stalled_connection, payload_bytes)',
+      help: 'Client limits hit on the runner-facing listener (connections, client_connections, idle_connection, buffered_bytes, stalled_connection, payload_bytes)',
       labelNames: ['limit'],
       registers,
     }),

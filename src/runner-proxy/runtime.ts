@@ -96,7 +96,12 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
   if (config.admin) {
     admin = createAdminServer({
       registry,
-      health: () => ({ jobs_active: tracker.activeJobs, requests_in_flight: proxy.activeRequests, endpoints: pipeline.health() }),
+      health: () => ({
+        jobs_active: tracker.activeJobs,
+        requests_in_flight: proxy.activeRequests,
+        telemetry_buffered_bytes: proxy.bufferedBytes,
+        endpoints: pipeline.health(),
+      }),
       bearerToken: config.adminTokenFile ? readFileSync(config.adminTokenFile, 'utf8').trim() : undefined,
     });
     adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port);

@@ -44,7 +44,7 @@ export interface ClientLimits {
   maxConnectionsPerClient: number;
   /** Bytes of request and payload bodies held for telemetry at once; past it, exchanges are forwarded unobserved. */
   maxBufferedBytes: number;
-  /** A keep-alive connection with no request is closed after this. */
+  /** A connection with no request (a new one before its first byte, a keep-alive one between requests) is closed after this. */
   idleTimeoutMs: number;
 }
 
@@ -57,7 +57,8 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
   idleTimeoutMs: 120_000,
 };
 
-export type LimitName = 'connections' | 'client_connections' | 'buffered_bytes' | 'stalled_connection' | 'payload_bytes';
+export type LimitName =
+  'connections' | 'client_connections' | 'idle_connection' | 'buffered_bytes' | 'stalled_connection' | 'payload_bytes';
 
 export interface RunnerProxyOptions {
   upstream: UpstreamOptions;
@@ -284,6 +285,15 @@ export class RunnerProxy {
     }
     this.connections++;
     this.perClient.set(client, mine + 1);
+    // Between requests Node's keepAliveTimeout closes the connection; before the
+    // first byte only headersTimeout would, checked every 30 s.
+    const idle = setTimeout(() => {
+      this.limitHit('idle_connection');
+      socket.destroy();
+    }, this.limits.idleTimeoutMs);
+    idle.unref();
+    socket.once('data', () => clearTimeout(idle));
+    socket.once('close', () => clearTimeout(idle));
     socket.once('close', () => {
       this.connections--;
       const n = (this.perClient.get(client) ?? 1) - 1;
