@@ -1,18 +1,28 @@
-// The live job log, reassembled by offset and parsed as it streams.
+// The live job log, reassembled by offset and parsed in one pass as it streams.
 //
 // The runner uploads its log with `PATCH /jobs/:id/trace` and `Content-Range:
 // start-end`; bytes can be re-sent (416, the runner's own retries, a full
 // re-upload from 0 after a 412), so bytes are placed by offset and parsed
-// exactly once, up to a high-water mark. Only the bytes of an unfinished line
-// are kept between PATCHes (capped), never the log itself.
+// exactly once, up to a high-water mark (docs/job-log.md#reassembly).
 //
 // What is found: FF_TIMESTAMPS entry headers (`YYYY-MM-DDTHH:MM:SS.ffffffZ SSO `
-// / `+`), section markers (`section_start|end:<unix s>:<name>[opts]\r\x1b[0K`)
-// and the runner's output-limit notice. Lines are decoded to text only while a
-// consumer asks for them (`captureLines`), so the bulk of a log (script output)
-// is only scanned with Buffer.indexOf, never decoded.
+// or `…SSO+`), section markers (`section_start|end:<unix s>:<name>[opts]\r\x1b[0K`)
+// and the runner's output-limit notice. An entry flagged `+` continues the
+// line before it: its `\n` was added by the runner's timestamper, and GitLab
+// removes it again when it renders the log, so markers and captured lines are
+// matched on the joined line (docs/job-log.md#continuation-lines).
+//
+// One pass per PATCH body, never concatenated: Buffer.indexOf finds each line
+// end and, with a forward-only cursor, each `section_`; a marker in progress
+// is carried by its own matcher (≤ 600 bytes) and a line start too short to
+// hold a stamp header by at most 31 bytes. Lines are decoded to text only
+// while a consumer asks for them (`captureLines`), so script output is scanned,
+// never copied or decoded (docs/job-log.md#one-pass-parser).
 //
 // Pure: no I/O, no clock.
+import { Fed, MAX_MARKER_BYTES, MarkerCandidate, SECTION_PREFIX, candidateStart, prefixAtEnd } from './section-marker.js';
+
+export { MAX_MARKER_BYTES } from './section-marker.js';
 
 /** A section marker as it appears in the log. */
 export interface SectionMarker {
@@ -22,19 +32,23 @@ export interface SectionMarker {
   readonly options?: string;
   /** The marker's own whole Unix seconds. */
   readonly seconds: number;
-  /** Epoch ns: the entry's FF_TIMESTAMPS stamp when there is one, else `seconds`. */
+  /** Epoch ns: the stamp of the entry holding the marker's first byte when there is one, else `seconds`. */
   readonly timeNs: bigint;
   /** Whether `timeNs` comes from a stamp (µs precision). */
   readonly stamped: boolean;
-  /** Stream id of the entry (0 = runner, 1 = job script, ≥15 services); undefined without FF_TIMESTAMPS. */
+  /** Stream id of that entry (0 = runner, 1 = job script / step-runner, ≥15 services); undefined without FF_TIMESTAMPS. */
   readonly stream?: number;
   /** Log offset of the marker's first byte. */
   readonly offset: number;
 }
 
-/** One complete log line, decoded (only while `captureLines` is on). */
+/** One rendered log line, decoded (only while `captureLines` is on). */
 export interface LogLine {
-  /** The line without its stamp header and trailing `\r`/`\n`, as UTF-8 (capped). */
+  /**
+   * The line as GitLab renders it: continuation entries joined, without stamp
+   * headers, cut at section markers, only what follows its last lone `\r`,
+   * without the trailing `\r`; as UTF-8 (capped).
+   */
   readonly text: string;
   readonly stream?: number;
   readonly timeNs?: bigint;
@@ -63,18 +77,33 @@ export interface AcceptResult {
   readonly gap: number;
 }
 
+/** Where a marker in progress came from: one per log entry its bytes span. */
+interface CandidateSegment {
+  /** Index in the candidate's bytes where this entry's bytes begin. */
+  readonly at: number;
+  /** Log offset of that byte. */
+  readonly offset: number;
+  readonly timeNs?: bigint;
+  readonly stream?: number;
+}
+
+type SerialSegment = Omit<CandidateSegment, 'timeNs'> & { timeNs?: string };
+
 /** JSON-serialisable parser state, for resuming after a restart. */
 export interface JobLogState {
-  readonly v: 1;
+  readonly v: 2;
   readonly offset: number;
-  /** Unparsed tail (base64), ≤ MAX_CARRY_BYTES. */
+  /** A line start too short yet to tell whether it holds a stamp header (base64, < 32 bytes). */
   readonly carry: string;
-  readonly scanFrom: number;
-  readonly lineOpen: boolean;
-  readonly lineCut: boolean;
-  readonly lineStamped: boolean;
-  readonly lineTimeNs?: string;
-  readonly lineStream?: number;
+  readonly atLineStart: boolean;
+  /** The last entry ended with `\n`; whether the next one continues it is not known yet. */
+  readonly lineEndPending: boolean;
+  /** The open entry's stamp header (base64, 32 bytes), when it has one. */
+  readonly entryHeader?: string;
+  /** A marker in progress: its bytes so far (base64) and the entries they came from. */
+  readonly candidate?: { readonly bytes: string; readonly segments: readonly SerialSegment[] };
+  /** Progress through an output-limit notice at the start of the open line. */
+  readonly notice?: { readonly index: number; readonly value: number; readonly offset: number };
   readonly resync: boolean;
   readonly firstTimestamp?: string;
   readonly lastTimestamp?: string;
@@ -83,45 +112,70 @@ export interface JobLogState {
   readonly duplicateBytes: number;
 }
 
-const SECTION = Buffer.from('section_', 'latin1');
-const NL = 0x0a;
-export const HEADER_BYTES = 32;
-/** Longest marker accepted: prefix, 19 digits, a 255-byte name, 256 bytes of options, suffix. */
-export const MAX_MARKER_BYTES = 600;
-/**
- * The most kept of one unfinished line. The runner cuts its own entries at
- * 8 KiB (plus the 32-byte stamp), so a stamped log never needs more; longer
- * lines (no FF_TIMESTAMPS, progress bars) are cut and only marker tails kept.
- */
-export const MAX_CARRY_BYTES = 16 * 1024;
-/** Captured lines are decoded up to this many bytes. */
-export const MAX_LINE_TEXT_BYTES = 4096;
-
-// `\x1b[33;1mJob's log exceeded limit of N bytes.` written below the stamper.
-const NOTICE = Buffer.from("\x1b[33;1mJob's log exceeded limit of ", 'latin1');
-const MARKER = /^section_(start|end):(\d{1,19}):([A-Za-z0-9_.-]{1,255})(?:\[((?:\w+=\w+)(?:, ?\w+=\w+)*)\])?\r\x1b\[0K/;
-const EMPTY = Buffer.alloc(0);
-
-const INCOMPLETE = -1;
-const INVALID = 0;
-
-function digit(b: Buffer, i: number): number {
-  const d = b[i]! - 48;
-  return d >= 0 && d <= 9 ? d : NaN;
+/** The state written before the one-pass parser; restored as far as it still applies. */
+interface JobLogStateV1 {
+  readonly v: 1;
+  readonly offset: number;
+  readonly firstTimestamp?: string;
+  readonly lastTimestamp?: string;
+  readonly outputLimitHit: boolean;
+  readonly gapBytes: number;
+  readonly duplicateBytes: number;
 }
 
-function num(b: Buffer, i: number, n: number): number {
+export class JobLogStateError extends Error {
+  readonly code = 'JOB_LOG_STATE_INVALID';
+  constructor(what: string) {
+    super(`job log state: ${what}`);
+    this.name = 'JobLogStateError';
+  }
+}
+
+const NL = 0x0a;
+const CR = 0x0d;
+const ESC = 0x1b;
+const PLUS = 0x2b;
+export const HEADER_BYTES = 32;
+/** Captured lines are decoded up to this many bytes. */
+export const MAX_LINE_TEXT_BYTES = 4096;
+/**
+ * The most the parser keeps of a job's log at any time: a short line start
+ * (< 32 bytes), a marker in progress and a captured line. Never the log.
+ */
+export const MAX_CARRY_BYTES = HEADER_BYTES + MAX_MARKER_BYTES + MAX_LINE_TEXT_BYTES;
+
+// `\x1b[33;1mJob's log exceeded limit of N bytes.` written below the stamper
+// (docs/job-log.md#output-limit).
+const NOTICE = Buffer.from("\x1b[33;1mJob's log exceeded limit of ", 'latin1');
+const NOTICE_TAIL = Buffer.from(' bytes.', 'latin1');
+const NOTICE_DIGITS = NOTICE.length;
+const NOTICE_MAX_DIGITS = 15;
+const EMPTY = Buffer.alloc(0);
+/** Bytes that can end a proper prefix of `section_` (s, e, c, t, i, o, n). */
+const ENDS_PREFIX = new Uint8Array(256);
+for (const c of 'section') ENDS_PREFIX[c.charCodeAt(0)] = 1;
+
+function isDigit(c: number | undefined): boolean {
+  return c !== undefined && c >= 0x30 && c <= 0x39;
+}
+
+function isHex(c: number | undefined): boolean {
+  return c !== undefined && ((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70));
+}
+
+function num(b: Uint8Array, i: number, n: number): number {
   let v = 0;
-  for (let k = 0; k < n; k++) v = v * 10 + digit(b, i + k);
+  for (let k = 0; k < n; k++) v = v * 10 + (b[i + k]! - 48);
   return v;
 }
 
-function isHex(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
-}
+const DIGIT_POSITIONS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25];
 
-/** Whether a 32-byte FF_TIMESTAMPS header starts at `i` (fixed punctuation, stream, type, flag). */
-export function isStampHeader(b: Buffer, i: number): boolean {
+/**
+ * Whether a 32-byte FF_TIMESTAMPS header starts at `i`: fixed punctuation,
+ * stream, type, flag (the digits are checked when a time is read, by stampTimeNs).
+ */
+export function isStampHeader(b: Uint8Array, i: number): boolean {
   return (
     b[i + 4] === 0x2d && // -
     b[i + 7] === 0x2d &&
@@ -132,22 +186,34 @@ export function isStampHeader(b: Buffer, i: number): boolean {
     b[i + 26] === 0x5a && // Z
     b[i + 27] === 0x20 &&
     (b[i + 30] === 0x4f || b[i + 30] === 0x45) && // O | E
-    (b[i + 31] === 0x20 || b[i + 31] === 0x2b) && // ' ' | +
-    isHex(b[i + 28]!) &&
-    isHex(b[i + 29]!)
+    (b[i + 31] === 0x20 || b[i + 31] === PLUS) && // ' ' | +
+    isHex(b[i + 28]) &&
+    isHex(b[i + 29])
   );
 }
 
 /** Epoch ns of the stamp at `i`, or undefined when its digits are not a date. */
-export function stampTimeNs(b: Buffer, i: number): bigint | undefined {
+export function stampTimeNs(b: Uint8Array, i: number): bigint | undefined {
+  for (const d of DIGIT_POSITIONS) if (!isDigit(b[i + d])) return undefined;
   const ms = Date.UTC(num(b, i, 4), num(b, i + 5, 2) - 1, num(b, i + 8, 2), num(b, i + 11, 2), num(b, i + 14, 2), num(b, i + 17, 2));
-  const micros = num(b, i + 20, 6);
-  if (!Number.isFinite(ms) || !Number.isFinite(micros)) return undefined;
-  return BigInt(ms) * 1_000_000n + BigInt(micros) * 1000n;
+  if (!Number.isFinite(ms)) return undefined;
+  return BigInt(ms) * 1_000_000n + BigInt(num(b, i + 20, 6)) * 1000n;
 }
 
-function streamOf(b: Buffer, i: number): number {
-  return parseInt(b.toString('latin1', i + 28, i + 30), 16);
+function streamOf(b: Uint8Array, i: number): number {
+  const hex = (c: number) => (c <= 57 ? c - 48 : (c | 0x20) - 87);
+  return hex(b[i + 28]!) * 16 + hex(b[i + 29]!);
+}
+
+function rebase(segments: readonly CandidateSegment[], start: number): CandidateSegment[] {
+  let first = 0;
+  for (let i = 0; i < segments.length; i++) if (segments[i]!.at <= start) first = i;
+  const out: CandidateSegment[] = [];
+  for (let i = first; i < segments.length; i++) {
+    const s = segments[i]!;
+    out.push(i === first ? { ...s, at: 0, offset: s.offset + (start - s.at) } : { ...s, at: s.at - start });
+  }
+  return out;
 }
 
 /**
@@ -155,21 +221,38 @@ function streamOf(b: Buffer, i: number): number {
  * accepted; it calls the sink synchronously, in log order.
  */
 export class JobLog {
-  /** Decode complete lines and pass them to `sink.line` (switch on only where needed: it costs). */
+  /** Decode rendered lines and pass them to `sink.line` (switch on only where needed: it costs). */
   captureLines = false;
 
   private offsetValue = 0;
-  private carry: Buffer = EMPTY;
-  /** Within `carry`: where marker scanning resumes (earlier markers were already reported). */
-  private scanFrom = 0;
-  /** The current line's stamp header has been consumed (carry starts mid-line). */
-  private lineOpen = false;
-  /** The current line lost its beginning (over-long): never reported as a line. */
-  private lineCut = false;
-  private lineStamped = false;
-  private lineHeaderAt = -1;
+  // A line start with fewer than HEADER_BYTES bytes so far and no `\n`.
+  private readonly carryBuf = Buffer.alloc(HEADER_BYTES);
+  private carryLen = 0;
+  private atLineStart = true;
+  private lineEndPending = false;
+  // The open entry: its header lives in the current body or, across bodies, in `entryHeader`.
+  private entryStamped = false;
+  private entryBuf: Uint8Array = EMPTY;
+  private entryAt = 0;
+  private readonly entryHeader = Buffer.alloc(HEADER_BYTES);
+  // A marker in progress.
+  private readonly candidate = new MarkerCandidate();
+  private segments: CandidateSegment[] = [];
+  // An output-limit notice in progress (-1: none).
+  private noticeIndex = -1;
+  private noticeValue = 0;
+  private noticeOffset = 0;
+  // The rendered line being captured.
+  private capture: Buffer | undefined;
+  private captureLen = 0;
+  private captureOpen = false;
+  private captureFrom = 0;
+  /** The body being scanned, while it is (captured bytes are copied out of it). */
+  private captureBody: Buffer | undefined;
+  private lineOffset = 0;
   private lineTimeNs: bigint | undefined;
   private lineStream: number | undefined;
+
   private resync = false;
   private firstTs: bigint | undefined;
   private lastTs: bigint | undefined;
@@ -179,7 +262,7 @@ export class JobLog {
 
   constructor(
     private readonly sink: JobLogSink,
-    state?: JobLogState,
+    state?: JobLogState | JobLogStateV1,
   ) {
     if (state) this.restoreState(state);
   }
@@ -202,8 +285,9 @@ export class JobLog {
     return this.limitHit;
   }
 
+  /** Bytes of the log held between bodies (≤ MAX_CARRY_BYTES). */
   get retainedBytes(): number {
-    return this.carry.length;
+    return this.carryLen + this.candidate.length + (this.captureOpen ? this.captureLen : 0);
   }
 
   get gapBytes(): number {
@@ -214,57 +298,82 @@ export class JobLog {
     return this.duplicates;
   }
 
-  /** One PATCH body the upstream accepted; `start` from its `Content-Range`. */
-  accept(start: number, body: Buffer): AcceptResult {
-    if (!Number.isSafeInteger(start) || start < 0 || body.length === 0) return { parsed: 0, duplicate: 0, gap: 0 };
-    const end = start + body.length;
+  /**
+   * One PATCH body the upstream accepted; `start` from its `Content-Range`.
+   * The body may be given as the chunks it arrived in: they are parsed in
+   * place, one after the other, never joined.
+   */
+  accept(start: number, body: Buffer | readonly Buffer[]): AcceptResult {
+    const parts: readonly Buffer[] = Buffer.isBuffer(body) ? [body] : body;
+    let length = 0;
+    for (const p of parts) length += p.length;
+    if (!Number.isSafeInteger(start) || start < 0 || length === 0) return { parsed: 0, duplicate: 0, gap: 0 };
+    const end = start + length;
     if (end <= this.offsetValue) {
-      this.duplicates += body.length;
-      return { parsed: 0, duplicate: body.length, gap: 0 };
+      this.duplicates += length;
+      return { parsed: 0, duplicate: length, gap: 0 };
     }
     let gap = 0;
     let duplicate = 0;
-    let chunk = body;
     if (start > this.offsetValue) {
-      // Bytes we never saw (a missed PATCH, a restart): what is carried no
-      // longer continues into this chunk, so drop it and restart at a line.
+      // Bytes we never saw (a missed PATCH, a restart): nothing held continues
+      // into this body, so drop it and restart at the next line.
       gap = start - this.offsetValue;
       this.gaps += gap;
-      this.carry = EMPTY;
-      this.scanFrom = 0;
-      this.lineOpen = false;
-      this.lineCut = false;
+      this.dropHeld();
       this.resync = true;
     } else if (start < this.offsetValue) {
       duplicate = this.offsetValue - start;
       this.duplicates += duplicate;
-      chunk = body.subarray(duplicate);
     }
-    const base = end - chunk.length - this.carry.length;
-    const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let skip = duplicate;
+    let at = start + duplicate;
     this.offsetValue = end;
-    this.consume(buf, base, false);
-    return { parsed: chunk.length, duplicate, gap };
+    for (const part of parts) {
+      if (skip >= part.length) {
+        skip -= part.length;
+        continue;
+      }
+      const piece = skip > 0 ? part.subarray(skip) : part;
+      skip = 0;
+      this.feed(piece, at);
+      at += piece.length;
+    }
+    return { parsed: length - duplicate, duplicate, gap };
   }
 
-  /** The log is complete: parse a last line that has no newline. */
+  /** The log is complete: parse what is still held as a last line without `\n`. */
   end(): void {
-    if (this.carry.length === 0 && !this.lineOpen) return;
-    const base = this.offsetValue - this.carry.length;
-    this.consume(this.carry, base, true);
+    if (this.carryLen > 0) {
+      const head = Buffer.from(this.carryBuf.subarray(0, this.carryLen));
+      this.carryLen = 0;
+      this.scan(head, this.offsetValue - head.length, 0, true);
+    }
+    this.lineEndPending = false;
+    this.atLineStart = true;
+    this.newline();
   }
 
   snapshot(): JobLogState {
+    const openEntry = !this.atLineStart && this.entryStamped;
     return {
-      v: 1,
+      v: 2,
       offset: this.offsetValue,
-      carry: this.carry.toString('base64'),
-      scanFrom: this.scanFrom,
-      lineOpen: this.lineOpen,
-      lineCut: this.lineCut,
-      lineStamped: this.lineStamped,
-      ...(this.lineTimeNs !== undefined ? { lineTimeNs: this.lineTimeNs.toString() } : {}),
-      ...(this.lineStream !== undefined ? { lineStream: this.lineStream } : {}),
+      carry: this.carryBuf.toString('base64', 0, this.carryLen),
+      atLineStart: this.atLineStart,
+      lineEndPending: this.lineEndPending,
+      ...(openEntry
+        ? { entryHeader: Buffer.from(this.entryBuf.subarray(this.entryAt, this.entryAt + HEADER_BYTES)).toString('base64') }
+        : {}),
+      ...(this.candidate.active
+        ? {
+            candidate: {
+              bytes: this.candidate.bytes.toString('base64', 0, this.candidate.length),
+              segments: this.segments.map((s) => ({ ...s, timeNs: s.timeNs?.toString() })),
+            },
+          }
+        : {}),
+      ...(this.noticeIndex >= 0 ? { notice: { index: this.noticeIndex, value: this.noticeValue, offset: this.noticeOffset } } : {}),
       resync: this.resync,
       ...(this.firstTs !== undefined ? { firstTimestamp: this.firstTs.toString() } : {}),
       ...(this.lastTs !== undefined ? { lastTimestamp: this.lastTs.toString() } : {}),
@@ -274,195 +383,346 @@ export class JobLog {
     };
   }
 
-  private restoreState(s: JobLogState): void {
-    this.offsetValue = s.offset;
-    this.carry = Buffer.from(s.carry, 'base64').subarray(0, MAX_CARRY_BYTES);
-    this.scanFrom = Math.min(s.scanFrom, this.carry.length);
-    this.lineOpen = s.lineOpen;
-    this.lineCut = s.lineCut;
-    this.lineStamped = s.lineStamped;
-    this.lineTimeNs = s.lineTimeNs !== undefined ? BigInt(s.lineTimeNs) : undefined;
-    this.lineStream = s.lineStream;
-    this.lineHeaderAt = -1;
-    this.resync = s.resync;
-    this.firstTs = s.firstTimestamp !== undefined ? BigInt(s.firstTimestamp) : undefined;
-    this.lastTs = s.lastTimestamp !== undefined ? BigInt(s.lastTimestamp) : undefined;
-    this.limitHit = s.outputLimitHit;
-    this.gaps = s.gapBytes;
-    this.duplicates = s.duplicateBytes;
+  private restoreState(s: JobLogState | JobLogStateV1): void {
+    const count = (v: unknown, what: string): number => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new JobLogStateError(`${what} is not a count`);
+      return v;
+    };
+    const time = (v: unknown, what: string): bigint | undefined => {
+      if (v === undefined) return undefined;
+      if (typeof v !== 'string' || !/^\d{1,25}$/.test(v)) throw new JobLogStateError(`${what} is not a decimal time`);
+      return BigInt(v);
+    };
+    this.offsetValue = count(s.offset, 'offset');
+    this.firstTs = time(s.firstTimestamp, 'firstTimestamp');
+    this.lastTs = time(s.lastTimestamp, 'lastTimestamp');
+    this.limitHit = s.outputLimitHit === true;
+    this.gaps = count(s.gapBytes, 'gapBytes');
+    this.duplicates = count(s.duplicateBytes, 'duplicateBytes');
+    if (s.v === 1) {
+      // An older parser's mid-line state cannot be carried over: pick up at the next line.
+      this.resync = this.offsetValue > 0;
+      return;
+    }
+    if (s.v !== 2) throw new JobLogStateError(`unknown version ${String((s as { v: unknown }).v)}`);
+    const carry = Buffer.from(typeof s.carry === 'string' ? s.carry : '', 'base64');
+    if (carry.length >= HEADER_BYTES) throw new JobLogStateError('carry is too long');
+    carry.copy(this.carryBuf);
+    this.carryLen = carry.length;
+    this.atLineStart = s.atLineStart === true;
+    this.lineEndPending = s.lineEndPending === true;
+    this.resync = s.resync === true;
+    if (s.entryHeader !== undefined) {
+      const h = Buffer.from(s.entryHeader, 'base64');
+      if (h.length !== HEADER_BYTES || !isStampHeader(h, 0)) throw new JobLogStateError('entryHeader is not a stamp header');
+      h.copy(this.entryHeader);
+      this.entryBuf = this.entryHeader;
+      this.entryAt = 0;
+      this.entryStamped = true;
+    }
+    if (s.candidate !== undefined) {
+      const bytes = Buffer.from(s.candidate.bytes, 'base64');
+      if (bytes.length > MAX_MARKER_BYTES || !Array.isArray(s.candidate.segments)) throw new JobLogStateError('candidate is malformed');
+      for (const c of bytes) {
+        if (this.candidate.feed(c) !== Fed.More) throw new JobLogStateError('candidate is not a marker in progress');
+      }
+      this.segments = (s.candidate.segments as readonly Partial<Record<keyof SerialSegment, unknown>>[]).map((g) => ({
+        at: count(g.at, 'candidate segment'),
+        offset: count(g.offset, 'candidate segment'),
+        ...(g.timeNs !== undefined ? { timeNs: time(g.timeNs, 'candidate segment') } : {}),
+        ...(g.stream !== undefined ? { stream: count(g.stream, 'candidate segment') } : {}),
+      }));
+      if (this.segments.length === 0) throw new JobLogStateError('candidate has no segments');
+    }
+    if (s.notice !== undefined) {
+      this.noticeIndex = count(s.notice.index, 'notice');
+      this.noticeValue = count(s.notice.value, 'notice');
+      this.noticeOffset = count(s.notice.offset, 'notice');
+    }
   }
 
-  /** Parse `b` (carry + new bytes); `base` is the log offset of b[0]. */
-  private consume(b: Buffer, base: number, final: boolean): void {
-    const end = b.length;
-    let pos = 0;
-    let scanFrom = this.scanFrom;
-    this.scanFrom = 0;
-    if (this.resync) {
-      const nl = b.indexOf(NL);
-      if (nl < 0) {
-        this.carry = EMPTY;
-        return;
-      }
-      this.resync = false;
-      pos = nl + 1;
-      scanFrom = 0;
+  private dropHeld(): void {
+    this.carryLen = 0;
+    this.candidate.reset();
+    this.segments = [];
+    this.noticeIndex = -1;
+    this.captureOpen = false;
+    this.atLineStart = true;
+    this.lineEndPending = false;
+  }
+
+  /** One body at log offset `base`: first complete a short line start held from before, then the rest in place. */
+  private feed(b: Buffer, base: number): void {
+    let from = 0;
+    while (this.carryLen > 0 && from < b.length) {
+      const take = Math.min(HEADER_BYTES - this.carryLen, b.length - from);
+      const head = Buffer.allocUnsafe(this.carryLen + take);
+      this.carryBuf.copy(head, 0, 0, this.carryLen);
+      b.copy(head, this.carryLen, from, from + take);
+      const headBase = base + from - this.carryLen;
+      this.carryLen = 0;
+      this.scan(head, headBase, 0, false);
+      from += take;
     }
+    if (from < b.length) this.scan(b, base, from, false);
+  }
+
+  /** Parse b[pos…]; `base` is the log offset of b[0]. */
+  private scan(b: Buffer, base: number, pos: number, final: boolean): void {
+    const end = b.length;
+    let nextSection = -2; // -2: not searched yet; -1: none left in `b`
     let lastHeader = -1;
-    let nextMarker = b.indexOf(SECTION, Math.max(pos, scanFrom));
+    let lineNl = -2; // the `\n` ending the line just started, when already searched
     while (pos < end) {
-      const nl = b.indexOf(NL, pos);
-      const complete = nl >= 0 || final;
-      const lineEnd = nl >= 0 ? nl : end;
-      let contentStart = pos;
-      const openedHere = !this.lineOpen;
-      if (openedHere) {
-        if (!complete && end - pos < HEADER_BYTES) {
-          // A stamp header may be cut here: wait for the rest.
-          this.keepCarry(b, pos, scanFrom);
-          this.finishChunk(b, lastHeader);
-          return;
-        }
-        this.lineOpen = true;
-        this.lineCut = false;
-        this.lineTimeNs = undefined;
-        this.lineStream = undefined;
-        if (lineEnd - pos >= HEADER_BYTES && isStampHeader(b, pos)) {
-          this.lineStamped = true;
-          this.lineHeaderAt = pos;
-          lastHeader = pos;
-          contentStart = pos + HEADER_BYTES;
-          if (this.firstTs === undefined) this.firstTs = stampTimeNs(b, pos);
-        } else {
-          this.lineStamped = false;
-          this.lineHeaderAt = -1;
-        }
+      if (this.resync) {
+        const nl = b.indexOf(NL, pos);
+        if (nl < 0) return;
+        this.resync = false;
+        this.atLineStart = true;
+        this.lineEndPending = false;
+        pos = nl + 1;
+        continue;
       }
-      let pending = -1;
-      const from = Math.max(contentStart, scanFrom);
-      scanFrom = 0;
-      if (nextMarker >= 0 && nextMarker < from) nextMarker = b.indexOf(SECTION, from);
-      while (nextMarker >= 0 && nextMarker < lineEnd) {
-        const used = this.marker(b, nextMarker, lineEnd, complete, base);
-        if (used === INCOMPLETE) {
-          pending = nextMarker;
+      if (this.atLineStart) {
+        lineNl = b.indexOf(NL, pos);
+        if (end - pos < HEADER_BYTES && !final && lineNl < 0) {
+          // A stamp header may be cut here: hold these few bytes for the next body.
+          b.copy(this.carryBuf, 0, pos, end);
+          this.carryLen = end - pos;
           break;
         }
-        nextMarker = b.indexOf(SECTION, nextMarker + (used === INVALID ? 1 : used));
-      }
-      if (!complete) {
-        this.keepTail(b, pos, contentStart, pending, openedHere);
-        this.finishChunk(b, lastHeader);
-        return;
-      }
-      if (!this.lineCut) {
-        if (!this.lineStamped && b[contentStart] === 0x1b && lineEnd - contentStart > NOTICE.length) {
-          this.checkNotice(b, contentStart, lineEnd, base);
+        // A header holds no `\n`: the line must be longer than one.
+        const stamped = (lineNl < 0 ? end : lineNl) - pos >= HEADER_BYTES && isStampHeader(b, pos);
+        const continues = stamped && b[pos + 31] === PLUS;
+        if (this.lineEndPending) {
+          this.lineEndPending = false;
+          if (!continues) this.newline();
         }
-        if (this.captureLines) this.reportLine(b, contentStart, lineEnd, base);
+        this.atLineStart = false;
+        this.entryStamped = stamped;
+        if (stamped) {
+          this.entryBuf = b;
+          this.entryAt = pos;
+          lastHeader = pos;
+          this.firstTs ??= stampTimeNs(b, pos);
+          pos += HEADER_BYTES;
+          if (continues && this.candidate.active) {
+            this.segments.push({ at: this.candidate.length, offset: base + pos, ...this.entryFacts() });
+          }
+        }
+        this.noticeIndex = !stamped && b[pos] === ESC ? 0 : -1;
+        if (this.noticeIndex === 0) {
+          this.noticeValue = 0;
+          this.noticeOffset = base + pos;
+        }
+        if (!continues) this.beginLine(base + pos);
       }
-      this.lineOpen = false;
-      this.lineCut = false;
-      pos = nl >= 0 ? nl + 1 : end;
+      const nl = lineNl !== -2 ? lineNl : b.indexOf(NL, pos);
+      lineNl = -2;
+      const segEnd = nl < 0 ? end : nl;
+      if (this.noticeIndex >= 0) this.feedNotice(b, pos, segEnd);
+      this.captureBody = b;
+      this.captureFrom = pos;
+      let p = pos;
+      if (this.candidate.active) p = this.feedCandidate(b, base, p, segEnd);
+      while (p < segEnd) {
+        if (nextSection !== -1 && nextSection < p) nextSection = b.indexOf(SECTION_PREFIX, p);
+        let s = nextSection;
+        if (s < 0 || s + SECTION_PREFIX.length > segEnd) {
+          // Not whole in this entry: a `section_` may still be cut at its end
+          // (by the body's end, or by a continuation join when stamped).
+          s =
+            (segEnd === end || this.entryStamped) && ENDS_PREFIX[b[segEnd - 1]!] === 1
+              ? prefixAtEnd(b, Math.max(p, segEnd - (SECTION_PREFIX.length - 1)), segEnd)
+              : -1;
+          if (s < 0) break;
+        }
+        this.segments = [{ at: 0, offset: base + s, ...this.entryFacts() }];
+        p = this.feedCandidate(b, base, s, segEnd);
+      }
+      if (this.captureOpen) this.appendCaptureTo(segEnd);
+      if (nl < 0) break;
+      pos = nl + 1;
+      this.atLineStart = true;
+      this.lineEndPending = true;
     }
-    this.carry = EMPTY;
-    this.finishChunk(b, lastHeader);
-  }
-
-  private finishChunk(b: Buffer, lastHeader: number): void {
+    this.captureBody = undefined;
     if (lastHeader >= 0) {
       const t = stampTimeNs(b, lastHeader);
       if (t !== undefined) this.lastTs = t;
     }
-    // Before `b` goes away, pin what the open line still needs from it.
-    if (this.lineOpen && this.lineStamped && this.lineHeaderAt >= 0) {
-      this.lineTimeNs ??= stampTimeNs(b, this.lineHeaderAt);
-      this.lineStream ??= streamOf(b, this.lineHeaderAt);
-      this.lineHeaderAt = -1;
+    // Before `b` goes away, keep the open entry's header.
+    if (!this.atLineStart && this.entryStamped && this.entryBuf === b) {
+      b.copy(this.entryHeader, 0, this.entryAt, this.entryAt + HEADER_BYTES);
+      this.entryBuf = this.entryHeader;
+      this.entryAt = 0;
     }
   }
 
-  /** Keep the whole unfinished line from `lineStart`; it is re-read (header included) next time. */
-  private keepCarry(b: Buffer, lineStart: number, scanFrom: number): void {
-    this.carry = Buffer.from(b.subarray(lineStart));
-    this.scanFrom = Math.max(0, scanFrom - lineStart);
-    this.lineOpen = false;
-    this.lineHeaderAt = -1;
+  private entryFacts(): { timeNs?: bigint; stream?: number } {
+    if (!this.entryStamped) return {};
+    const timeNs = stampTimeNs(this.entryBuf, this.entryAt);
+    return { ...(timeNs !== undefined ? { timeNs } : {}), stream: streamOf(this.entryBuf, this.entryAt) };
   }
 
-  private keepTail(b: Buffer, lineStart: number, contentStart: number, pending: number, openedHere: boolean): void {
-    const end = b.length;
-    // Resume scanning at the first marker that may still be completing, or
-    // far enough back to catch a `section_` cut at the chunk's end.
-    const resume = pending >= 0 ? pending : Math.max(contentStart, end - (SECTION.length - 1));
-    if (end - lineStart <= MAX_CARRY_BYTES) {
-      if (openedHere) {
-        this.keepCarry(b, lineStart, resume);
-      } else {
-        // Already mid-line (cut earlier): the carry has no header to re-read.
-        this.carry = Buffer.from(b.subarray(lineStart));
-        this.scanFrom = resume - lineStart;
+  /** Feed b[p, segEnd) to the marker in progress until it completes, fails for good, or the bytes run out. */
+  private feedCandidate(b: Buffer, base: number, p: number, segEnd: number): number {
+    const c = this.candidate;
+    while (p < segEnd) {
+      const r = c.feed(b[p++]!);
+      if (r === Fed.More) continue;
+      if (r === Fed.Complete) {
+        this.complete(base + p, p);
+        return p;
       }
-      return;
+      this.rescan();
+      if (!c.active) return p;
     }
-    // Over-long line: keep only what a marker in progress needs; the header
-    // facts of the line are pinned by finishChunk.
-    this.lineCut = true;
-    this.carry = Buffer.from(b.subarray(resume));
-    this.scanFrom = 0;
+    return p;
   }
 
-  /** Returns the marker's length, INVALID, or INCOMPLETE (may still complete with more bytes). */
-  private marker(b: Buffer, at: number, lineEnd: number, complete: boolean, base: number): number {
-    const stop = Math.min(at + MAX_MARKER_BYTES, lineEnd);
-    const m = MARKER.exec(b.toString('latin1', at, stop));
-    if (!m) return !complete && lineEnd - at < MAX_MARKER_BYTES ? INCOMPLETE : INVALID;
-    const seconds = Number(m[2]);
-    const stampNs = this.lineStamped ? this.currentLineTime(b) : undefined;
-    const stream = this.lineStamped ? this.currentLineStream(b) : undefined;
-    const marker: SectionMarker = {
-      kind: m[1] === 'start' ? 'start' : 'end',
-      name: m[3]!,
-      ...(m[4] !== undefined ? { options: m[4] } : {}),
-      seconds,
-      timeNs: stampNs ?? BigInt(seconds) * 1_000_000_000n,
-      stamped: stampNs !== undefined,
-      ...(stream !== undefined ? { stream } : {}),
-      offset: base + at,
-    };
-    this.sink.marker(marker);
-    return m[0].length;
+  /**
+   * A candidate failed: GitLab's scanner would try again one byte further, so
+   * search its own bytes for the next `section_` (only ever a marker in
+   * progress: a whole marker needs a `:` where the failed one could not take it).
+   */
+  private rescan(): void {
+    const c = this.candidate;
+    const old = this.segments;
+    let pending = Buffer.from(c.bytes.subarray(1, c.length));
+    let at = 1;
+    c.reset();
+    this.segments = [];
+    while (pending.length > 0) {
+      const j = candidateStart(pending, 0, pending.length);
+      if (j < 0) return;
+      this.segments = rebase(old, at + j);
+      let k = j;
+      let r = Fed.More;
+      for (; k < pending.length; k++) {
+        r = c.feed(pending[k]!);
+        if (r !== Fed.More) break;
+      }
+      if (r === Fed.More) return;
+      if (r === Fed.Complete) {
+        this.emitMarker();
+        pending = pending.subarray(k + 1);
+        at += k + 1;
+      } else {
+        c.reset();
+        this.segments = [];
+        pending = pending.subarray(j + 1);
+        at += j + 1;
+      }
+    }
   }
 
-  private currentLineTime(b: Buffer): bigint | undefined {
-    if (this.lineTimeNs === undefined && this.lineHeaderAt >= 0) this.lineTimeNs = stampTimeNs(b, this.lineHeaderAt);
-    return this.lineTimeNs;
+  /** A marker ended at b[q - 1] (log offset `offset`): it also ends the rendered line before it, as GitLab draws it. */
+  private complete(offset: number, q: number): void {
+    if (this.captureOpen) {
+      // Pass the bytes since the last append, then take the marker's own back out.
+      this.appendCaptureTo(q);
+      this.captureLen = Math.max(0, this.captureLen - this.candidate.length);
+    }
+    this.endLine(false);
+    this.emitMarker();
+    this.beginLine(offset, q);
   }
 
-  private currentLineStream(b: Buffer): number | undefined {
-    if (this.lineStream === undefined && this.lineHeaderAt >= 0) this.lineStream = streamOf(b, this.lineHeaderAt);
-    return this.lineStream;
+  private emitMarker(): void {
+    const m = this.candidate.parsed();
+    const first = this.segments[0] ?? { at: 0, offset: 0 };
+    this.candidate.reset();
+    this.segments = [];
+    this.sink.marker({
+      kind: m.kind,
+      name: m.name,
+      ...(m.options !== undefined ? { options: m.options } : {}),
+      seconds: m.seconds,
+      timeNs: first.timeNs ?? BigInt(m.seconds) * 1_000_000_000n,
+      stamped: first.timeNs !== undefined,
+      ...(first.stream !== undefined ? { stream: first.stream } : {}),
+      offset: first.offset,
+    });
   }
 
-  private checkNotice(b: Buffer, start: number, end: number, base: number): void {
-    if (b.compare(NOTICE, 0, NOTICE.length, start, start + NOTICE.length) !== 0) return;
-    const rest = b.toString('latin1', start + NOTICE.length, Math.min(end, start + NOTICE.length + 24));
-    const m = /^(\d+) bytes\./.exec(rest);
-    if (!m) return;
-    this.limitHit = true;
-    this.sink.outputLimit({ offset: base + start, limitBytes: Number(m[1]) });
+  /** A `\n` that is not followed by a continuation: the rendered line ends, and nothing in progress survives it. */
+  private newline(): void {
+    if (this.candidate.active) {
+      this.candidate.reset();
+      this.segments = [];
+    }
+    this.noticeIndex = -1;
+    this.endLine(true);
   }
 
-  private reportLine(b: Buffer, start: number, end: number, base: number): void {
-    let stop = Math.min(end, start + MAX_LINE_TEXT_BYTES);
-    if (stop > start && b[stop - 1] === 0x0d) stop--;
-    const timeNs = this.lineStamped ? this.currentLineTime(b) : undefined;
-    const stream = this.lineStamped ? this.currentLineStream(b) : undefined;
+  private feedNotice(b: Buffer, from: number, to: number): void {
+    for (let i = from; i < to && this.noticeIndex >= 0; i++) {
+      const c = b[i]!;
+      const k = this.noticeIndex;
+      if (k < NOTICE_DIGITS) {
+        this.noticeIndex = c === NOTICE[k] ? k + 1 : -1;
+      } else if (k === NOTICE_DIGITS || k < NOTICE_DIGITS + NOTICE_MAX_DIGITS) {
+        if (isDigit(c)) {
+          this.noticeValue = this.noticeValue * 10 + (c - 48);
+          this.noticeIndex = k + 1;
+        } else if (c === NOTICE_TAIL[0] && k > NOTICE_DIGITS) {
+          this.noticeIndex = NOTICE_DIGITS + NOTICE_MAX_DIGITS + 1;
+        } else this.noticeIndex = -1;
+      } else {
+        const t = k - (NOTICE_DIGITS + NOTICE_MAX_DIGITS);
+        if (c !== NOTICE_TAIL[t]) this.noticeIndex = -1;
+        else if (t + 1 === NOTICE_TAIL.length) {
+          this.noticeIndex = -1;
+          this.limitHit = true;
+          this.sink.outputLimit({ offset: this.noticeOffset, limitBytes: this.noticeValue });
+        } else this.noticeIndex = k + 1;
+      }
+    }
+  }
+
+  // ---- captured lines -------------------------------------------------
+
+  /** A rendered line starts at log offset `offset` (and, when given, at b[from] of the body being scanned). */
+  private beginLine(offset: number, from?: number): void {
+    this.captureOpen = this.captureLines;
+    if (!this.captureOpen) return;
+    this.captureLen = 0;
+    this.lineOffset = offset;
+    const facts = this.entryFacts();
+    this.lineTimeNs = facts.timeNs;
+    this.lineStream = facts.stream;
+    if (from !== undefined) this.captureFrom = from;
+  }
+
+  private appendCaptureTo(to: number): void {
+    const b = this.captureBody;
+    const from = this.captureFrom;
+    this.captureFrom = to;
+    if (!b || to <= from) return;
+    this.capture ??= Buffer.alloc(MAX_LINE_TEXT_BYTES);
+    const n = Math.min(to - from, MAX_LINE_TEXT_BYTES - this.captureLen);
+    if (n > 0) this.captureLen += b.copy(this.capture, this.captureLen, from, from + n);
+  }
+
+  /** The rendered line ends, at a line break (`\r\n` or `\n`) or at a marker. */
+  private endLine(atBreak: boolean): void {
+    if (!this.captureOpen) return;
+    this.captureOpen = false;
+    if (!this.captureLines || !this.capture) return;
+    const buf = this.capture;
+    let stop = this.captureLen;
+    if (atBreak && stop > 0 && buf[stop - 1] === CR) stop--;
+    if (stop <= 0) return;
+    // A lone `\r` returns to the line's start: GitLab shows what follows the last one.
+    const cr = buf.lastIndexOf(CR, stop - 1);
+    const startAt = cr >= 0 && cr < stop ? cr + 1 : 0;
+    if (stop <= startAt) return;
     this.sink.line({
-      text: b.toString('utf8', start, stop),
-      ...(stream !== undefined ? { stream } : {}),
-      ...(timeNs !== undefined ? { timeNs } : {}),
-      offset: base + start,
+      text: buf.toString('utf8', startAt, stop),
+      ...(this.lineStream !== undefined ? { stream: this.lineStream } : {}),
+      ...(this.lineTimeNs !== undefined ? { timeNs: this.lineTimeNs } : {}),
+      offset: this.lineOffset,
     });
   }
 }

@@ -99,6 +99,8 @@ t.test('captured lines are whole, decoded, without the stamp', async (t) => {
   const line = '2024-01-01T00:00:01.000001Z 01O Résumé ✓ 測試 🚀\r\n';
   const bytes = Buffer.from(line);
   for (let i = 0; i < bytes.length; i++) p.accept(i, bytes.subarray(i, i + 1));
+  t.same(r.lines, [], 'a stamped line may still be continued by a `+` entry: not reported yet');
+  p.end();
   t.same(
     r.lines.map((l) => [l.text, l.stream, l.timeNs]),
     [['Résumé ✓ 測試 🚀', 1, 1_704_067_201_000_001_000n]],
