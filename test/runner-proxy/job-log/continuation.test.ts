@@ -68,7 +68,7 @@ function everySplit(t: Test, bytes: Buffer, whole: Recorded, step = 1): void {
 const ns = (iso: string) => BigInt(Date.parse(iso)) * 1_000_000n + BigInt(iso.slice(20, 26).slice(3)) * 1000n;
 
 t.test('upstream TestWithTimestamps: lines as the runner meant them, joined and rendered as GitLab does', async (t) => {
-  const bytes = fixture('timestamper-with-timestamps.log');
+  const bytes = fixture('timestamper-with-timestamps.trace');
   const r = parse(bytes);
   t.same(
     r.lines.map((l) => l.text),
@@ -103,7 +103,7 @@ t.test('upstream TestWithTimestamps: lines as the runner meant them, joined and 
 });
 
 t.test('upstream TestCarriageReturnDoesNotSplitWrite: both markers, timed by their own entries', async (t) => {
-  const bytes = fixture('timestamper-carriage-return.log');
+  const bytes = fixture('timestamper-carriage-return.trace');
   const r = parse(bytes);
   t.same(
     r.markers.map((m) => [m.kind, m.name, m.seconds, m.timeNs, m.stream, m.offset]),
@@ -125,7 +125,7 @@ t.test('upstream TestCarriageReturnDoesNotSplitWrite: both markers, timed by the
 });
 
 t.test('upstream TestForcedFlush: an unterminated line over the 8 KiB buffer is one line again', async (t) => {
-  const bytes = fixture('timestamper-forced-flush.log');
+  const bytes = fixture('timestamper-forced-flush.trace');
   const r = parse(bytes);
   t.equal(r.lines.length, 3);
   t.equal(r.lines[0]!.text, 'PREFIX This is the beginning of a new line');
