@@ -1,9 +1,11 @@
-// Assembles a running proxy from a validated configuration: export pipeline,
-// job tracker, forwarding server and admin listener, and takes them down in
-// the order that loses nothing (stop accepting → finish in-flight requests →
-// journal the jobs still running → flush → spool the rest). With a spool, a
-// restarted proxy resumes the journalled jobs before it accepts a request.
-import { readFileSync } from 'node:fs';
+// The composition root: assembles a running proxy from a validated
+// configuration (metrics registry, export pipeline, job journal, job tracker,
+// forwarding server and admin listener) and takes it down in the order that
+// loses nothing (stop accepting → finish in-flight requests → journal the jobs
+// still running → flush → spool the rest). With a spool, a restarted proxy
+// resumes the journalled jobs before it accepts a request.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import type { Counter } from 'prom-client';
@@ -15,6 +17,7 @@ import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, listenAdmin } from './http/admin.js';
 import { securePrivateDir } from '../telemetry/export/private-files.js';
+import { JobJournal } from './job/journal.js';
 import { JobTracker } from './job/tracker.js';
 import { createProxyMetrics } from './metrics.js';
 import { RunnerProxy } from './http/server.js';
@@ -24,6 +27,8 @@ export interface RunningProxy {
   adminAddress?: AddressInfo;
   tracker: JobTracker;
   pipeline: ExportPipeline;
+  /** The job journal (with a spool only). */
+  journal?: JobJournal;
   registry: Registry;
   /** Graceful stop: in-flight requests finish (bounded), spans flush (bounded), the rest is spooled. */
   stop(): Promise<void>;
@@ -45,6 +50,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     registry,
     log: ({ event, ...fields }: LogEvent) => log(event.includes('fail') || event.includes('drop') ? 'warn' : 'info', event, fields),
   });
+  const journal = config.spool ? openJournal(config.spool.dir, log, pipeline) : undefined;
   const tracker = new JobTracker({
     negotiation: {
       policy: config.telemetry.negotiation,
@@ -61,14 +67,13 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
       [RESOURCE.proxyVersion]: VERSION,
     },
     traceContext: config.telemetry.traceContext,
-    stageSpans: {
-      enabled: true,
+    logSpans: {
       maxSpansPerJob: config.telemetry.maxSpansPerJob,
       maxAttributeLength: config.telemetry.maxAttributeLength,
     },
     abandonAfterMs: config.telemetry.abandonAfterMs,
     sampling: config.sampling,
-    journal: pipeline.journal,
+    journal,
     log,
     metrics: {
       ...metrics,
@@ -123,6 +128,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     adminAddress,
     tracker,
     pipeline,
+    journal,
     registry,
     stop() {
       stopping ??= (async () => {
@@ -130,10 +136,11 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
         await proxy.close(config.shutdown.graceMs);
         // The jobs go on without us. With a journal the next process finishes
         // their spans; without one, closing them now is the best we can do.
-        if (pipeline.journal) tracker.suspend();
+        if (journal) tracker.suspend();
         else tracker.abandonAll();
         // One bound for the whole flush: shutdown flushes within it, then spools what is left.
         await pipeline.shutdown(config.shutdown.flushTimeoutMs);
+        journal?.close();
         await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
         log('info', 'runner proxy stopped');
       })();
@@ -157,5 +164,27 @@ function logInsecureSettings(config: ProxyConfig, log: Logger): void {
         key: `endpoints[${i}].tls.insecure_skip_verify`,
       });
     }
+  }
+}
+
+/**
+ * The journal lives in the spool directory, next to the spans it must not
+ * outlive. Without it the proxy still runs; a restart then loses the jobs in
+ * progress.
+ */
+function openJournal(spoolDir: string, log: Logger, pipeline: ExportPipeline): JobJournal | undefined {
+  try {
+    // The spool holds span attributes and the journal a job's unparsed log tail: owner-only.
+    mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
+    return JobJournal.open(join(spoolDir, 'journal'), (w) => {
+      pipeline.metrics.spoolCorrupt.inc({ file: 'journal' }, w.corrupt + (w.torn ? 1 : 0));
+      log('warn', 'torn or corrupt job journal records skipped', { file: w.file, corrupt: w.corrupt, torn: w.torn });
+    });
+  } catch (err) {
+    log('warn', 'job journal unavailable; jobs in progress will not survive a restart', {
+      code: 'JOURNAL_UNAVAILABLE',
+      errno: (err as NodeJS.ErrnoException).code ?? 'error',
+    });
+    return undefined;
   }
 }

@@ -15,12 +15,10 @@ import { OtlpReceiver, type ReceivedSpan } from '../../src/telemetry/receiver.js
 import { RunnerSimulator, type ReceivedJob } from '../../src/lab/runner.js';
 import { traceparent } from '../../src/telemetry/spans.js';
 import { JobJournal } from '../../src/runner-proxy/job/journal.js';
-import { journalValue, journalView, readJournalledJob, type JournalledJob } from '../../src/runner-proxy/job/journalled-job.js';
-import { readJobPayload } from '../../src/runner-proxy/wire/payload.js';
-import { JobLogSpans } from '../../src/runner-proxy/job-log/log-spans.js';
 import { startLab } from '../../src/lab/lab.js';
 import { memoryLogger } from '../../src/log.js';
 import { eventually } from '../support/export.js';
+import { appendRawPut, PARENT, sampleRecord, TRACE } from '../support/journal-records.js';
 import {
   exitOf,
   freePort,
@@ -30,9 +28,6 @@ import {
   writeConfig,
   type ProxyChild,
 } from '../support/runner-proxy-child.js';
-
-const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
-const PARENT = '00f067aa0ba902b7';
 
 interface Setup {
   dir: string;
@@ -242,75 +237,12 @@ t.test('SIGTERM mid-job: exit 0, the job is journalled, and after a restart its 
   assertJobComplete(t, collector.spans, job.log, job.received);
 });
 
-function sampleRecord(over: Partial<JournalledJob> = {}): JournalledJob {
-  const view = readJobPayload(
-    makeJobPayload({ id: 8002, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT, endpoints: ['grpc://127.0.0.1:4317'] } }),
-  );
-  if (!view.ok) throw new Error(view.problem);
-  const jobSpanId = 'a1a2a3a4a5a6a7a8';
-  const follower = new JobLogSpans({ traceId: TRACE, jobSpanId, maxSpans: 100, maxAttributeLength: 100 }, () => undefined);
-  return {
-    v: 1,
-    job: journalView(view.value),
-    runner: { version: '19.4.0', executor: 'docker' },
-    contract: 'tracing',
-    traceId: TRACE,
-    jobSpanId,
-    parentSpanId: PARENT,
-    assignedAt: '1795305922000000000',
-    canceled: false,
-    deadline: Date.now() + 3_600_000,
-    endpoints: ['lab'],
-    payloadEndpoints: [{ url: 'grpc://127.0.0.1:4317' }],
-    sampled: true,
-    log: follower.snapshot(),
-    ...over,
-  };
-}
-
-t.test('journal records: metadata only, and validated field by field when read back', async (t) => {
-  const record = sampleRecord();
-  const json = journalValue(record);
-  const text = JSON.stringify(json);
-  t.notOk(/glcbt-|gitlab-ci-token|password/.test(text), 'no job token, repo_url or credential in the record');
-  t.notOk('tracing' in record.job, 'the raw contract fields are not kept');
-  t.same(readJournalledJob(json), { ok: true, value: record }, 'round trip');
-
-  const broken: [string, (r: Record<string, unknown>) => void, RegExp][] = [
-    ['another version', (r) => (r.v = 2), /version 2/],
-    ['a bad trace id', (r) => (r.traceId = 'zz'), /traceId/],
-    ['a bad span id', (r) => (r.jobSpanId = '0000000000000000'), /jobSpanId/],
-    [
-      'a CI variable off the allowlist',
-      (r) => ((r.job as { ci: Record<string, string> }).ci.DEPLOY_PASSWORD = 'x'),
-      /job\.ci\.DEPLOY_PASSWORD/,
-    ],
-    ['a non-decimal time', (r) => (r.assignedAt = '12e9'), /assignedAt/],
-    ['an unknown contract', (r) => (r.contract = 'magic'), /contract/],
-    [
-      'a malformed open span',
-      (r) => ((r.log as { spans: { sections: unknown[] } }).spans.sections = [{ spanId: 'x', startNs: '1' }]),
-      /open span/,
-    ],
-    ['a malformed payload endpoint', (r) => (r.payloadEndpoints = [{ auth: 1 }]), /payloadEndpoints\[0\]/],
-    ['no job id', (r) => delete (r.job as Record<string, unknown>).jobId, /jobId/],
-  ];
-  for (const [what, edit, problem] of broken) {
-    const r = JSON.parse(text) as Record<string, unknown>;
-    edit(r);
-    const read = readJournalledJob(r);
-    t.equal(read.ok, false, `rejected: ${what}`);
-    if (!read.ok) t.match(read.problem, problem, `the problem names it: ${what}`);
-  }
-  t.match(readJournalledJob('nope'), { ok: false, problem: /not an object/ });
-});
-
 t.test('a journal left by an earlier process: usable jobs resume and finish, unusable records are dropped with a warning', async (t) => {
   const spool = join(mkdtempSync(join(tmpdir(), 'gitlab-otel-journal-')), 'spool');
   const earlier = JobJournal.open(join(spool, 'journal'));
-  earlier.put('8001', { v: 1, job: { jobId: 8001 }, traceId: 'not hex' });
-  earlier.put('8002', journalValue(sampleRecord({ payloadEndpoints: [] })));
+  earlier.put('8002', sampleRecord({ payloadEndpoints: [] }));
   earlier.close();
+  appendRawPut(join(spool, 'journal'), '8001', { v: 1, job: { jobId: 8001 }, traceId: 'not hex' });
 
   const log = memoryLogger();
   const lab = await startLab({ log, proxyConfig: { spool: { dir: spool } } });
@@ -337,7 +269,7 @@ t.test('a journal left by an earlier process: usable jobs resume and finish, unu
   t.equal(lab.receiver!.spans.length, 1 + jobLog.sections.length, 'every stage of the resumed job');
   t.ok(lab.receiver!.spans.every((s) => s.traceId === TRACE));
   t.equal(lab.proxy.tracker.activeJobs, 0);
-  t.same([...(lab.proxy.pipeline.journal?.loadAll().keys() ?? [])], [], 'the journal is empty again');
+  t.same(lab.proxy.journal?.jobs(), [], 'the journal is empty again');
 });
 
 t.test('without a spool, stopping closes the jobs in progress as abandoned (nothing would finish them later)', async (t) => {

@@ -1,23 +1,37 @@
 // The export side's own metrics, registered on the registry the proxy serves at /metrics.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export type DropReason =
-  | 'queue_full' // the endpoint's queue had no room (span count or bytes)
-  | 'max_age' // older than queue.max_age before it could be delivered
-  | 'rejected' // a non-retryable gRPC status
-  | 'unauthenticated' // refused after one token refresh
-  | 'partial_success' // the collector rejected these spans in a partial success
-  | 'spool_full' // evicted with the oldest spool segment
-  | 'shutdown' // still queued at shutdown with no spool to keep them
-  | 'endpoint_limit' // too many distinct payload endpoints at once
-  | 'endpoint_invalid' // the endpoint cannot be used (bad URL, insecure auth refused, unreadable TLS file)
-  | 'sampling_hold_full'; // an unsampled job's spans did not fit the hold kept until its outcome is known
+/**
+ * Why spans were given up on: the `reason` label of gitlab_otel_spans_dropped_total.
+ * Declared once; every drop goes through countDropped with one of these.
+ */
+export const DROP_REASONS = [
+  'queue_full', // the endpoint's queue had no room (span count or bytes)
+  'max_age', // older than queue.max_age before it could be delivered
+  'rejected', // a non-retryable gRPC status
+  'unauthenticated', // refused after one token refresh
+  'partial_success', // the collector rejected these spans in a partial success
+  'spool_full', // evicted with the oldest spool segment
+  'shutdown', // still queued at shutdown with no spool to keep them
+  'endpoint_limit', // too many distinct payload endpoints at once
+  'endpoint_invalid', // the endpoint cannot be used (bad URL, insecure auth refused, unreadable TLS file)
+  'sampling_hold_full', // an unsampled job's spans did not fit the hold kept until its outcome is known
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** gitlab_otel_spans_dropped_total: shared by the export side and the proxy's sampling hold. */
+export type SpansDropped = Counter<'endpoint' | 'reason'>;
+
+export function countDropped(dropped: SpansDropped, endpoint: string, reason: DropReason, n: number): void {
+  if (n > 0) dropped.inc({ endpoint, reason }, n);
+}
 
 export interface ExportMetrics {
   enqueued: Counter<'endpoint'>;
   exported: Counter<'endpoint'>;
   retried: Counter<'endpoint'>;
-  dropped: Counter<'endpoint' | 'reason'>;
+  dropped: SpansDropped;
   queueSpans: Gauge<'endpoint'>;
   queueBytes: Gauge<'endpoint'>;
   exportSeconds: Histogram<'endpoint' | 'outcome'>;

@@ -1,15 +1,14 @@
 // The export pipeline the proxy hands finished spans to. It fans each group of
 // spans out to the endpoints named for it (configured ones, plus GitLab's
 // payload endpoints created on demand, bounded in number), owns the spool
-// budget and the job journal, and answers /healthz.
+// budget and answers /healthz.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resource } from '@opentelemetry/resources';
 import type { Registry } from 'prom-client';
 import type { SpanRecord } from '../spans.js';
-import { createExportMetrics, type ExportMetrics } from './export-metrics.js';
+import { countDropped, createExportMetrics, type ExportMetrics } from './export-metrics.js';
 import { EndpointExporter, type EndpointHealth, type LogEvent } from './endpoint.js';
-import { JobJournal } from '../../runner-proxy/job/journal.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
 import { SpoolBudget } from './span-spool.js';
 import type { TokenSource } from '../auth/token.js';
@@ -31,13 +30,12 @@ export interface ExportPipelineOptions {
 }
 
 export class ExportPipeline implements SpanSink {
-  readonly journal?: JobJournal;
   private readonly endpoints = new Map<string, EndpointExporter>();
   /** Keys of the endpoints made on demand, least recently used first. */
   private readonly onDemand: string[] = [];
   /** Evicted endpoints still shutting down; `shutdown` waits for them. */
   private readonly retiring = new Set<Promise<void>>();
-  private readonly metrics: ExportMetrics;
+  readonly metrics: ExportMetrics;
   private readonly budget?: SpoolBudget;
   private closed = false;
 
@@ -46,23 +44,21 @@ export class ExportPipeline implements SpanSink {
     if (options.spool) {
       this.budget = new SpoolBudget(options.spool.maxBytes);
       try {
-        // The spool holds span attributes and the journal a job's unparsed log tail: owner-only.
+        // The spool holds span attributes: owner-only.
         mkdirSync(options.spool.dir, { recursive: true, mode: 0o700 });
-        this.journal = JobJournal.open(join(options.spool.dir, 'journal'), (w) => {
-          this.metrics.spoolCorrupt.inc({ file: 'journal' }, w.corrupt + (w.torn ? 1 : 0));
-          options.log({ ...w });
-        });
       } catch (err) {
-        options.log({ event: 'journal_unavailable', code: (err as NodeJS.ErrnoException).code ?? 'error' });
+        // Each endpoint's spool reports itself unavailable (spool_unavailable) when it cannot open.
+        options.log({ event: 'spool_dir_unavailable', code: (err as NodeJS.ErrnoException).code ?? 'error' });
       }
     }
     for (const e of options.endpoints) this.endpoint(e, false);
   }
 
-  static async create(options: ExportPipelineOptions): Promise<ExportPipeline> {
+  /** Builds the endpoints and replays their spools (and orphaned ones); a promise so callers need not change if that goes async. */
+  static create(options: ExportPipelineOptions): Promise<ExportPipeline> {
     const p = new ExportPipeline(options);
     p.replayOrphans();
-    return p;
+    return Promise.resolve(p);
   }
 
   /** The configured endpoints: what a job without payload endpoints exports to. */
@@ -78,7 +74,7 @@ export class ExportPipeline implements SpanSink {
       for (const settings of endpoints) {
         const e = this.endpoint(settings, true);
         if (e) e.submit(spans, resource);
-        else this.metrics.dropped.inc({ endpoint: settings.name, reason: this.closed ? 'shutdown' : 'endpoint_limit' }, spans.length);
+        else countDropped(this.metrics.dropped, settings.name, this.closed ? 'shutdown' : 'endpoint_limit', spans.length);
       }
       if (this.budget) this.metrics.spoolBytes.set(this.budget.bytes);
     } catch (err) {
@@ -101,9 +97,7 @@ export class ExportPipeline implements SpanSink {
   shutdown(timeoutMs: number): Promise<void> {
     this.closed = true;
     this.shutdownDone ??= Promise.all([...this.endpoints.values()].map((e) => e.shutdown(timeoutMs)).concat([...this.retiring])).then(
-      () => {
-        this.journal?.close();
-      },
+      () => undefined,
     );
     return this.shutdownDone;
   }

@@ -1,18 +1,17 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
-import { JobJournal } from '../../../src/runner-proxy/job/journal.js';
 import { frame, readRecords } from '../../../src/telemetry/export/record-file.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 import { CHILD_NODE_ARGS } from '../../support/child-node.js';
 
-t.test('kill -9 while spans are queued: the restarted pipeline delivers them once, and the job journal survives', async (t) => {
+t.test('kill -9 while spans are queued: the restarted pipeline delivers them once', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool-'));
   const refusing = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
   const child = spawn(process.execPath, [...CHILD_NODE_ARGS, 'test/support/spool-child.ts', refusing.url, dir, '25'], {
@@ -53,7 +52,6 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   t.same(new Set(again.spans.map((s) => s.spanId)), new Set(ids));
   t.equal(again.spans.length, 25, 'no duplicates');
   t.ok(logs.some((l) => l.event === 'spool_replayed' && l.spans === 25));
-  t.same(pipeline.journal?.loadAll().get('job-1'), { traceId: again.spans[0]!.traceId, openStages: ['step_script'], logOffset: 1234 });
 
   // Delivered spans are acknowledged: a second restart replays nothing.
   await pipeline.flush(2000);
@@ -69,7 +67,7 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   t.equal(again.spans.length, 25, 'nothing delivered twice after a clean restart');
 });
 
-t.test('torn and corrupt records are skipped with a warning, never a crash', async (t) => {
+t.test('torn and corrupt records are read as far as they go, never a crash', async (t) => {
   const a = frame(Buffer.from('{"t":"p","job":"1","s":1}'));
   const b = frame(Buffer.from('{"t":"p","job":"2","s":2}'));
   const bad = Buffer.from(b);
@@ -78,28 +76,6 @@ t.test('torn and corrupt records are skipped with a warning, never a crash', asy
   t.equal(r.payloads.length, 2);
   t.equal(r.corrupt, 1);
   t.equal(r.torn, true);
-
-  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-journal-'));
-  const j = JobJournal.open(dir);
-  j.put('a', { offset: 1 });
-  j.put('b', { offset: 2 });
-  j.put('a', { offset: 3 });
-  j.delete('b');
-  j.put('c', { offset: 4 });
-  j.close();
-  const file = join(dir, 'jobs.journal');
-  const bytes = readFileSync(file);
-  // Corrupt the last record's payload and append a torn half-record, as kill -9 mid-write would.
-  bytes.writeUInt8(bytes[bytes.length - 2]! ^ 0x55, bytes.length - 2);
-  writeFileSync(file, bytes);
-  appendFileSync(file, frame(Buffer.from('{"t":"p","job":"d","s":5}')).subarray(0, 12));
-  const warnings: unknown[] = [];
-  const reopened = JobJournal.open(dir, (w) => warnings.push(w));
-  t.same(Object.fromEntries(reopened.loadAll()), { a: { offset: 3 } }, 'the corrupt put of c is skipped; earlier state intact');
-  t.match(warnings, [{ event: 'journal_records_skipped', corrupt: 1, torn: true }]);
-  reopened.put('e', { offset: 6 });
-  reopened.close();
-  t.same(Object.fromEntries(JobJournal.open(dir).loadAll()), { a: { offset: 3 }, e: { offset: 6 } }, 'compaction dropped the damage');
 });
 
 t.test('a corrupt spool segment is skipped and the rest replayed; the spool is size-bounded', async (t) => {

@@ -1,0 +1,54 @@
+// What the tracker knows about one job with telemetry, from its assignment to
+// its final update, and the journal record made from it. Metadata only: no
+// token, no variable value (see journal.ts for what a record may hold).
+import type { Resource } from '@opentelemetry/resources';
+import type { EndpointSettings, PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
+import type { Contract } from '../wire/negotiation.js';
+import type { JobView, RunnerView } from '../wire/payload.js';
+import type { JobLogSpans } from '../job-log/log-spans.js';
+import { configuredNames } from './job-endpoints.js';
+import { journalView, JOURNAL_RECORD_VERSION, type JournalledJob } from './journal.js';
+import type { SpanRoute } from './sampling-hold.js';
+
+export interface TrackedJob extends SpanRoute {
+  readonly view: JobView;
+  readonly runner: RunnerView;
+  readonly contract: Contract;
+  readonly traceId: string;
+  readonly jobSpanId: string;
+  readonly parentSpanId: string;
+  readonly resource: Resource;
+  readonly endpoints: readonly EndpointSettings[];
+  /** As GitLab sent them: journalled instead of the settings made from them. */
+  readonly payloadEndpoints: readonly PayloadOtelEndpoint[];
+  /** When the 201 went to the runner. */
+  readonly assignedAt: bigint;
+  /** The runner's first job update or log upload (its ack): the job has started. */
+  startedAt?: bigint;
+  canceled: boolean;
+  /** Stage spans from the job log; absent when the payload does not ask for trace sections. */
+  logSpans?: JobLogSpans;
+  /** Epoch ms after which the job is given up on. */
+  readonly deadline: number;
+}
+
+/** The job's journal record. `configured`: the proxy's configured endpoints (named in the record, not copied). */
+export function journalRecord(job: TrackedJob, configured: readonly EndpointSettings[]): JournalledJob {
+  return {
+    v: JOURNAL_RECORD_VERSION,
+    job: journalView(job.view),
+    runner: job.runner,
+    contract: job.contract,
+    traceId: job.traceId,
+    jobSpanId: job.jobSpanId,
+    parentSpanId: job.parentSpanId,
+    assignedAt: job.assignedAt.toString(),
+    ...(job.startedAt !== undefined ? { startedAt: job.startedAt.toString() } : {}),
+    canceled: job.canceled,
+    deadline: job.deadline,
+    endpoints: configuredNames(configured, job.endpoints),
+    payloadEndpoints: job.payloadEndpoints,
+    sampled: job.sampled,
+    ...(job.logSpans ? { log: job.logSpans.snapshot() } : {}),
+  };
+}
