@@ -3,10 +3,12 @@
 //
 // In fallback mode (GitLab sends no telemetry contract) the proxy parents every
 // job span to a pipeline root span whose ids anyone can derive from the
-// instance URL and the pipeline id; this command exports that root span, so the
-// whole pipeline is one trace. When GitLab does send a contract, the job's
-// TRACEPARENT carries GitLab's own trace id and the pipeline already has its
-// root on GitLab's side: exporting ours would only add an orphan trace, so we
+// instance URL and the root pipeline id; this command exports that root span,
+// so the whole pipeline is one trace. By default the trace id is GitLab's own
+// derivation (docs/runner-protocol.md#trace-ids), so when GitLab does send a
+// contract the span lands in GitLab's trace too. When the job's TRACEPARENT
+// names a different trace (instance-scoped ids, or a child pipeline that was
+// not told its root), exporting ours would only add an orphan trace, so we
 // skip. Exit 0 whenever telemetry fails: a `.post` job must not turn a
 // pipeline red because a collector is down.
 import { parseArgs } from 'node:util';
@@ -22,7 +24,8 @@ Exports the pipeline's root span (the parent of every job span in fallback mode)
   --result RESULT           ${PIPELINE_RESULTS.join(' | ')} (default success)
   --id-token-variable VAR   GitLab id_tokens variable holding the collector's bearer token
   --timeout-ms N            export bound (default ${DEFAULT_EXPORT_TIMEOUT_MS})
-Reads CI_SERVER_URL, CI_PIPELINE_ID, CI_PIPELINE_CREATED_AT and the other predefined CI variables.
+Reads CI_SERVER_URL, CI_PIPELINE_ID, CI_PIPELINE_CREATED_AT and the other predefined CI variables;
+GITLAB_OTEL_ROOT_PIPELINE_ID (a child pipeline's root) and GITLAB_OTEL_TRACE_IDS (gitlab | instance-scoped).
 `;
 
 export type PipelineSpanDecision =

@@ -1,8 +1,9 @@
 // W3C trace context as a job sees it: the `TRACEPARENT` / `TRACESTATE`
 // environment carriers (OTel spec context/env-carriers.md) that the runner
 // proxy injects into each job, and the fallback ids every party derives from
-// the pipeline when GitLab sends no telemetry contract. Pure; no I/O.
-import { pipelineRootSpanId, pipelineTraceId } from '../telemetry/pipeline-ids.js';
+// the pipeline when GitLab sends no telemetry contract (derived as the proxy
+// derives them: docs/runner-protocol.md#trace-ids). Pure; no I/O.
+import { pipelineRootSpanId, rootPipelineId, traceIdFor, TRACE_ID_SCHEMES, type TraceIdScheme } from '../telemetry/pipeline-ids.js';
 import { isValidSpanId, isValidTraceId } from '../telemetry/spans.js';
 
 export interface TraceContext {
@@ -37,12 +38,25 @@ export function fallbackOptIn(env: Env): boolean {
   return /^(1|true|yes|on)$/i.test(env.GITLAB_OTEL_TELEMETRY?.trim() ?? '');
 }
 
-/** The pipeline root span's context, derived exactly as the proxy derives it. */
+/**
+ * `GITLAB_OTEL_TRACE_IDS`: the trace id scheme, matching the proxy's
+ * `telemetry.trace_ids`; `gitlab` (the default) when unset or unknown.
+ */
+export function traceIdScheme(env: Env): TraceIdScheme {
+  const v = env.GITLAB_OTEL_TRACE_IDS?.trim().toLowerCase();
+  return TRACE_ID_SCHEMES.find((s) => s === v) ?? 'gitlab';
+}
+
+/**
+ * The pipeline root span's context, derived exactly as the proxy derives it:
+ * the root pipeline from `GITLAB_OTEL_ROOT_PIPELINE_ID` when a parent passed it
+ * down, else the job's own `CI_PIPELINE_ID`.
+ */
 export function pipelineRootContext(env: Env): TraceContext | undefined {
   const server = env.CI_SERVER_URL;
-  const pipeline = env.CI_PIPELINE_ID;
-  if (!server || !pipeline || !/^\d+$/.test(pipeline)) return undefined;
-  return { traceId: pipelineTraceId(server, pipeline), spanId: pipelineRootSpanId(server, pipeline), sampled: true };
+  const root = rootPipelineId(env);
+  if (!server || !root) return undefined;
+  return { traceId: traceIdFor(traceIdScheme(env), server, root.id), spanId: pipelineRootSpanId(server, root.id), sampled: true };
 }
 
 export type ParentSource = 'traceparent' | 'pipeline' | 'none';

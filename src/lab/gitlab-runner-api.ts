@@ -1,8 +1,9 @@
-// GitLab's side of the runner protocol, on loopback, written from
-// shared/facts/runner-protocol.md §1–3 and §5: job requests (201 with the job
-// JSON, 204 with X-GitLab-Last-Update), job updates (Job-Status, 202 "come
-// back later"), incremental trace PATCHes (Content-Range, 202/416 with Range),
-// artifact uploads and downloads. It records every exchange byte for byte so
+// GitLab's side of the runner protocol, on loopback, following the upstream
+// files named in docs/runner-protocol.md: job requests (#job-request: 201 with
+// the job JSON, 204 with X-GitLab-Last-Update, Workhorse-style long polling),
+// job updates (#job-updates: Job-Status, 202 "come back later"), incremental
+// trace PATCHes (#incremental-log: Content-Range, 202/416 with Range), artifact
+// uploads and downloads (#artifacts). It records every exchange byte for byte so
 // tests can compare both sides of the proxy. Used by the tests, the demo and
 // the benchmarks.
 import { createHash, randomBytes } from 'node:crypto';
@@ -52,6 +53,12 @@ export interface GitLabRunnerApiOptions {
   record?: boolean;
   /** `X-GitLab-Trace-Update-Interval` on PATCH answers (default 3). */
   traceUpdateInterval?: number;
+  /**
+   * The Job Router this instance advertises on GET /api/v4/runners/router/discovery
+   * (200 `{server_url}`); absent: 501, as an instance without the router answers
+   * (docs/simulators.md#job-router).
+   */
+  jobRouterServerUrl?: string;
 }
 
 const JSON_TYPE = 'application/json';
@@ -183,6 +190,7 @@ export class GitLabRunnerApiSimulator {
         ? send(res, 200, { 'Content-Type': JSON_TYPE }, '{"id":1,"token":"redacted"}')
         : send(res, 403, { 'Content-Type': JSON_TYPE }, '{"message":"403 Forbidden"}');
     }
+    if (req.method === 'GET' && pathname === '/api/v4/runners/router/discovery') return this.routerDiscovery(req, res);
     let m = /^\/api\/v4\/jobs\/(\d+)\/trace$/.exec(pathname);
     if (m && req.method === 'PATCH') return this.tracePatch(req, res, Number(m[1]), body);
     m = /^\/api\/v4\/jobs\/(\d+)\/artifacts$/.exec(pathname);
@@ -191,6 +199,15 @@ export class GitLabRunnerApiSimulator {
     m = /^\/api\/v4\/jobs\/(\d+)$/.exec(pathname);
     if (m && req.method === 'PUT') return this.jobUpdate(req, res, Number(m[1]), body);
     send(res, 404, { 'Content-Type': JSON_TYPE }, '{"error":"404 Not Found"}');
+  }
+
+  private routerDiscovery(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.headers['runner-token'] !== this.options.runnerToken) {
+      return send(res, 403, { 'Content-Type': JSON_TYPE }, '{"message":"403 Forbidden"}');
+    }
+    const serverUrl = this.options.jobRouterServerUrl;
+    if (!serverUrl) return send(res, 501, { 'Content-Type': JSON_TYPE }, '{"message":"501 Not Implemented"}');
+    send(res, 200, { 'Content-Type': JSON_TYPE }, JSON.stringify({ server_url: serverUrl }));
   }
 
   private jobRequest(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {

@@ -1,13 +1,27 @@
 // Realistic job payloads (GitLab's 201 body), shaped like Rails'
 // `API::Entities::Ci::JobRequest::Response` and the runner's `spec.Job`
-// (shared/facts/runner-protocol.md §2). Secrets are where GitLab puts them
+// (docs/simulators.md#job-payloads). Secrets are where GitLab puts them
 // (job token, repo_url, masked variables, registry credentials, dependency
 // tokens), so tests can check none of them leaks.
+//
+// The default job is what GitLab 19 sends for a job of a top-level pipeline
+// (docs/runner-protocol.md#job-telemetry): `features.tracing` with the trace id
+// derived from the root pipeline id, no `span_parent_id`, and `otel_endpoints`
+// as OTLP/HTTP URL strings.
 import { randomBytes } from 'node:crypto';
+import { gitlabTraceId } from '../telemetry/pipeline-ids.js';
 
 export type TelemetryContract =
   | { kind: 'none' }
-  | { kind: 'tracing'; traceId: string; spanParentId: string; endpoints?: unknown[] }
+  | {
+      kind: 'tracing';
+      /** Default: GitLab's derivation from the root pipeline id. */
+      traceId?: string;
+      /** Child-pipeline jobs only; undefined leaves the key out, '' and null are sent as given. */
+      spanParentId?: string | null;
+      /** Default: the payload options' `otelEndpoints`. */
+      endpoints?: unknown[];
+    }
   | { kind: 'job_telemetry'; traceId: string; parentSpanId: string }
   /** Our fallback: the job sets GITLAB_OTEL_TELEMETRY=true. */
   | { kind: 'variable' };
@@ -19,6 +33,10 @@ export interface JobPayloadOptions {
   name?: string;
   stage?: string;
   pipelineId?: number;
+  /** The root of the pipeline tree (a child pipeline's differs from its own); default `pipelineId`. */
+  rootPipelineId?: number;
+  /** The collectors GitLab names (its `ci_telemetry_otel_endpoint` setting, up to 2): OTLP/HTTP URL strings. Default none. */
+  otelEndpoints?: unknown[];
   projectId?: number;
   projectPath?: string;
   ref?: string;
@@ -48,7 +66,7 @@ export function makeJobPayload(o: JobPayloadOptions): Record<string, unknown> {
   const name = o.name ?? 'test';
   const stage = o.stage ?? 'test';
   const runnerId = o.runnerId ?? 7;
-  const contract = o.contract ?? { kind: 'none' };
+  const contract = o.contract ?? { kind: 'tracing' };
   const v = (key: string, value: string, pub = true, masked = false) => ({ key, value, public: pub, masked });
   const variables: Record<string, unknown>[] = [
     v('CI_JOB_ID', String(o.id)),
@@ -134,11 +152,10 @@ export function makeJobPayload(o: JobPayloadOptions): Record<string, unknown> {
     features,
   };
   if (contract.kind === 'tracing') {
-    features.tracing = {
-      trace_id: contract.traceId,
-      span_parent_id: contract.spanParentId,
-      otel_endpoints: contract.endpoints ?? [],
-    };
+    const tracing: Record<string, unknown> = { trace_id: contract.traceId ?? gitlabTraceId(o.rootPipelineId ?? pipelineId) };
+    if (contract.spanParentId !== undefined) tracing.span_parent_id = contract.spanParentId;
+    tracing.otel_endpoints = contract.endpoints ?? o.otelEndpoints ?? [];
+    features.tracing = tracing;
   }
   if (contract.kind === 'job_telemetry') {
     features.job_telemetry = true;

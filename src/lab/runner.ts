@@ -1,8 +1,9 @@
-// gitlab-runner's side of the protocol (shared/facts/runner-protocol.md §0–3,
-// §5): the job request long poll, the two-phase ack, incremental trace
-// PATCHes that follow the server's Range answers (202 advances, 416 moves the
+// gitlab-runner's side of the protocol, following the runner files named in
+// docs/runner-protocol.md (#one-job-on-the-wire): the job request long poll,
+// the two-phase ack (#job-updates), incremental trace PATCHes that follow the
+// server's Range answers (#incremental-log: 202 advances, 416 moves the
 // offset, a 412 on the final update restarts the upload from 0), the final
-// update repeated on 202, and a streamed chunked artifact upload. It records
+// update repeated on 202, and a streamed chunked artifact upload (#artifacts). It records
 // what it sent and received so tests can compare both sides of the proxy.
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -19,6 +20,16 @@ export interface RunnerSimulatorOptions {
   maxPatchBytes?: number;
   /** Bound on every single call. */
   callTimeoutMs?: number;
+  /** `FF_USE_JOB_ROUTER`: discover the Job Router before requesting jobs (docs/simulators.md#job-router). */
+  jobRouter?: boolean;
+}
+
+/** What Job Router discovery answered, as the runner keeps it (for an hour). */
+export interface RouterDiscovery {
+  status: number;
+  /** Set on 200: the runner then fetches jobs over gRPC from there, not through `url`. */
+  serverUrl?: string;
+  expiresAt: number;
 }
 
 export interface SentExchange {
@@ -110,6 +121,8 @@ export class RunnerSimulator {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly base: URL;
   private lastUpdate?: string;
+  /** The cached discovery answer (`FF_USE_JOB_ROUTER` only). */
+  routerDiscovery?: RouterDiscovery;
 
   constructor(private readonly options: RunnerSimulatorOptions) {
     this.base = new URL(options.url);
@@ -176,8 +189,33 @@ export class RunnerSimulator {
     });
   }
 
-  /** POST /api/v4/jobs/request; null on 204. */
+  /** GET /api/v4/runners/router/discovery, as the runner's GetRouterDiscovery sends it. */
+  async discoverJobRouter(): Promise<RouterDiscovery> {
+    const ex = await this.call('GET', '/api/v4/runners/router/discovery', {
+      Accept: 'application/json',
+      'RUNNER-TOKEN': this.options.token,
+      'X-Request-Id': randomUUID().replaceAll('-', ''),
+    });
+    let serverUrl: string | undefined;
+    if (ex.status === 200 && /^application\/json/.test(String(ex.headers['content-type']))) {
+      serverUrl = (JSON.parse(ex.rawBody.toString('utf8')) as { server_url?: string }).server_url;
+    }
+    // The runner caches the answer, router or not, for an hour (router/client.go discoveryTTL).
+    this.routerDiscovery = { status: ex.status, ...(serverUrl ? { serverUrl } : {}), expiresAt: Date.now() + 3_600_000 };
+    return this.routerDiscovery;
+  }
+
+  /**
+   * POST /api/v4/jobs/request; null on 204. With `jobRouter`, discovery comes
+   * first (cached); a router found means the runner would fetch over gRPC from
+   * it, which this simulator does not speak: null, with `routerDiscovery` set.
+   */
   async requestJob(): Promise<ReceivedJob | null> {
+    if (this.options.jobRouter) {
+      const disco =
+        this.routerDiscovery && this.routerDiscovery.expiresAt > Date.now() ? this.routerDiscovery : await this.discoverJobRouter();
+      if (disco.serverUrl) return null;
+    }
     const body = Buffer.from(
       JSON.stringify({ token: this.options.token, system_id: 's_0123456789ab', last_update: this.lastUpdate, info: this.info }),
     );

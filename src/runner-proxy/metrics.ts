@@ -38,6 +38,17 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics & JobTracke
       labelNames: ['contract', 'result'],
       registers,
     }),
+    routerDiscoveryDeclined: new Counter({
+      name: 'gitlab_otel_router_discovery_declined_total',
+      help: 'Job Router discovery calls answered 501 by the proxy, so the runner requests jobs through it (job_router: decline)',
+      registers,
+    }),
+    payloadEndpointsLeftToRunner: new Counter({
+      name: 'gitlab_otel_payload_endpoints_left_to_runner_total',
+      help: "GitLab's per-job collectors (features.tracing.otel_endpoints) the proxy left to the runner's native span, by reason",
+      labelNames: ['reason'],
+      registers,
+    }),
     negotiation: new Counter({
       name: 'gitlab_otel_negotiations_total',
       help: 'Job payloads seen, by negotiation outcome (tracing, job_telemetry, variable, none, invalid, unreadable)',

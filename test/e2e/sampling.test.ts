@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { startLab, runLabJob, type Lab, type LabJob } from '../../src/lab/lab.js';
 import type { ReceivedSpan } from '../../src/telemetry/receiver.js';
 import type { JobLogScenario } from '../../src/lab/job-log-builder.js';
-import { pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
+import { gitlabTraceId, pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
 import { TraceSampling } from '../../src/telemetry/sampling.js';
 import { metric } from '../support/export.js';
 
@@ -57,7 +57,7 @@ t.test('ratio 0: a successful fallback job exports nothing, a failed one everyth
   await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution' && x.attributes['ci.job.id'] === 5002), 10_000);
   await lab.proxy.pipeline.flush(2000);
   const spans = lab.receiver!.spans;
-  t.equal(spans.filter((s) => s.traceId === pipelineTraceId(SERVER, 501)).length, 0, 'unsampled successful job: no span at all');
+  t.equal(spans.filter((s) => s.traceId === gitlabTraceId(501)).length, 0, 'unsampled successful job: no span at all');
   assertWhole(t, spans, failed, 'unsampled failed job');
   t.match(
     ok.received.variables.TRACEPARENT,
@@ -94,6 +94,7 @@ t.test('one decision per pipeline: all jobs of a trace id are kept or all droppe
   const settings = { sampler: 'parentbased_traceidratio' as const, ratio: 0.5, maxHeldSpans: 1000, maxHeldSpansPerJob: 1000 };
   const sampler = new TraceSampling(settings);
   // Pick one pipeline the sampler keeps and one it drops (inputs, not expected results: the spans decide).
+  // The proxy samples fallback jobs on the instance-scoped id, uniform even where trace ids are small pipeline numbers.
   const kept = Array.from({ length: 200 }, (_, i) => 600 + i).find((p) => sampler.isSampled({ traceId: pipelineTraceId(SERVER, p) }))!;
   const dropped = Array.from({ length: 200 }, (_, i) => 600 + i).find((p) => !sampler.isSampled({ traceId: pipelineTraceId(SERVER, p) }))!;
   t.ok(kept && dropped, `pipelines ${kept} (kept) and ${dropped} (dropped)`);
@@ -109,7 +110,7 @@ t.test('one decision per pipeline: all jobs of a trace id are kept or all droppe
   const spans = lab.receiver!.spans;
   for (const job of keptJobs) assertWhole(t, spans, job, `job ${job.sim.id} of the kept pipeline`);
   t.same(
-    spans.filter((s) => s.name === 'job_execution' && s.traceId === pipelineTraceId(SERVER, dropped)).map((s) => s.attributes['ci.job.id']),
+    spans.filter((s) => s.name === 'job_execution' && s.traceId === gitlabTraceId(dropped)).map((s) => s.attributes['ci.job.id']),
     [5035],
     'of the dropped pipeline only the failed job',
   );
@@ -139,7 +140,7 @@ t.test('the hold is bounded: spans past it are counted as dropped, the rest of a
   const job = await fallbackJob(lab, 5051, 551, 'script-failure');
   await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'), 10_000);
   await lab.proxy.pipeline.flush(2000);
-  const mine = lab.receiver!.spans.filter((s) => s.traceId === pipelineTraceId(SERVER, 551));
+  const mine = lab.receiver!.spans.filter((s) => s.traceId === gitlabTraceId(551));
   t.equal(mine.length, 4, 'three held spans and job_execution');
   t.ok(job.log.sections.length > 3, `the job had more (${job.log.sections.length})`);
   t.equal(

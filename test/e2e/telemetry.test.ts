@@ -5,7 +5,7 @@ import http from 'node:http';
 import { status } from '@grpc/grpc-js';
 import { memoryLogger } from '../../src/log.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
-import { pipelineRootSpanId, pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
+import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-ids.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -108,7 +108,7 @@ t.test('fallback variable: pipeline-derived trace id and parent, only with paylo
   await runLabJob(lab, lab.runner(), { payload: { id: 3201, pipelineId: 777, serverUrl: server, contract: { kind: 'variable' } } });
   await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'));
   const span = lab.receiver!.spans.find((s) => s.name === 'job_execution')!;
-  t.equal(span.traceId, pipelineTraceId(server, 777));
+  t.equal(span.traceId, gitlabTraceId(777), "GitLab's trace id for the pipeline (telemetry.trace_ids: gitlab)");
   t.equal(span.parentSpanId, pipelineRootSpanId(server, 777));
   t.equal(span.attributes['ci.telemetry.contract'], 'variable');
 

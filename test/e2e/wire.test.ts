@@ -215,11 +215,6 @@ t.test('bad 201 bodies are forwarded unchanged with one clear warning', async (t
       /trace_id is .* expected 32 lowercase hex/,
     ],
     [
-      'all-zero parent',
-      JSON.stringify({ id: 14, variables: [], features: { tracing: { trace_id: TRACE, span_parent_id: '0'.repeat(16) } } }),
-      /span_parent_id is all zeros/,
-    ],
-    [
       'short seed trace id',
       JSON.stringify({
         id: 15,

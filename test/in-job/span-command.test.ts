@@ -4,7 +4,7 @@ import { OtlpReceiver } from '../../src/telemetry/receiver.js';
 import { exitCodeOf, parseAttributePairs } from '../../src/in-job/command-span.js';
 import { formatTraceparent, jobParent, parseTraceparent } from '../../src/in-job/trace-context.js';
 import { planJobExport } from '../../src/in-job/job-export.js';
-import { pipelineRootSpanId, pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
+import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-ids.js';
 import { jobEnv, loopbackCertificate, runCli } from '../support/in-job-harness.js';
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c';
@@ -59,7 +59,7 @@ t.test('parent choice: TRACEPARENT, else the fallback pipeline root, else none',
   });
   t.same(fallback, {
     source: 'pipeline',
-    context: { traceId: pipelineTraceId(CI.CI_SERVER_URL, 777), spanId: pipelineRootSpanId(CI.CI_SERVER_URL, 777), sampled: true },
+    context: { traceId: gitlabTraceId(777), spanId: pipelineRootSpanId(CI.CI_SERVER_URL, 777), sampled: true },
   });
   t.same(jobParent({ CI_SERVER_URL: CI.CI_SERVER_URL, CI_PIPELINE_ID: '777' }), { source: 'none' }, 'no opt-in, no derived parent');
 });
@@ -192,7 +192,7 @@ t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
     );
     await receiver.waitFor((spans) => spans.some((s) => s.name === 'fallback-step'));
     const span = receiver.spans.find((s) => s.name === 'fallback-step')!;
-    t.equal(span.traceId, pipelineTraceId(CI.CI_SERVER_URL, CI.CI_PIPELINE_ID));
+    t.equal(span.traceId, gitlabTraceId(CI.CI_PIPELINE_ID), "GitLab's trace id for the pipeline");
     t.equal(span.parentSpanId, pipelineRootSpanId(CI.CI_SERVER_URL, CI.CI_PIPELINE_ID));
   });
 });

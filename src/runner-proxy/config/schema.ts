@@ -24,6 +24,8 @@ import {
 } from '../../telemetry/export/settings.js';
 import { appendTracesPath, type EnvProtocol } from '../../telemetry/export/env-endpoint.js';
 import type { NativeRunnerSpan, NegotiationPolicy } from '../wire/negotiation.js';
+import { TRACE_ID_SCHEMES, type TraceIdScheme } from '../../telemetry/pipeline-ids.js';
+import { JOB_ROUTER_MODES, type JobRouterMode } from '../http/routes.js';
 import { parseHostPattern, type EgressPolicy, type HostPattern } from '../../telemetry/export/egress-policy.js';
 import { checkPlaintextCredentials } from '../../telemetry/auth/plaintext.js';
 import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from '../http/server.js';
@@ -47,10 +49,14 @@ export interface ProxyConfig {
   adminTokenFile?: string;
   /** What clients of the runner-facing listener may take (docs/security.md#client-limits). */
   limits: ClientLimits;
+  /** Job Router discovery: `decline` (answer 501 so jobs come through the proxy) or `pass` (docs/runner-protocol.md#job-router). */
+  jobRouter: JobRouterMode;
   telemetry: {
     negotiation: NegotiationPolicy;
     nativeRunnerSpan: NativeRunnerSpan;
     usePayloadEndpoints: boolean;
+    /** Trace ids of fallback-enabled jobs (docs/runner-protocol.md#trace-ids). */
+    traceIds: TraceIdScheme;
     /** Where payload endpoints may point the proxy (docs/security.md#payload-endpoints). */
     payloadEndpoints: EgressPolicy;
     /** Where payload endpoints with `http_bearer_gcp_oidc` auth get their ID token (the GCE metadata server). */
@@ -222,6 +228,7 @@ const TOP_KEYS = [
   'admin',
   'admin_token_file',
   'limits',
+  'job_router',
   'telemetry',
   'endpoints',
   'spool',
@@ -456,6 +463,7 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       'negotiation',
       'native_runner_span',
       'use_payload_endpoints',
+      'trace_ids',
       'payload_endpoints',
       'gcp_metadata_url',
       'service_name',
@@ -540,10 +548,13 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       maxBufferedBytes: r.size('limits.max_buffered_bytes', lim.max_buffered_bytes) ?? DEFAULT_CLIENT_LIMITS.maxBufferedBytes,
       idleTimeoutMs: r.duration('limits.idle_timeout', lim.idle_timeout) ?? DEFAULT_CLIENT_LIMITS.idleTimeoutMs,
     },
+    jobRouter: r.oneOf('job_router', root.job_router, JOB_ROUTER_MODES) ?? 'decline',
     telemetry: {
       negotiation: r.oneOf('telemetry.negotiation', tel.negotiation, ['payload', 'payload-or-variable'] as const) ?? 'payload',
       nativeRunnerSpan: r.oneOf('telemetry.native_runner_span', tel.native_runner_span, ['replace', 'keep'] as const) ?? 'replace',
-      usePayloadEndpoints: r.bool('telemetry.use_payload_endpoints', tel.use_payload_endpoints) ?? false,
+      // Every collector GitLab names gets the job's spans (docs/runner-protocol.md#job-telemetry).
+      usePayloadEndpoints: r.bool('telemetry.use_payload_endpoints', tel.use_payload_endpoints) ?? true,
+      traceIds: r.oneOf('telemetry.trace_ids', tel.trace_ids, TRACE_ID_SCHEMES) ?? 'gitlab',
       payloadEndpoints: {
         ...(pe.allowed_hosts !== undefined
           ? { allowedHosts: readHostPatterns(r, 'telemetry.payload_endpoints.allowed_hosts', pe.allowed_hosts) }

@@ -2,9 +2,21 @@
 // contract between the forwarding path and the telemetry side. Everything not
 // named here is forwarded without being looked at.
 
-export type Route = 'job_request' | 'job_update' | 'trace_patch' | 'artifacts' | 'runners' | 'other';
+export type Route = 'job_request' | 'job_update' | 'trace_patch' | 'artifacts' | 'router_discovery' | 'runners' | 'other';
 
-export const ROUTES: readonly Route[] = ['job_request', 'job_update', 'trace_patch', 'artifacts', 'runners', 'other'];
+export const ROUTES: readonly Route[] = ['job_request', 'job_update', 'trace_patch', 'artifacts', 'router_discovery', 'runners', 'other'];
+
+/**
+ * What the proxy does with the runner's Job Router discovery call
+ * (docs/runner-protocol.md#job-router). A runner with `FF_USE_JOB_ROUTER`
+ * fetches jobs over gRPC from KAS once discovery succeeds, and those payloads
+ * never cross the proxy:
+ *   - `decline` (default): the proxy answers 501 itself; the runner then falls
+ *     back to POST /api/v4/jobs/request through the proxy;
+ *   - `pass`: discovery goes to GitLab; router-fetched jobs bypass telemetry.
+ */
+export type JobRouterMode = 'decline' | 'pass';
+export const JOB_ROUTER_MODES: readonly JobRouterMode[] = ['decline', 'pass'];
 
 const JOB_PATH = /\/api\/v4\/jobs\/(\d+)(\/trace|\/artifacts)?$/;
 
@@ -19,6 +31,7 @@ export function classify(method: string | undefined, pathname: string): { route:
     if (m[2] === '/artifacts') return { route: 'artifacts', jobId };
     return { route: method === 'PUT' ? 'job_update' : 'other', jobId };
   }
+  if (pathname.endsWith('/api/v4/runners/router/discovery')) return { route: method === 'GET' ? 'router_discovery' : 'runners' };
   if (pathname.includes('/api/v4/runners')) return { route: 'runners' };
   return { route: 'other' };
 }

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../log.js';
 import { nowNanos } from '../../telemetry/spans.js';
-import { TEE_LIMITS, classify, type ExchangeObserver, type Route } from './routes.js';
+import { TEE_LIMITS, classify, type ExchangeObserver, type JobRouterMode, type Route } from './routes.js';
 
 export interface UpstreamOptions {
   url: URL;
@@ -30,6 +30,8 @@ export interface ProxyMetrics {
   upstreamErrors: Counter<'route' | 'kind'>;
   /** A client limit was hit (docs/security.md#client-limits). */
   limitHits?: Counter<'limit'>;
+  /** Job Router discovery calls the proxy answered 501 itself (docs/runner-protocol.md#job-router). */
+  routerDiscoveryDeclined?: Counter;
 }
 
 /**
@@ -66,6 +68,8 @@ export interface RunnerProxyOptions {
   /** Largest 201 job payload that is read for telemetry, after decoding; larger ones go through untouched. */
   maxPayloadBytes: number;
   limits?: Partial<ClientLimits>;
+  /** Job Router discovery; default `decline`. */
+  jobRouter?: JobRouterMode;
   metrics?: ProxyMetrics;
   log: Logger;
 }
@@ -348,6 +352,10 @@ export class RunnerProxy {
     const headers = endToEnd(req.rawHeaders, REQUEST_SKIP);
     headers.push('Host', this.hostHeader, 'X-Forwarded-For', priorXff ? `${priorXff}, ${clientIp}` : clientIp);
 
+    if (route === 'router_discovery' && (this.options.jobRouter ?? 'decline') === 'decline') {
+      this.declineRouterDiscovery(req, res);
+      return;
+    }
     const observer = this.options.observer;
     if (observer && route === 'job_request') {
       this.holdJobRequest(exchange, headers, observer);
@@ -361,6 +369,20 @@ export class RunnerProxy {
       res.once('close', () => setImmediate(() => tap.release()));
     }
     req.pipe(upstreamReq);
+  }
+
+  /**
+   * Answers the runner's Job Router discovery with 501, as GitLab does where the
+   * router is not enabled: the runner logs it, remembers "no router" for an hour
+   * and requests jobs over HTTP through this proxy (docs/runner-protocol.md#job-router).
+   */
+  private declineRouterDiscovery(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.resume();
+    this.options.metrics?.routerDiscoveryDeclined?.inc();
+    this.options.log('info', 'Job Router discovery answered 501 so jobs are requested through the proxy (job_router: decline)');
+    const body = JSON.stringify({ message: '501 Not Implemented: Job Router discovery declined by gitlab-otel' });
+    res.writeHead(501, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   }
 
   /** Opens the upstream request and wires its response back to the runner. */

@@ -22,7 +22,8 @@ export interface JobSpanInput {
   contract: Contract;
   traceId: string;
   spanId: string;
-  parentSpanId: string;
+  /** undefined: the job span is a root span (a top-level pipeline job; docs/runner-protocol.md#job-telemetry). */
+  parentSpanId?: string;
   startTimeUnixNano: bigint;
   endTimeUnixNano: bigint;
   outcome: JobOutcome;
@@ -105,8 +106,7 @@ export function buildJobSpan(input: JobSpanInput): SpanRecord {
   return {
     traceId: input.traceId,
     spanId: input.spanId,
-    parentSpanId: input.parentSpanId,
-    parentIsRemote: true,
+    ...(input.parentSpanId !== undefined ? { parentSpanId: input.parentSpanId, parentIsRemote: true } : {}),
     name: 'job_execution',
     kind: SpanKind.INTERNAL,
     startTimeUnixNano: input.startTimeUnixNano,

@@ -114,6 +114,20 @@ export function objectMembers(text: string, start: number): Map<string, MemberSp
   }
 }
 
+/** The elements of the array whose `[` is at `start`, in order. */
+export function arrayElements(text: string, start: number): TextSpan[] {
+  const out: TextSpan[] = [];
+  let i = skipWs(text, start + 1);
+  if (text[i] === ']') return out;
+  for (;;) {
+    const end = skipValue(text, i);
+    out.push({ start: i, end });
+    i = skipWs(text, end);
+    if (text[i] === ']') return out;
+    i = skipWs(text, i + 1);
+  }
+}
+
 /** Finds the value at `path` (object keys only); undefined when the path does not exist or crosses a non-object. */
 export function locate(text: string, path: readonly string[]): MemberSpan | undefined {
   let objStart = rootStart(text);

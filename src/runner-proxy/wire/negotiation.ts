@@ -1,24 +1,64 @@
-// Whether a job gets telemetry, and with which trace context. Pure: a JobView
-// and the proxy's policy in, a decision out. Two generations of GitLab's
-// contract exist (runner-protocol facts §2.8), plus our own fallback for
-// GitLab versions that send neither.
-import { pipelineRootSpanId, pipelineTraceId } from '../../telemetry/pipeline-ids.js';
+// Whether a job gets telemetry, with which trace context, which of GitLab's
+// collectors the proxy serves, and what is left of `features.tracing` for the
+// runner. Pure: a JobView and the proxy's policy in, a decision out.
+// docs/runner-protocol.md#job-telemetry is the contract this follows:
+//   - `features.tracing` (GitLab ≥ 19): the job span goes into `trace_id`,
+//     under `span_parent_id` for a child-pipeline job and as a root span for
+//     a top-level one (GitLab sends no parent there; absent, null and "" are
+//     the same). An invalid `trace_id` switches telemetry off.
+//   - every collector GitLab names gets the job's spans: from the proxy where
+//     it can serve it (ours replace the runner's native span there), from the
+//     runner otherwise (its `features.tracing` then keeps just those);
+//   - the seed contract (`features.job_telemetry` + `trace_context`);
+//   - our fallback variable, with trace ids from pipeline-ids.ts.
+import { endpointFromPayload, type PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
+import { pipelineRootSpanId, instanceScopedTraceId, rootPipelineId, traceIdFor, type TraceIdScheme } from '../../telemetry/pipeline-ids.js';
 import { isValidSpanId, isValidTraceId } from '../../telemetry/spans.js';
-import type { PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
-import type { JobView } from './payload.js';
+import type { JobView, TracingFeature } from './payload.js';
 
 export type NegotiationPolicy = 'payload' | 'payload-or-variable';
 export type NativeRunnerSpan = 'replace' | 'keep';
 
+/** Why a payload endpoint was left to the runner (the `reason` label of the metric). */
+export type LeftToRunnerReason = 'unsupported_scheme' | 'unsupported_auth' | 'invalid_url' | 'refused' | 'not_served_by_config';
+
+/** Whether the proxy can export to a payload endpoint; a reason when it cannot. */
+export type ServesEndpoint = (endpoint: PayloadOtelEndpoint) => LeftToRunnerReason | undefined;
+
 export interface NegotiationOptions {
   policy: NegotiationPolicy;
+  /** `keep`: the runner keeps `features.tracing` whole and exports its own span; ours go to configured endpoints only. */
   nativeRunnerSpan: NativeRunnerSpan;
+  /** false: the proxy serves none of GitLab's endpoints, so the runner keeps them all. */
   usePayloadEndpoints: boolean;
   /** The GitLab instance as the proxy knows it, when the job lacks CI_SERVER_URL. */
   upstreamUrl: string;
+  /** Trace ids of fallback-enabled jobs; default `gitlab`. */
+  traceIds?: TraceIdScheme;
+  /** Default: whatever export settings can be made from the entry (endpointFromPayload). */
+  servesEndpoint?: ServesEndpoint;
 }
 
 export type Contract = 'tracing' | 'job_telemetry' | 'variable';
+
+/** What the runner receives of `features.tracing`. */
+export type RunnerTracing =
+  /** GitLab's bytes, untouched. */
+  | { readonly action: 'keep' }
+  /** Removed: the proxy serves every endpoint, and the runner exports nothing. */
+  | { readonly action: 'remove' }
+  /**
+   * `otel_endpoints` replaced by these entries of GitLab's array (by index):
+   * the ones the proxy does not serve, objects kept byte for byte and strings
+   * written as `{"url": …}` so the runner's decoder accepts them.
+   */
+  | { readonly action: 'narrow'; readonly keep: readonly number[] };
+
+export interface EndpointLeftToRunner {
+  /** `scheme://host:port` only: never a path, query or user info. */
+  readonly where: string;
+  readonly reason: LeftToRunnerReason;
+}
 
 export type Negotiation =
   | { enabled: false; warning?: string }
@@ -26,15 +66,41 @@ export type Negotiation =
       enabled: true;
       contract: Contract;
       traceId: string;
-      parentSpanId: string;
-      /** Remove `features.tracing` from what the runner receives (so only our job span exists). */
-      removeNativeTracing: boolean;
-      /** As GitLab sent them (strings normalised to objects); turned into export settings by endpointFromPayload. */
+      /** The job span's parent; undefined: the job span is a root span of the trace. */
+      parentSpanId?: string;
+      runnerTracing: RunnerTracing;
+      /** GitLab's endpoints the proxy serves (strings normalised to objects); made into export settings by endpointFromPayload. */
       payloadEndpoints: PayloadOtelEndpoint[];
+      /** GitLab's endpoints the runner keeps: log one line and count each. */
+      leftToRunner: EndpointLeftToRunner[];
+      /** The id fallback sampling decides on (uniform even when the trace id is a small pipeline number). */
+      samplingKey: string;
       warnings: string[];
     };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const REASONS: Record<string, LeftToRunnerReason> = {
+  UNSUPPORTED_ENDPOINT_SCHEME: 'unsupported_scheme',
+  UNSUPPORTED_AUTH_TYPE: 'unsupported_auth',
+  INVALID_ENDPOINT_URL: 'invalid_url',
+};
+
+/** The default ServesEndpoint: the export side can build settings for it. */
+export const servesWithExportSettings: ServesEndpoint = (endpoint) => {
+  const made = endpointFromPayload(endpoint);
+  return made.ok ? undefined : (REASONS[made.error.code] ?? 'refused');
+};
+
+/** `scheme://host:port` of a payload URL, for logs. */
+export function endpointWhere(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
 
 function describeId(v: unknown): string {
   if (v === undefined) return 'missing';
@@ -53,41 +119,54 @@ function checkIds(traceId: unknown, parentId: unknown, names: [string, string]):
   return { traceId, parentSpanId: parentId };
 }
 
-/** Normalises `otel_endpoints` to objects; scheme and auth are checked when export settings are made from them. */
-export function readPayloadEndpoints(raw: unknown, warnings: string[]): PayloadOtelEndpoint[] {
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) {
-    warnings.push('features.tracing.otel_endpoints is not an array; ignored');
-    return [];
+/** Splits GitLab's endpoints between the proxy and the runner. */
+export function splitEndpoints(
+  tracing: TracingFeature,
+  options: Pick<NegotiationOptions, 'nativeRunnerSpan' | 'usePayloadEndpoints' | 'servesEndpoint'>,
+): { served: PayloadOtelEndpoint[]; leftToRunner: EndpointLeftToRunner[]; runnerTracing: RunnerTracing } {
+  const serves = options.servesEndpoint ?? servesWithExportSettings;
+  if (options.nativeRunnerSpan === 'keep') {
+    // The runner exports its own job_execution to all of them; ours would be a second job span there.
+    const runnerTracing: RunnerTracing = tracing.stringEndpoints
+      ? { action: 'narrow', keep: tracing.endpoints.map((e) => e.index) }
+      : { action: 'keep' };
+    return { served: [], leftToRunner: [], runnerTracing };
   }
-  const out: PayloadOtelEndpoint[] = [];
-  raw.forEach((entry: unknown, i) => {
-    if (typeof entry === 'string') out.push({ url: entry });
-    else if (isObject(entry) && typeof entry.url === 'string') out.push(entry as unknown as PayloadOtelEndpoint);
-    else warnings.push(`features.tracing.otel_endpoints[${i}] has no url; ignored`);
-  });
-  return out;
+  const served: PayloadOtelEndpoint[] = [];
+  const leftToRunner: EndpointLeftToRunner[] = [];
+  const keep: number[] = [];
+  for (const { index, endpoint } of tracing.endpoints) {
+    const reason = options.usePayloadEndpoints ? serves(endpoint) : 'not_served_by_config';
+    if (reason === undefined) served.push(endpoint);
+    else {
+      keep.push(index);
+      leftToRunner.push({ where: endpointWhere(endpoint.url), reason });
+    }
+  }
+  let runnerTracing: RunnerTracing;
+  if (keep.length === 0) runnerTracing = { action: 'remove' };
+  else if (keep.length === tracing.endpoints.length && !tracing.stringEndpoints && tracing.endpointProblems.length === 0) {
+    runnerTracing = { action: 'keep' };
+  } else runnerTracing = { action: 'narrow', keep };
+  return { served, leftToRunner, runnerTracing };
 }
 
 export function negotiate(job: JobView, options: NegotiationOptions): Negotiation {
-  if (job.tracing !== undefined && job.tracing !== null) {
-    if (!isObject(job.tracing)) return { enabled: false, warning: 'features.tracing is not an object' };
-    const ids = checkIds(job.tracing.trace_id, job.tracing.span_parent_id, [
-      'features.tracing.trace_id',
-      'features.tracing.span_parent_id',
-    ]);
-    if (typeof ids === 'string') return { enabled: false, warning: ids };
-    const warnings: string[] = [];
-    const keepNative = options.nativeRunnerSpan === 'keep';
-    // With `keep`, the runner exports its own job_execution to the payload's
-    // endpoints; sending ours there too would put two job spans in one backend.
-    const payloadEndpoints = options.usePayloadEndpoints && !keepNative ? readPayloadEndpoints(job.tracing.otel_endpoints, warnings) : [];
+  if (job.tracing !== undefined) {
+    if (!job.tracing.ok) return { enabled: false, warning: job.tracing.problem };
+    const tracing = job.tracing.value;
+    const warnings = [...tracing.endpointProblems];
+    if (tracing.spanParentProblem) warnings.push(`${tracing.spanParentProblem}; the job span is a root span of the trace`);
+    const split = splitEndpoints(tracing, options);
     return {
       enabled: true,
       contract: 'tracing',
-      ...ids,
-      removeNativeTracing: !keepNative,
-      payloadEndpoints,
+      traceId: tracing.traceId,
+      ...(tracing.spanParentId !== undefined ? { parentSpanId: tracing.spanParentId } : {}),
+      runnerTracing: split.runnerTracing,
+      payloadEndpoints: split.served,
+      leftToRunner: split.leftToRunner,
+      samplingKey: tracing.traceId,
       warnings,
     };
   }
@@ -95,21 +174,33 @@ export function negotiate(job: JobView, options: NegotiationOptions): Negotiatio
     const tc = isObject(job.traceContext) ? job.traceContext : {};
     const ids = checkIds(tc.trace_id, tc.parent_span_id, ['trace_context.trace_id', 'trace_context.parent_span_id']);
     if (typeof ids === 'string') return { enabled: false, warning: ids };
-    return { enabled: true, contract: 'job_telemetry', ...ids, removeNativeTracing: false, payloadEndpoints: [], warnings: [] };
+    return {
+      enabled: true,
+      contract: 'job_telemetry',
+      ...ids,
+      runnerTracing: { action: 'keep' },
+      payloadEndpoints: [],
+      leftToRunner: [],
+      samplingKey: ids.traceId,
+      warnings: [],
+    };
   }
   if (options.policy === 'payload-or-variable' && job.ci.GITLAB_OTEL_TELEMETRY === 'true') {
-    const pipelineId = job.ci.CI_PIPELINE_ID ?? (job.pipelineId !== undefined ? String(job.pipelineId) : undefined);
-    if (!pipelineId || !/^\d+$/.test(pipelineId)) {
-      return { enabled: false, warning: 'GITLAB_OTEL_TELEMETRY=true but the job has no CI_PIPELINE_ID' };
-    }
+    const root = rootPipelineId({
+      GITLAB_OTEL_ROOT_PIPELINE_ID: job.ci.GITLAB_OTEL_ROOT_PIPELINE_ID,
+      CI_PIPELINE_ID: job.ci.CI_PIPELINE_ID ?? (job.pipelineId !== undefined ? String(job.pipelineId) : undefined),
+    });
+    if (!root) return { enabled: false, warning: 'GITLAB_OTEL_TELEMETRY=true but the job has no CI_PIPELINE_ID' };
     const instance = job.ci.CI_SERVER_URL ?? options.upstreamUrl;
     return {
       enabled: true,
       contract: 'variable',
-      traceId: pipelineTraceId(instance, pipelineId),
-      parentSpanId: pipelineRootSpanId(instance, pipelineId),
-      removeNativeTracing: false,
+      traceId: traceIdFor(options.traceIds ?? 'gitlab', instance, root.id),
+      parentSpanId: pipelineRootSpanId(instance, root.id),
+      runnerTracing: { action: 'keep' },
       payloadEndpoints: [],
+      leftToRunner: [],
+      samplingKey: instanceScopedTraceId(instance, root.id),
       warnings: [],
     };
   }

@@ -143,6 +143,8 @@ export const CI_VARIABLES = [
   'CI_COMMIT_SHA',
   'CI_DEFAULT_BRANCH',
   'GITLAB_OTEL_TELEMETRY',
+  /** Passed down by a parent pipeline so fallback trace ids join GitLab's (docs/runner-protocol.md#trace-ids). */
+  'GITLAB_OTEL_ROOT_PIPELINE_ID',
 ] as const;
 export type CiVariable = (typeof CI_VARIABLES)[number];
 const CI_VARIABLE_SET = new Set<string>(CI_VARIABLES);

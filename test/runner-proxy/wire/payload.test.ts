@@ -7,19 +7,11 @@ const appendElement = (text: string, element: string): string =>
   applyEdits(text, [append(text, { start: text.indexOf('['), end: text.lastIndexOf(']') + 1 }, element)]);
 import { advertiseJobTelemetry, editJobPayload } from '../../../src/runner-proxy/wire/payload-edits.js';
 import { readJobPayload, readJobUpdate, readRunnerInfo, type JobView } from '../../../src/runner-proxy/wire/payload.js';
-import { negotiate, type NegotiationOptions } from '../../../src/runner-proxy/wire/negotiation.js';
 import { buildJobSpan, taskRunResult } from '../../../src/runner-proxy/job/job-span.js';
 import { makeJobPayload } from '../../../src/lab/job-payload.js';
-import { pipelineRootSpanId, pipelineTraceId } from '../../../src/telemetry/pipeline-ids.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
-const OPTS: NegotiationOptions = {
-  policy: 'payload',
-  nativeRunnerSpan: 'replace',
-  usePayloadEndpoints: false,
-  upstreamUrl: 'https://gitlab.example.com',
-};
 
 function view(json: unknown): JobView {
   const r = readJobPayload(json);
@@ -71,14 +63,18 @@ t.test('editJobPayload keeps the exact runner schema', async (t) => {
   const payload = makeJobPayload({ id: 5, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } });
   const text = JSON.stringify(payload);
   const edited = editJobPayload(text, {
-    removeNativeTracing: true,
+    tracing: { action: 'remove' },
     variables: [{ key: 'TRACEPARENT', value: `00-${TRACE}-${PARENT}-01` }],
   })!;
   const out = JSON.parse(edited);
   t.notOk('tracing' in out.features);
   t.same(out.variables.at(-1), { key: 'TRACEPARENT', value: `00-${TRACE}-${PARENT}-01`, public: true, masked: false });
-  t.equal(editJobPayload(text, { removeNativeTracing: false, variables: [] }), undefined, 'no edits: undefined');
-  t.equal(editJobPayload('{"id":1}', { removeNativeTracing: true, variables: [{ key: 'K', value: 'v' }] }), undefined, 'nothing to edit');
+  t.equal(editJobPayload(text, { tracing: { action: 'keep' }, variables: [] }), undefined, 'no edits: undefined');
+  t.equal(
+    editJobPayload('{"id":1}', { tracing: { action: 'remove' }, variables: [{ key: 'K', value: 'v' }] }),
+    undefined,
+    'nothing to edit',
+  );
 });
 
 t.test('readJobPayload keeps metadata only', async (t) => {
@@ -114,54 +110,6 @@ t.test('readJobPayload keeps metadata only', async (t) => {
     architecture: undefined,
     shell: undefined,
   });
-});
-
-t.test('negotiation: both contract generations, the fallback, and invalid ids', async (t) => {
-  const tracing = (tr: unknown) => view({ id: 1, variables: [], features: { tracing: tr } });
-  t.match(negotiate(tracing({ trace_id: TRACE, span_parent_id: PARENT }), OPTS), {
-    enabled: true,
-    contract: 'tracing',
-    traceId: TRACE,
-    parentSpanId: PARENT,
-    removeNativeTracing: true,
-  });
-  t.match(negotiate(tracing({ trace_id: TRACE, span_parent_id: PARENT }), { ...OPTS, nativeRunnerSpan: 'keep' }), {
-    removeNativeTracing: false,
-  });
-  for (const [bad, why] of [
-    [{ trace_id: TRACE.toUpperCase(), span_parent_id: PARENT }, /trace_id/],
-    [{ trace_id: TRACE.slice(1), span_parent_id: PARENT }, /trace_id/],
-    [{ trace_id: '0'.repeat(32), span_parent_id: PARENT }, /all zeros/],
-    [{ trace_id: TRACE }, /span_parent_id is missing/],
-    [{ trace_id: TRACE, span_parent_id: 12 }, /span_parent_id is a number/],
-  ] as const) {
-    t.match(negotiate(tracing(bad), OPTS), { enabled: false, warning: why });
-  }
-  const endpoints = negotiate(
-    tracing({ trace_id: TRACE, span_parent_id: PARENT, otel_endpoints: ['grpc://a:4317', { url: 'grpcs://b' }, { nope: 1 }] }),
-    { ...OPTS, usePayloadEndpoints: true },
-  );
-  t.match(endpoints, {
-    enabled: true,
-    payloadEndpoints: [{ url: 'grpc://a:4317' }, { url: 'grpcs://b' }],
-    warnings: [/otel_endpoints\[2\]/],
-  });
-  const seed = view({
-    id: 1,
-    variables: [],
-    features: { job_telemetry: true },
-    trace_context: { trace_id: TRACE, parent_span_id: PARENT },
-  });
-  t.match(negotiate(seed, OPTS), { enabled: true, contract: 'job_telemetry', removeNativeTracing: false });
-  const fallback = view(makeJobPayload({ id: 3, pipelineId: 55, contract: { kind: 'variable' } }));
-  t.same(negotiate(fallback, OPTS), { enabled: false }, 'policy payload: the variable is ignored silently');
-  t.match(negotiate(fallback, { ...OPTS, policy: 'payload-or-variable' }), {
-    enabled: true,
-    contract: 'variable',
-    traceId: pipelineTraceId('https://gitlab.example.com', 55),
-    parentSpanId: pipelineRootSpanId('https://gitlab.example.com', 55),
-  });
-  t.same(negotiate(view({ id: 9, variables: [] }), OPTS), { enabled: false });
 });
 
 t.test('job span: attributes in both vocabularies, status from the outcome', async (t) => {
