@@ -225,6 +225,11 @@ t.test('onboard: the job script hands the CLI the inputs and the token from the 
   t.match(readFileSync(join(work, 'argv2'), 'utf8'), /--project\n99\n/, 'the manual job onboards the current project');
 
   const defaults = resolveExtends(render(byName('onboard'), { include_subgroups: true, target: 'group:g' }).config, 'gitlab-otel-onboard');
+  // GitLab adds a job only when one of its rules matches; the default's one rule matches scheduled pipelines only, so an
+  // include with default inputs adds nothing to push or merge-request pipelines (where, without a token, the job's exit 2
+  // would fail them: it is not allow_failure).
+  t.same(defaults.rules, [{ if: '$CI_PIPELINE_SOURCE == "schedule"' }], 'default rules: scheduled pipelines only');
+  t.notOk('allow_failure' in defaults, 'so the default need not hide failures with allow_failure');
   const denv = jobVariables(defaults, { GITLAB_TOKEN: 't', ARGV_OUT: join(work, 'argv3'), TOKEN_OUT: join(work, 'token3') });
   await runProcess('sh', ['-e', '-c', scriptOf(defaults)], jobEnv({ ...denv, PATH: `${bin}:${process.env.PATH}` }), 30_000, work);
   t.match(readFileSync(join(work, 'argv3'), 'utf8'), /--group\ng\n--include-subgroups\n/);
