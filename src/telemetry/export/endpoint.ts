@@ -11,7 +11,7 @@ import { toReadableSpan, type SpanRecord } from '../spans.js';
 import { EndpointConfigError } from '../auth/channel.js';
 import type { TokenSource } from '../auth/token.js';
 import { endpointKey, type EndpointSettings } from './settings.js';
-import type { DropReason, ExportMetrics } from './export-metrics.js';
+import { countDropped, type DropReason, type ExportMetrics } from './export-metrics.js';
 import { createTransport, serializeSpans, type ExportFailure, type OtlpTransport } from './otlp-client.js';
 import { decideFailure } from './retry-policy.js';
 import { estimateSpanBytes, SpanQueue, type QueueItem } from './span-queue.js';
@@ -277,7 +277,7 @@ export class EndpointExporter {
   }
 
   private drop(reason: DropReason, n: number): void {
-    if (n > 0) this.deps.metrics.dropped.inc({ ...this.labels, reason }, n);
+    countDropped(this.deps.metrics.dropped, this.name, reason, n);
   }
 
   private settle(batch: readonly QueueItem[]): void {
