@@ -123,7 +123,13 @@ t.test('Helm values: the proxy as a sidecar of the runner manager, config and sp
   const cm = parse(read('kubernetes-configmap.yaml'));
   t.equal(cm.metadata.name, (v.volumes as any[]).find((x) => x.configMap)?.configMap.name);
   const proxy = parse(cm.data['gitlab-otel.yml']);
-  t.equal(proxy.listen, '0.0.0.0:8080', 'the sidecar listens on the pod IP');
+  t.equal(proxy.listen, undefined, 'listen comes from the arguments');
+  t.same(
+    sidecar.args.slice(3),
+    ['--listen', '$(POD_IP):8080', '--admin-listen', '$(POD_IP):9464'],
+    'both listeners on the pod IP only (docs/security.md#deployment)',
+  );
+  t.same(sidecar.env.find((e: any) => e.name === 'POD_IP')?.valueFrom, { fieldRef: { fieldPath: 'status.podIP' } });
   const svc = parse(read('kubernetes-service.yaml'));
   t.equal(`http://${svc.metadata.name}.${svc.metadata.namespace}.svc:${svc.spec.ports[0].port}/`, v.gitlabUrl, 'gitlabUrl is the Service');
   t.equal(svc.spec.ports[0].targetPort, sidecar.ports.find((p: any) => p.containerPort === 8080).name);

@@ -13,7 +13,8 @@ t.test('Dockerfile: official Node LTS >= 22, production install via install.sh, 
   const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]!);
   t.ok(froms.length > 0);
   for (const image of froms) {
-    const m = /^node:(\d+)[-.\w]*$/.exec(image);
+    // Pinned by digest (docs/security.md#deployment).
+    const m = /^node:(\d+)[-.\w]*@sha256:[0-9a-f]{64}$/.exec(image);
     t.ok(m && Number(m[1]) >= 22 && Number(m[1]) % 2 === 0, `${image} is an official even-numbered (LTS) Node image >= 22`);
   }
   t.match(dockerfile, /RUN sh \/tmp\/component\/install\.sh \/tmp\/pkg \/opt\/gitlab-otel \/usr\/local\/bin/);
