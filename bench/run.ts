@@ -1,15 +1,23 @@
 // `npm run bench`: every benchmark of the suite in one run, one table of
-// figures with their baselines, ratios and targets, and bench/results.json
-// with the numbers and the machine they were measured on.
-//   npm run bench               the full suite (about ten minutes on 2 cores)
+// figures with their baselines, ratios and targets (misses included), the
+// method each module used, and a results file with the machine it ran on.
+//   npm run bench               the full suite (under ten minutes on 2 cores)
 //   npm run bench -- --quick    a smoke run with small sizes
 //   npm run bench -- proxy      only the named module(s)
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// A full run of every module writes bench/results/<ISO date>-<short sha>.json,
+// refreshes bench/results.json (the latest full run) and the README's table.
+// A quick run writes bench/results.quick.json only; a run of some modules
+// refreshes their figures in bench/results.json and nothing else.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import type { BenchFigure, BenchModule } from './types.js';
+import { renderReadmeTable, replaceReadmeTable, type BenchResults } from './readme-table.js';
 
 const MODULES: Record<string, () => Promise<{ default: BenchModule }>> = {
   proxy: () => import('./proxy.js'),
+  'payload-edits': () => import('./payload-edits.js'),
   'log-parser': () => import('./log-parser.js'),
   export: () => import('./export.js'),
   onboarding: () => import('./onboarding.js'),
@@ -56,20 +64,48 @@ function table(figures: BenchFigure[]): string {
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
+function gitSha(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'nogit';
+  }
+}
+
 const started = Date.now();
+const cpus = os.cpus();
+const machine: Record<string, string | number> = {
+  cpu: cpus[0]?.model ?? 'unknown',
+  cores: cpus.length,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${process.platform}/${process.arch}`,
+  kernel: os.release(),
+};
 const figures: (BenchFigure & { module: string })[] = [];
+const method: { module: string; line: string }[] = [];
 const failures: { module: string; error: string }[] = [];
 for (const name of only.length > 0 ? only : Object.keys(MODULES)) {
   process.stderr.write(`bench: ${name}${quick ? ' (quick)' : ''}\n`);
   const t0 = Date.now();
   try {
     const mod = await MODULES[name]!();
-    figures.push(...(await mod.default({ quick, log })).map((f) => ({ ...f, module: name })));
+    const got = await mod.default({
+      quick,
+      log,
+      method: (line) => method.push({ module: name, line }),
+      machine: (key, value) => {
+        machine[key] = value;
+      },
+    });
+    figures.push(...got.map((f) => ({ ...f, module: name })));
   } catch (err) {
     failures.push({ module: name, error: String((err as Error).stack ?? err) });
     process.stderr.write(`bench: ${name} failed: ${String(err)}\n`);
   }
-  process.stderr.write(`bench: ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  const took = (Date.now() - t0) / 1000;
+  method.push({ module: name, line: `module took ${took.toFixed(0)} s` });
+  process.stderr.write(`bench: ${name} took ${took.toFixed(1)} s\n`);
 }
 
 process.stdout.write(`\n${table(figures)}\n\n`);
@@ -77,35 +113,59 @@ const notes = figures.filter((f) => f.note);
 if (notes.length > 0) {
   process.stdout.write(`notes:\n${notes.map((f) => `  ${f.suite} / ${f.name}: ${f.note}`).join('\n')}\n\n`);
 }
+if (method.length > 0) process.stdout.write(`method:\n${method.map((m) => `  ${m.module}: ${m.line}`).join('\n')}\n\n`);
 const missed = figures.filter((f) => f.met === false);
+const durationSeconds = Math.round((Date.now() - started) / 1000);
 process.stdout.write(
-  `${figures.length} figures, ${figures.filter((f) => f.met).length} targets met, ${missed.length} missed, ${failures.length} module(s) failed, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  `${figures.length} figures, ${figures.filter((f) => f.met).length} targets met, ${missed.length} missed, ${failures.length} module(s) failed, ${durationSeconds} s` +
+    `${quick ? ' (quick: not comparable with full runs)' : ''}\n`,
 );
 
-const cpus = os.cpus();
-const results = {
-  date: new Date().toISOString(),
+const date = new Date().toISOString();
+const sha = gitSha();
+const results: BenchResults = {
+  date,
+  commit: sha,
   quick,
-  machine: {
-    cpu: cpus[0]?.model ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${process.platform}/${process.arch}`,
-  },
-  durationSeconds: Math.round((Date.now() - started) / 1000),
-  modulesRefreshed: undefined as string[] | undefined,
+  machine,
+  durationSeconds,
+  modulesRefreshed: undefined,
   figures,
+  method,
   failures,
 };
-// A quick run never overwrites the full results. A run of some modules
-// refreshes their figures and keeps the others' from the last full run.
-const out = new URL(quick ? './results.quick.json' : './results.json', import.meta.url);
-if (only.length > 0 && existsSync(out)) {
-  const previous = JSON.parse(readFileSync(out, 'utf8')) as typeof results;
-  results.figures = [...previous.figures.filter((f) => !only.includes(f.module)), ...figures];
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const fullRun = !quick && only.length === 0;
+if (quick) {
+  writeFileSync(here('./results.quick.json'), `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`written to bench/results.quick.json\n`);
+} else if (fullRun) {
+  // One file per full run, kept (committed): ranges quoted anywhere come from these.
+  mkdirSync(here('./results'), { recursive: true });
+  const file = `results/${date.replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z')}-${sha}.json`;
+  results.file = `bench/${file}`;
+  writeFileSync(here(`./${file}`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(here('./results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const readme = here('../README.md');
+  if (failures.length === 0 && existsSync(readme)) {
+    const text = readFileSync(readme, 'utf8');
+    const updated = replaceReadmeTable(text, renderReadmeTable(results));
+    if (updated !== undefined) writeFileSync(readme, updated);
+    process.stdout.write(
+      updated !== undefined ? 'README benchmark table refreshed\n' : 'README has no benchmark table markers; not refreshed\n',
+    );
+  }
+  process.stdout.write(`written to bench/${file} and bench/results.json\n`);
+} else {
+  // Some modules: refresh their figures in the latest results, keep the others'.
+  const out = here('./results.json');
+  if (existsSync(out)) {
+    const previous = JSON.parse(readFileSync(out, 'utf8')) as BenchResults;
+    results.figures = [...previous.figures.filter((f) => !only.includes(f.module)), ...figures];
+    results.method = [...(previous.method ?? []).filter((m) => !only.includes(m.module)), ...method];
+  }
   results.modulesRefreshed = only;
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`written to bench/results.json (modules refreshed: ${only.join(', ')})\n`);
 }
-writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-process.stdout.write(`written to ${out.pathname}\n`);
 process.exitCode = failures.length > 0 ? 1 : 0;

@@ -20,7 +20,15 @@ export interface BenchFigure {
 export interface BenchOptions {
   /** A smoke run: small sizes, few iterations. */
   quick: boolean;
+  /** Progress lines (stderr only). */
   log: (line: string) => void;
+  /**
+   * How the figures were measured (rounds, warm-up excluded, best-of-N, settings that
+   * differ from the defaults): printed under the table and kept in the results file.
+   */
+  method?: (line: string) => void;
+  /** Adds to the machine description in the results file, e.g. ('nginx', '1.22.1'). */
+  machine?: (key: string, value: string) => void;
 }
 
 export type BenchModule = (options: BenchOptions) => Promise<BenchFigure[]>;
