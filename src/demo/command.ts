@@ -10,9 +10,10 @@ export const MAX_COLLECTOR_DOWN_SECONDS = 60;
 export const USAGE = `Usage: gitlab-otel demo [options]
 
 Runs the product end to end in this process, on loopback only: a GitLab
-simulator with a pipeline of realistic jobs, the real runner proxy and its
-OTLP/gRPC export, runner simulators uploading real-looking job logs through
-the proxy, and a collector that prints the trace as a waterfall.
+simulator handing out a top-level pipeline's jobs as GitLab 19 does
+(features.tracing naming its OTLP/HTTP collector), the real runner proxy
+exporting to that collector, runner simulators uploading real-looking job logs
+through the proxy, and the collector printing the trace as a waterfall.
 
 Options:
   --jobs N                  jobs in the pipeline, run at once (default 3, at most ${MAX_JOBS})

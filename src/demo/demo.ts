@@ -1,8 +1,12 @@
 // `gitlab-otel demo`: the product working end to end, in one process, on
-// loopback. The GitLab simulator queues a pipeline's jobs; runner simulators
-// pick them up through the real runner proxy and upload realistic job logs in
+// loopback, on GitLab 19's contract (docs/runner-protocol.md#job-telemetry).
+// The GitLab simulator queues a top-level pipeline's jobs, each with
+// `features.tracing`: GitLab's trace id for the pipeline, no span_parent_id,
+// and its collector named as an OTLP/HTTP URL string. Runner simulators pick
+// the jobs up through the real runner proxy and upload realistic job logs in
 // real time; the proxy's real export pipeline sends job and stage spans over
-// OTLP/gRPC to a receiver that plays the collector; the inspector's own
+// OTLP/HTTP to that collector (a receiver serving OTLP/HTTP, as GitLab's
+// does), with no collector of its own configured; the inspector's own
 // assembly and waterfall show the trace at the end.
 //
 // With collectorDownMs the collector is not listening at first: the jobs run
@@ -16,7 +20,7 @@ import type { Logger } from '../log.js';
 import { buildJobLog, type JobLogScenario } from '../lab/job-log-builder.js';
 import { makeJobPayload } from '../lab/job-payload.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { OtlpReceiver, type ReceivedSpan } from '../telemetry/receiver.js';
+import { OtlpHttpReceiver, type ReceivedSpan } from '../telemetry/receiver.js';
 import { replayChunks } from './log-replay.js';
 import { arrivalLines, clock, painter, summaryLines, type Paint, type Tone } from './narration.js';
 import { freshDemoIds, planDemoPipeline, type DemoIds, type DemoJobPlan } from './pipeline-plan.js';
@@ -155,7 +159,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
   const speed = options.quick ? SPEED.quick : SPEED.normal;
   const plan = planDemoPipeline(
     { jobs: options.jobs, fail: options.fail, speed, staggerMs: options.quick ? STAGGER_MS.quick : STAGGER_MS.normal },
-    options.ids ?? freshDemoIds(options.jobs),
+    options.ids ?? freshDemoIds(),
   );
   const names = new Map(plan.jobs.map((j) => [j.id, j.name]));
   const byId = new Map(plan.jobs.map((j) => [j.id, j]));
@@ -167,7 +171,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
   let collectorUp = false;
   let lastArrivalMs = 0;
   const collectorPort = await reservePort();
-  const receiver = new OtlpReceiver({
+  const receiver = new OtlpHttpReceiver({
     host: '127.0.0.1',
     port: collectorPort,
     onSpans: (spans) => {
@@ -177,7 +181,8 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
       for (const line of arrivalLines(spans, spanProgress.receive(spans), names, paint)) say(line);
     },
   });
-  const collectorUrl = `http://127.0.0.1:${collectorPort}`;
+  // The collector GitLab names in every job payload (its ci_telemetry_otel_endpoint setting).
+  const collectorUrl = `http://127.0.0.1:${collectorPort}/v1/traces`;
 
   const proxyLog: Logger = (level, msg, fields) => {
     if (msg === 'endpoint_state' && fields?.to === 'failing') {
@@ -197,17 +202,12 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
     receiver: false,
     log: proxyLog,
     proxyConfig: {
-      endpoints: [
-        {
-          name: 'demo-collector',
-          url: collectorUrl,
-          compression: 'none',
-          timeout: '2s',
-          // Small batches and quick retries: the demo is about seeing spans flow, and recover.
-          queue: { batch_delay: '50ms' },
-          retry: { initial_backoff: '200ms', max_backoff: '1s' },
-        },
-      ],
+      // No collector of the proxy's own: the spans go where GitLab's payload says.
+      endpoints: [],
+      telemetry: {
+        // A loopback collector is refused unless named (docs/security.md#payload-endpoints).
+        payload_endpoints: { allowed_hosts: [`127.0.0.1:${collectorPort}`] },
+      },
       shutdown: { grace: '2s', flush_timeout: '3s' },
     },
   });
@@ -246,7 +246,8 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
           name: job.name,
           stage: job.stage,
           pipelineId: plan.pipelineId,
-          contract: { kind: 'tracing', traceId: plan.traceId, spanParentId: job.spanParentId },
+          // A top-level pipeline's job as GitLab 19 sends it: no span_parent_id.
+          contract: { kind: 'tracing', endpoints: [collectorUrl] },
         }),
       );
     }

@@ -6,6 +6,7 @@
 // Pure: ids come from the caller (freshDemoIds draws random ones).
 import { randomBytes } from 'node:crypto';
 import type { JobLogScenario } from '../lab/job-log-builder.js';
+import { gitlabTraceId } from '../telemetry/pipeline-ids.js';
 
 /** Every stage the log builder can write, so none falls back to its uncompressed default. */
 type StageDurations = Record<
@@ -73,13 +74,14 @@ export interface DemoJobPlan {
   durationsMs: StageDurations;
   /** When the runner asks for this job, from the demo's start (runners poll at slightly different times). */
   pickupDelayMs: number;
-  /** GitLab's own span for the job: the remote parent of the proxy's job_execution. */
-  spanParentId: string;
 }
 
 export interface DemoPlan {
   pipelineId: number;
-  /** One trace for the whole pipeline (GitLab's features.tracing contract). */
+  /**
+   * One trace for the whole pipeline, derived from the (root) pipeline id as GitLab
+   * derives `features.tracing.trace_id` (docs/runner-protocol.md#trace-ids).
+   */
   traceId: string;
   jobs: DemoJobPlan[];
   /** How many times faster than real the stages run. */
@@ -87,10 +89,7 @@ export interface DemoPlan {
 }
 
 export interface DemoIds {
-  traceId: string;
   pipelineId: number;
-  /** One per job; reused cyclically if short. */
-  spanParentIds: string[];
 }
 
 export interface PlanOptions {
@@ -102,12 +101,8 @@ export interface PlanOptions {
   staggerMs: number;
 }
 
-export function freshDemoIds(jobs: number): DemoIds {
-  return {
-    traceId: randomBytes(16).toString('hex'),
-    pipelineId: 1_000_000 + randomBytes(3).readUIntBE(0, 3),
-    spanParentIds: Array.from({ length: Math.max(1, jobs) }, () => randomBytes(8).toString('hex')),
-  };
+export function freshDemoIds(): DemoIds {
+  return { pipelineId: 1_000_000 + randomBytes(3).readUIntBE(0, 3) };
 }
 
 /** The index of the job `--fail` turns into a script failure. */
@@ -132,8 +127,7 @@ export function planDemoPipeline(options: PlanOptions, ids: DemoIds): DemoPlan {
       scenario: failing ? 'script-failure' : template.scenario,
       durationsMs: durations,
       pickupDelayMs: i * options.staggerMs,
-      spanParentId: ids.spanParentIds[i % ids.spanParentIds.length]!,
     });
   }
-  return { pipelineId: ids.pipelineId, traceId: ids.traceId, jobs, speed: options.speed };
+  return { pipelineId: ids.pipelineId, traceId: gitlabTraceId(ids.pipelineId), jobs, speed: options.speed };
 }
