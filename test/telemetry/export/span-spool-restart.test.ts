@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -50,21 +50,35 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   });
   await again.waitForSpans(25, 15_000);
   t.same(new Set(again.spans.map((s) => s.spanId)), new Set(ids));
-  t.equal(again.spans.length, 25, 'no duplicates');
   t.ok(logs.some((l) => l.event === 'spool_replayed' && l.spans === 25));
+  // A marker submitted after the replay is delivered after it (one queue, first in first out),
+  // so once the marker is in, any duplicate of the replay would be in too: no time window.
+  const marker1 = makeSpans(1);
+  pipeline.submit(marker1, resource, [sameEp]);
+  await again.waitFor((s) => s.some((x) => x.spanId === marker1[0]!.spanId), 15_000);
+  t.equal(again.spans.length, 26, 'each replayed span delivered once');
+  t.equal(new Set(again.spans.map((s) => s.spanId)).size, 26, 'distinct span ids');
 
-  // Delivered spans are acknowledged: a second restart replays nothing.
+  // Delivered spans are acknowledged: a second restart replays nothing. The proof is again a
+  // marker sent through the restarted pipeline: nothing but the marker may arrive before it.
   await pipeline.flush(2000);
   await pipeline.shutdown(1000);
+  const logsBefore = logs.length;
   const third = await ExportPipeline.create({
     endpoints: [sameEp],
     spool: { dir, maxBytes: 8 << 20 },
     registry: new Registry(),
     log: (e) => logs.push(e),
   });
-  await third.flush(500);
-  await third.shutdown(500);
-  t.equal(again.spans.length, 25, 'nothing delivered twice after a clean restart');
+  t.teardown(() => third.shutdown(500));
+  const marker2 = makeSpans(1);
+  third.submit(marker2, resource, [sameEp]);
+  await again.waitFor((s) => s.some((x) => x.spanId === marker2[0]!.spanId), 15_000);
+  t.equal(again.spans.length, 27, 'after a clean restart only the new span arrived');
+  t.notOk(
+    logs.slice(logsBefore).some((l) => l.event === 'spool_replayed'),
+    'nothing replayed after a clean restart',
+  );
 });
 
 t.test('torn and corrupt records are read as far as they go, never a crash', async (t) => {
@@ -78,7 +92,7 @@ t.test('torn and corrupt records are read as far as they go, never a crash', asy
   t.equal(r.torn, true);
 });
 
-t.test('a corrupt spool segment is skipped and the rest replayed; the spool is size-bounded', async (t) => {
+t.test('a corrupt spool segment is skipped and the rest replayed', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool2-'));
   const receiver = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
   const ep = endpointSettings('primary', receiver.url, { retry: { initialBackoffMs: 5000, maxBackoffMs: 5000 } });
@@ -118,22 +132,34 @@ t.test('a corrupt spool segment is skipped and the rest replayed; the spool is s
   t.equal(await metric(registry, 'gitlab_otel_spool_corrupt_records_total'), 1);
 });
 
-t.test('over the spool bound the oldest spans are evicted and counted', async (t) => {
+t.test('over the spool bound the oldest spans are evicted and counted; the files never exceed the bound', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-spool3-'));
   const receiver = await new OtlpReceiver({ behaviour: () => ({ kind: 'error', code: status.UNAVAILABLE }) }).start();
   const ep = endpointSettings('primary', receiver.url, { retry: { initialBackoffMs: 5000, maxBackoffMs: 5000 } });
   const registry = new Registry();
-  const p = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 200_000 }, registry, log: () => undefined });
+  const maxBytes = 200_000;
+  const p = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes }, registry, log: () => undefined });
   t.teardown(async () => {
     await p.shutdown(300);
     await receiver.stop();
   });
+  const spoolBytes = (): number => {
+    let n = 0;
+    for (const e of readdirSync(join(dir, 'endpoints'))) {
+      for (const f of readdirSync(join(dir, 'endpoints', e))) n += statSync(join(dir, 'endpoints', e, f)).size;
+    }
+    return n;
+  };
+  let peak = 0;
   for (let i = 0; i < 200; i++) {
     p.submit(makeSpans(10), resource, [ep]);
     await new Promise((r) => setImmediate(r));
+    peak = Math.max(peak, spoolBytes());
   }
   const dropped = await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'spool_full' });
   t.ok(dropped > 0, `evicted ${dropped} spans`);
+  t.ok(peak > maxBytes / 2, `the spool filled up (peak ${peak} bytes on disk)`);
+  t.ok(peak <= maxBytes, `bytes on disk stayed within the bound (peak ${peak} ≤ ${maxBytes})`);
   const onDisk = readdirSync(join(dir, 'endpoints')).length;
   t.equal(onDisk, 1);
   t.ok(p.health()[0]!.queueSpans <= 2000 - dropped, 'evicted spans left the queue too');
