@@ -1,5 +1,5 @@
 // The GitLab REST and GraphQL shapes the onboarding CLI reads
-// (docs/onboarding.md#what-gitlab-answers), parsed and checked where they
+// (docs/onboarding.md#simulator-behaviours names the upstream files), parsed and checked where they
 // enter; everything past these functions trusts the types. A body that does
 // not match throws MALFORMED_RESPONSE.
 import { OnboardingError } from './errors.js';
