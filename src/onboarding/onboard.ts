@@ -215,7 +215,10 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
       }
       if (issue.state !== 'opened') {
         if (!closedByCompensation(notes, opts.userId)) {
-          return skip('ISSUE_CLOSED', `issue #${issue.iid} was closed, not by gitlab-otel: reopen it to onboard this project again`);
+          return skip(
+            'ISSUE_CLOSED',
+            `issue #${issue.iid} was closed, and not by gitlab-otel's compensation: reopen it to onboard this project again`,
+          );
         }
         if (opts.dryRun) return dryRun(`would reopen issue #${issue.iid} and start the ${DEVELOPER_FLOW} workflow`);
         issue = parseIssue(await api.Issues.edit(project.id, issue.iid, { stateEvent: 'reopen' }));

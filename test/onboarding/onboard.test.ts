@@ -404,7 +404,7 @@ t.test('an issue closed by someone else is not reopened; a dry run says it would
   const run = await onboard(sim.url, ['--project', '1', '--project', '2', '--dry-run']);
   t.match(
     run.results.find((r) => r.project_id === 1),
-    { status: 'skipped', code: 'ISSUE_CLOSED', reason: /issue #1 was closed, not by gitlab-otel/ },
+    { status: 'skipped', code: 'ISSUE_CLOSED', reason: /issue #1 was closed, and not by gitlab-otel's compensation/ },
   );
   t.match(
     run.results.find((r) => r.project_id === 2),
@@ -568,4 +568,38 @@ t.test('an http:// GITLAB_URL to a non-loopback host is refused before any reque
   const loopback = await onboard(sim.url, ['--project', '1']);
   t.equal(loopback.code, 0, 'http:// to this machine is fine');
   t.notMatch(loopback.stderr, /warning/);
+});
+
+t.test('a lost response for a start GitLab refused: the workflow is still created, so the start is a failure', async (t) => {
+  const sim = await simulator({
+    projects: [eligible(1, { workflow_outcome: 'source-ref-missing' })],
+    faults: [{ method: 'POST', route: '/ai/duo_workflows/workflows', kind: '502-after-write' }],
+  });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.equal(run.code, 1);
+  t.match(run.results[0], {
+    status: 'failed',
+    code: 'WORKFLOW_NOT_STARTED',
+    workflow: { id: sim.workflows[0]!.id },
+    reason: /GitLab did not confirm its start \(.*\(HTTP 502\); status created\)/,
+  });
+  t.equal(sim.count('POST /ai/duo_workflows/workflows'), 1, 'not sent again: the note shows it was created');
+  t.equal(sim.count('GET /ai/duo_workflows/workflows/:id'), 1);
+});
+
+t.test("a session on our issue that this token's user cannot see is not taken as started, and nothing is written", async (t) => {
+  const sim = await simulator({ projects: [eligible(1)] });
+  t.teardown(() => sim.stop());
+  const issue = plantIssue(sim, 1);
+  sim.workflows.push({ id: 777, project_id: 1, user_id: 5, issue_iid: issue.iid, body: {}, status: 'running' });
+  issue.notes.push({
+    id: 1,
+    body: `started session [777](${sim.url}/acme/p1/-/automate/agent-sessions/777) triggered by @dev`,
+    system: true,
+    author: { id: 99, username: 'duo-developer' },
+  });
+  const run = await onboard(sim.url, ['--project', '1']);
+  t.match(run.results[0], { status: 'failed', code: 'WORKFLOW_STATUS_UNKNOWN', reason: /workflow 777 .*not visible/ });
+  t.equal(sim.writes, 0);
 });
