@@ -2,20 +2,17 @@
 // limit and retry loop, so a slow or dead collector never delays another
 // (unlike the runner's one queue for all endpoints). Failures change state,
 // are logged once per change and counted; they never reach the caller.
-import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { toReadableSpan, type SpanRecord } from '../spans.js';
 import { EndpointConfigError } from '../auth/channel.js';
 import type { TokenSource } from '../auth/token.js';
-import { endpointKey, type EndpointSettings } from './settings.js';
+import type { EndpointSettings } from './settings.js';
 import { countDropped, type DropReason, type ExportMetrics } from './export-metrics.js';
 import { createTransport, serializeSpans, type ExportFailure, type OtlpTransport } from './otlp-client.js';
 import { decideFailure } from './retry-policy.js';
 import { estimateSpanBytes, SpanQueue, type QueueItem } from './span-queue.js';
-import { SpanSpool, type SpoolBudget } from './span-spool.js';
+import { SpanSpool, spoolDirFor, writeEndpointRecord, type SpoolBudget } from './span-spool.js';
 
 export type EndpointState = 'starting' | 'up' | 'failing' | 'invalid';
 
@@ -65,10 +62,11 @@ class Dropped extends Error {
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
+    const aborted = (): Error => (signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) return reject(aborted());
     const onAbort = (): void => {
       clearTimeout(t);
-      reject(signal.reason);
+      reject(aborted());
     };
     const t = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
@@ -76,10 +74,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-export function spoolDirFor(root: string, settings: EndpointSettings): string {
-  return join(root, 'endpoints', createHash('sha256').update(endpointKey(settings)).digest('hex').slice(0, 16));
 }
 
 export class EndpointExporter {
@@ -136,11 +130,8 @@ export class EndpointExporter {
         });
         e.spool = spool;
         e.spoolDir = spool.dir;
-        // Settings without static headers (they may hold secrets) so the pipeline can recreate a
-        // payload endpoint whose spans are still spooled after a restart.
-        if (Object.keys(settings.headers).length === 0) {
-          writeFileSync(join(spool.dir, 'endpoint.json'), JSON.stringify(settings), { mode: 0o600 });
-        }
+        // So the pipeline can recreate a payload endpoint whose spans are still spooled after a restart.
+        writeEndpointRecord(spool.dir, settings);
         let replayed = 0;
         for (const g of replay) {
           const resource = resourceFromAttributes(g.resourceAttributes);
@@ -331,9 +322,8 @@ export class EndpointExporter {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
-    } else if (this.queue.queued > 0 && this.queue.readyCount(1) === 0) {
-      // Waiting for the spool write; `submit` reschedules when it lands.
     }
+    // Spans still queued but not ready wait for their spool write: `submit` reschedules when it lands.
   }
 
   private idle(timeoutMs: number): Promise<void> {

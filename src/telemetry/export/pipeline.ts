@@ -2,15 +2,14 @@
 // spans out to the endpoints named for it (configured ones, plus GitLab's
 // payload endpoints created on demand, bounded in number), owns the spool
 // budget and answers /healthz.
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import type { Resource } from '@opentelemetry/resources';
 import type { Registry } from 'prom-client';
 import type { SpanRecord } from '../spans.js';
 import { countDropped, createExportMetrics, type ExportMetrics } from './export-metrics.js';
 import { EndpointExporter, type EndpointHealth, type LogEvent } from './endpoint.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
-import { SpoolBudget } from './span-spool.js';
+import { readEndpointRecord, SpoolBudget, spoolDirs } from './span-spool.js';
 import type { TokenSource } from '../auth/token.js';
 
 export type { EndpointHealth, LogEvent };
@@ -162,29 +161,19 @@ export class ExportPipeline implements SpanSink {
   /**
    * Spool directories of endpoints that are not configured now (payload
    * endpoints of jobs from before the restart, or an endpoint removed from the
-   * config) cannot be replayed without their settings, which hold no secrets
-   * we may write down; they are reported so an operator knows.
+   * config) are replayed with the settings in their endpoint record. One
+   * without a usable record (an endpoint with static headers, which may hold
+   * secrets and are never written down) cannot be; they are reported so an
+   * operator knows.
    */
   private replayOrphans(): void {
     if (!this.options.spool) return;
-    let dirs: string[];
-    try {
-      dirs = readdirSync(join(this.options.spool.dir, 'endpoints'));
-    } catch {
-      return;
-    }
     const known = new Set([...this.endpoints.values()].map((e) => e.spoolDir).filter((d): d is string => !!d));
     let unknown = 0;
-    for (const d of dirs) {
-      const dir = join(this.options.spool.dir, 'endpoints', d);
+    for (const dir of spoolDirs(this.options.spool.dir)) {
       if (known.has(dir)) continue;
-      let settings: EndpointSettings | undefined;
-      try {
-        settings = JSON.parse(readFileSync(join(dir, 'endpoint.json'), 'utf8')) as EndpointSettings;
-      } catch {
-        settings = undefined;
-      }
-      if (settings && typeof settings.url === 'string' && settings.queue && settings.retry && settings.auth) this.endpoint(settings, true);
+      const settings = readEndpointRecord(dir);
+      if (settings) this.endpoint(settings, true);
       else unknown++;
     }
     if (unknown > 0) this.options.log({ event: 'spool_orphans', count: unknown });

@@ -78,6 +78,7 @@ export class AsyncRecordWriter {
 
   private drain(): void {
     this.scheduled = false;
+    if (this.pending.length === 0) return;
     const buf = Buffer.concat(this.pending);
     const done = this.pendingDone;
     this.pending = [];
@@ -99,6 +100,9 @@ export class AsyncRecordWriter {
   }
 
   async close(): Promise<void> {
+    // Records appended in this tick are not yet on the chain: without this, an
+    // acknowledgement made just before close would be lost and its spans sent again.
+    this.drain();
     await this.chain;
     if (this.handle) await (await this.handle).close().catch(() => undefined);
   }

@@ -5,11 +5,27 @@
 // fully acknowledged (so an acknowledgement is never lost while its data
 // survives); over the size bound the oldest segment is evicted and its
 // groups are reported so the endpoint drops and counts them.
-import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+//
+// The spool also owns its endpoint record (endpoint.json): the settings of the
+// endpoint it belongs to, so that spans a payload endpoint left behind can be
+// delivered by the next process, which has no job payload to rebuild them
+// from. Written here and parsed back here with a typed parser.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
 import type { SpanRecord, SpanStatus } from '../spans.js';
 import { AsyncRecordWriter, readRecordFile } from './record-file.js';
+import {
+  OTLP_PROTOCOLS,
+  endpointKey,
+  type AuthSettings,
+  type EndpointSettings,
+  type OidcClientAuth,
+  type QueueSettings,
+  type RetrySettings,
+  type TlsSettings,
+} from './settings.js';
 
 interface StoredSpan {
   t: string;
@@ -269,5 +285,172 @@ export class SpoolBudget {
       const victim = [...this.spools].sort((a, b) => b.bytes - a.bytes)[0];
       if (!victim || !victim.evictOldestSegment()) return;
     }
+  }
+}
+
+/** Where an endpoint's spool lives under the spool root: named by a hash of the endpoint's identity. */
+export function spoolDirFor(root: string, settings: EndpointSettings): string {
+  return join(root, 'endpoints', createHash('sha256').update(endpointKey(settings)).digest('hex').slice(0, 16));
+}
+
+/** The spool directories under the spool root (none if it does not exist). */
+export function spoolDirs(root: string): string[] {
+  try {
+    return readdirSync(join(root, 'endpoints')).map((d) => join(root, 'endpoints', d));
+  } catch {
+    return [];
+  }
+}
+
+const ENDPOINT_RECORD = 'endpoint.json';
+
+/**
+ * Writes the endpoint record into its spool directory. Settings with static
+ * headers are not written (the headers may hold secrets): such an endpoint
+ * comes from the configuration, and only the configuration can rebuild it.
+ * Returns whether a record was written.
+ */
+export function writeEndpointRecord(dir: string, settings: EndpointSettings): boolean {
+  if (Object.keys(settings.headers).length > 0) return false;
+  writeFileSync(join(dir, ENDPOINT_RECORD), JSON.stringify(settings), { mode: 0o600 });
+  return true;
+}
+
+/** The endpoint record of a spool directory; undefined when absent or not one this parser accepts. */
+export function readEndpointRecord(dir: string): EndpointSettings | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(join(dir, ENDPOINT_RECORD), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const parsed = parseEndpointRecord(raw);
+  return parsed.ok ? parsed.value : undefined;
+}
+
+export type EndpointRecordRead = { readonly ok: true; readonly value: EndpointSettings } | { readonly ok: false; readonly problem: string };
+
+class RecordProblem extends Error {}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function obj(v: unknown, where: string): Record<string, unknown> {
+  if (!isObject(v)) throw new RecordProblem(`${where} is not an object`);
+  return v;
+}
+function str(o: Record<string, unknown>, k: string, where: string): string {
+  const v = o[k];
+  if (typeof v !== 'string') throw new RecordProblem(`${where}.${k} is not a string`);
+  return v;
+}
+function optStr(o: Record<string, unknown>, k: string, where: string): string | undefined {
+  return o[k] === undefined ? undefined : str(o, k, where);
+}
+function num(o: Record<string, unknown>, k: string, where: string): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RecordProblem(`${where}.${k} is not a non-negative number`);
+  return v;
+}
+function bool(o: Record<string, unknown>, k: string, where: string): boolean {
+  const v = o[k];
+  if (typeof v !== 'boolean') throw new RecordProblem(`${where}.${k} is not a boolean`);
+  return v;
+}
+/** Copies the optional string fields that are present (exactOptionalPropertyTypes: absent stays absent). */
+function optional<K extends string>(o: Record<string, unknown>, keys: readonly K[], where: string): Partial<Record<K, string>> {
+  const out: Partial<Record<K, string>> = {};
+  for (const k of keys) {
+    const v = optStr(o, k, where);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+function parseTls(v: unknown): TlsSettings {
+  const o = obj(v, 'tls');
+  return { ...optional(o, ['caFile', 'certFile', 'keyFile'], 'tls'), insecureSkipVerify: bool(o, 'insecureSkipVerify', 'tls') };
+}
+
+function parseClientAuth(v: unknown): OidcClientAuth {
+  const o = obj(v, 'auth.clientAuth');
+  const method = o.method;
+  if (method === 'client_secret') return { method, clientSecretFile: str(o, 'clientSecretFile', 'auth.clientAuth') };
+  if (method === 'private_key_jwt')
+    return { method, privateKeyFile: str(o, 'privateKeyFile', 'auth.clientAuth'), ...optional(o, ['keyId'], 'auth.clientAuth') };
+  if (method === 'none') return { method };
+  throw new RecordProblem('auth.clientAuth.method is not client_secret, private_key_jwt or none');
+}
+
+function parseAuth(v: unknown): AuthSettings {
+  const o = obj(v, 'auth');
+  switch (o.type) {
+    case 'none':
+      return { type: 'none' };
+    case 'gcp_workload_identity':
+      return { type: 'gcp_workload_identity', audience: str(o, 'audience', 'auth'), metadataUrl: str(o, 'metadataUrl', 'auth') };
+    case 'oidc_client_credentials':
+    case 'oidc_token_exchange': {
+      const common = {
+        ...optional(o, ['issuer', 'tokenEndpoint', 'scope', 'resource', 'audience'], 'auth'),
+        clientId: str(o, 'clientId', 'auth'),
+        clientAuth: parseClientAuth(o.clientAuth),
+      };
+      if (o.type === 'oidc_client_credentials') return { type: o.type, ...common };
+      return {
+        type: o.type,
+        ...common,
+        subjectTokenFile: str(o, 'subjectTokenFile', 'auth'),
+        subjectTokenType: str(o, 'subjectTokenType', 'auth'),
+      };
+    }
+    default:
+      throw new RecordProblem('auth.type is not a known authentication type');
+  }
+}
+
+function parseQueue(v: unknown): QueueSettings {
+  const o = obj(v, 'queue');
+  return {
+    maxSpans: num(o, 'maxSpans', 'queue'),
+    maxBytes: num(o, 'maxBytes', 'queue'),
+    maxAgeMs: num(o, 'maxAgeMs', 'queue'),
+    batchSize: num(o, 'batchSize', 'queue'),
+    batchDelayMs: num(o, 'batchDelayMs', 'queue'),
+    maxConcurrentExports: num(o, 'maxConcurrentExports', 'queue'),
+  };
+}
+
+function parseRetry(v: unknown): RetrySettings {
+  const o = obj(v, 'retry');
+  return { initialBackoffMs: num(o, 'initialBackoffMs', 'retry'), maxBackoffMs: num(o, 'maxBackoffMs', 'retry') };
+}
+
+/** Validates an endpoint record field by field; a record with static headers is refused (none is ever written). */
+export function parseEndpointRecord(raw: unknown): EndpointRecordRead {
+  try {
+    const o = obj(raw, 'endpoint record');
+    const protocol = o.protocol;
+    if (protocol !== undefined && !OTLP_PROTOCOLS.some((p) => p === protocol))
+      throw new RecordProblem('protocol is not a known OTLP protocol');
+    const compression = o.compression;
+    if (compression !== 'gzip' && compression !== 'none') throw new RecordProblem('compression is not gzip or none');
+    if (Object.keys(obj(o.headers, 'headers')).length > 0) throw new RecordProblem('headers are not empty');
+    const value: EndpointSettings = {
+      name: str(o, 'name', 'endpoint record'),
+      ...(protocol !== undefined ? { protocol: protocol as EndpointSettings['protocol'] } : {}),
+      url: str(o, 'url', 'endpoint record'),
+      compression,
+      timeoutMs: num(o, 'timeoutMs', 'endpoint record'),
+      headers: {},
+      ...(o.tls !== undefined ? { tls: parseTls(o.tls) } : {}),
+      allowInsecureAuth: bool(o, 'allowInsecureAuth', 'endpoint record'),
+      auth: parseAuth(o.auth),
+      queue: parseQueue(o.queue),
+      retry: parseRetry(o.retry),
+    };
+    return { ok: true, value };
+  } catch (err) {
+    if (err instanceof RecordProblem) return { ok: false, problem: err.message };
+    throw err;
   }
 }

@@ -1,0 +1,170 @@
+// The span spool on a real directory: groups appended, acknowledged and
+// replayed; the size bound evicting the oldest segment; its endpoint record
+// written and parsed back with the typed parser.
+import t from 'tap';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
+import {
+  parseEndpointRecord,
+  readEndpointRecord,
+  SpanSpool,
+  SpoolBudget,
+  spoolDirFor,
+  spoolDirs,
+  writeEndpointRecord,
+  type SpoolWarning,
+} from '../../../src/telemetry/export/span-spool.js';
+import { endpointSettings, makeSpans } from '../../support/export.js';
+
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'gitlab-otel-span-spool-'));
+
+function open(dir: string, budget = new SpoolBudget(8 << 20)) {
+  const warnings: SpoolWarning[] = [];
+  const evicted: number[][] = [];
+  const opened = SpanSpool.open(dir, budget, { onWarning: (w) => warnings.push(w), onEvict: (ids) => evicted.push(ids) });
+  return { ...opened, warnings, evicted, budget };
+}
+
+t.test('unacknowledged groups are replayed after a reopen, with their spans, resource and time intact', async (t) => {
+  const dir = tmp();
+  const first = open(dir);
+  t.same(first.replay, [], 'a new spool has nothing to replay');
+  const a = makeSpans(3);
+  const b = makeSpans(2);
+  const ga = first.spool.append({ 'service.name': 'a' }, a, 1000);
+  const gb = first.spool.append({ 'service.name': 'b' }, b, 2000);
+  await Promise.all([ga.written, gb.written]);
+  ga.ticket.settle(3);
+  t.equal(ga.ticket.remaining, 0);
+  await first.spool.close();
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'the spool directory is owner-only');
+
+  const second = open(dir);
+  t.equal(second.replay.length, 1, 'only the group not acknowledged');
+  const [g] = second.replay;
+  t.same(g!.spans, b, 'spans round-trip, bigint times included');
+  t.same(g!.resourceAttributes, { 'service.name': 'b' });
+  t.equal(g!.enqueuedAt, 2000, 'the original submit time, so max_age still applies');
+  g!.ticket.settle(1);
+  t.equal(g!.ticket.remaining, 1, 'one span of two still owed');
+  g!.ticket.settle(1);
+  await second.spool.close();
+  t.same(open(dir).replay, [], 'fully settled: nothing left after another reopen');
+});
+
+t.test('a corrupt record is reported and skipped; the rest of the segment is replayed', async (t) => {
+  const dir = tmp();
+  const s = open(dir);
+  await s.spool.append({}, makeSpans(1), 1).written;
+  const keep = makeSpans(1);
+  await s.spool.append({}, keep, 2).written;
+  await s.spool.close();
+  const [seg] = readdirSync(dir).filter((f) => f.startsWith('seg-'));
+  const path = join(dir, seg!);
+  const bytes = readFileSync(path);
+  bytes.writeUInt8(bytes[20]! ^ 0xff, 20); // inside the first record's payload
+  writeFileSync(path, Buffer.concat([bytes, Buffer.from([0, 0, 0])]));
+  const again = open(dir);
+  t.match(again.warnings, [{ event: 'spool_records_skipped', corrupt: 1, torn: true }]);
+  t.same(
+    again.replay.map((g) => g.spans[0]!.spanId),
+    [keep[0]!.spanId],
+  );
+});
+
+t.test('over the budget the largest spool loses its oldest segment, and the evicted groups are reported', async (t) => {
+  const maxBytes = 200_000;
+  const budget = new SpoolBudget(maxBytes);
+  const s = open(tmp(), budget);
+  const big = (): ReturnType<typeof makeSpans> => makeSpans(20).map((x) => ({ ...x, attributes: { pad: 'x'.repeat(400) } }));
+  const ids: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const { ticket, written } = s.spool.append({}, big(), i);
+    ids.push(ticket.id);
+    await written;
+    t.ok(budget.bytes <= maxBytes, `within the bound after append ${i}`);
+  }
+  t.ok(s.evicted.length > 0, 'segments were evicted');
+  const evicted = s.evicted.flat();
+  t.same(evicted, ids.slice(0, evicted.length), 'oldest groups first, in order');
+  await s.spool.close();
+  t.equal(budget.spools.size, 0, 'a closed spool leaves the budget');
+});
+
+t.test('spool directories: one per endpoint identity, listed under the root', async (t) => {
+  const root = tmp();
+  const a = endpointSettings('a', 'http://127.0.0.1:4317');
+  const b = endpointSettings('b', 'http://127.0.0.1:4318');
+  t.equal(spoolDirFor(root, a), spoolDirFor(root, { ...a }), 'stable for the same settings');
+  t.not(spoolDirFor(root, a), spoolDirFor(root, b));
+  t.same(spoolDirs(root), [], 'no endpoints directory yet');
+  open(spoolDirFor(root, a));
+  t.same(spoolDirs(root), [spoolDirFor(root, a)]);
+});
+
+t.test('the endpoint record: written without secrets, parsed back to the same settings', async (t) => {
+  const settings: EndpointSettings[] = [
+    endpointSettings('plain', 'http://127.0.0.1:4317'),
+    endpointSettings('http', 'https://collector.example:4318/v1/traces', {
+      protocol: 'http/protobuf',
+      compression: 'gzip',
+      tls: { caFile: '/etc/ca.pem', insecureSkipVerify: false },
+    }),
+    endpointSettings('gcp', 'grpcs://collector.example:443', {
+      auth: { type: 'gcp_workload_identity', audience: 'https://collector.example', metadataUrl: 'http://127.0.0.1:1/identity' },
+    }),
+    endpointSettings('oidc', 'https://collector.example:4317', {
+      auth: {
+        type: 'oidc_token_exchange',
+        issuer: 'https://idp.example',
+        clientId: 'proxy',
+        clientAuth: { method: 'private_key_jwt', privateKeyFile: '/keys/proxy.pem', keyId: 'k1' },
+        subjectTokenFile: '/var/run/token',
+        subjectTokenType: 'urn:ietf:params:oauth:token-type:jwt',
+      },
+    }),
+  ];
+  for (const s of settings) {
+    const dir = tmp();
+    t.equal(writeEndpointRecord(dir, s), true, `${s.name}: written`);
+    t.equal(statSync(join(dir, 'endpoint.json')).mode & 0o777, 0o600, `${s.name}: owner-only`);
+    t.same(readEndpointRecord(dir), s, `${s.name}: the same settings back`);
+  }
+  const withHeaders = tmp();
+  t.equal(writeEndpointRecord(withHeaders, endpointSettings('h', 'http://127.0.0.1:4317', { headers: { 'x-api-key': 'secret' } })), false);
+  t.same(readdirSync(withHeaders), [], 'static headers may hold secrets: nothing written');
+  t.equal(readEndpointRecord(withHeaders), undefined, 'no record, no settings');
+});
+
+t.test('the endpoint record parser names what is wrong', async (t) => {
+  const good = JSON.parse(JSON.stringify(endpointSettings('x', 'http://127.0.0.1:4317'))) as Record<string, unknown>;
+  t.match(parseEndpointRecord(good), { ok: true });
+  const cases: [string, (r: Record<string, unknown>) => void, RegExp][] = [
+    ['not an object', () => undefined, /./],
+    ['no url', (r) => delete r.url, /url is not a string/],
+    ['an unknown protocol', (r) => (r.protocol = 'carrier-pigeon'), /protocol/],
+    ['an unknown compression', (r) => (r.compression = 'zstd'), /compression/],
+    ['headers', (r) => (r.headers = { authorization: 'Bearer x' }), /headers are not empty/],
+    ['an unknown auth type', (r) => (r.auth = { type: 'magic' }), /auth\.type/],
+    [
+      'an oidc auth without client',
+      (r) => (r.auth = { type: 'oidc_client_credentials', clientAuth: { method: 'none' } }),
+      /auth\.clientId/,
+    ],
+    ['a negative queue bound', (r) => (r.queue = { ...(r.queue as object), maxSpans: -1 }), /queue\.maxSpans/],
+    ['a retry without backoff', (r) => (r.retry = {}), /retry\.initialBackoffMs/],
+    ['tls without its flag', (r) => (r.tls = { caFile: '/ca.pem' }), /tls\.insecureSkipVerify/],
+  ];
+  for (const [what, edit, problem] of cases) {
+    const r = structuredClone(good);
+    edit(r);
+    const read = parseEndpointRecord(what === 'not an object' ? 'nope' : r);
+    t.equal(read.ok, false, `rejected: ${what}`);
+    if (!read.ok) t.match(read.problem, problem, `named: ${what}`);
+  }
+  const dir = tmp();
+  writeFileSync(join(dir, 'endpoint.json'), '{"url": 1');
+  t.equal(readEndpointRecord(dir), undefined, 'unparseable JSON: no settings');
+});
