@@ -43,7 +43,11 @@ export interface SimJob {
 export interface GitLabRunnerApiOptions {
   /** The runner authentication token (`glrt-…`) that may request jobs. */
   runnerToken: string;
-  /** How long an empty job request waits before 204 (Workhorse long polling). 0 answers at once. */
+  /**
+   * Workhorse long polling (docs/simulators.md#gitlab-runner-api): how long a job request
+   * carrying an up-to-date `last_update` waits on the runner's queue before Workhorse
+   * answers 204 itself. 0: no long polling, Rails answers at once.
+   */
   longPollMs?: number;
   /** Answer 201 payloads gzip-encoded when the runner accepts it. */
   gzipPayloads?: boolean;
@@ -86,6 +90,11 @@ export class GitLabRunnerApiSimulator {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Job requests Workhorse is holding in a long-poll watch right now. */
+  get watching(): number {
+    return this.waiting.size;
   }
 
   async start(): Promise<this> {
@@ -217,30 +226,36 @@ export class GitLabRunnerApiSimulator {
     } catch {
       return send(res, 400, { 'Content-Type': JSON_TYPE }, '{"error":"token is missing"}');
     }
-    if (parsed.token !== this.options.runnerToken) {
-      return send(res, 403, { 'Content-Type': JSON_TYPE }, '{"message":"403 Forbidden"}');
-    }
+    const wait = this.options.longPollMs ?? 0;
+    // Workhorse marks every job request it handles while long polling is on.
+    const polling: Record<string, string> = wait > 0 ? { 'Gitlab-Ci-Builds-Polling': 'yes' } : {};
+    // Rails (lib/api/ci/runner.rb, job_request.rb): 403 for a bad token, 201 with a job, else 204 with the queue's value.
     const answer = (): void => {
+      if (parsed.token !== this.options.runnerToken) {
+        return send(res, 403, { ...polling, 'Content-Type': JSON_TYPE }, '{"message":"403 Forbidden"}');
+      }
       const job = this.queue.shift();
       if (!job) {
-        return send(res, 204, { 'X-GitLab-Last-Update': this.lastUpdate });
+        return send(res, 204, { ...polling, 'X-GitLab-Last-Update': this.lastUpdate });
       }
       job.state = 'running';
       let payload: Buffer = Buffer.from(JSON.stringify(job.payload));
-      const headers: Record<string, string | number> = { 'Content-Type': JSON_TYPE };
+      const headers: Record<string, string | number> = { ...polling, 'Content-Type': JSON_TYPE };
       if (this.options.gzipPayloads && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
         payload = gzipSync(payload);
         headers['Content-Encoding'] = 'gzip';
       }
       send(res, 201, headers, payload);
     };
-    const wait = this.options.longPollMs ?? 0;
-    if (this.queue.length > 0 || wait === 0) return answer();
-    // Workhorse long polling: wait for a job (or the timeout), then answer.
+    // Workhorse (workhorse/internal/builds/register.go): without a token or last_update, or when
+    // the queue changed since last_update, the request goes to Rails at once. Otherwise it
+    // watches the queue, and on a change seen or on timeout answers 204 itself, without
+    // X-GitLab-Last-Update; the runner polls again and Rails hands out the job then.
+    if (wait === 0 || !parsed.token || !parsed.last_update || parsed.last_update !== this.lastUpdate) return answer();
     const wake = (): void => {
       clearTimeout(timer);
       this.waiting.delete(wake);
-      answer();
+      send(res, 204, polling);
     };
     const timer = setTimeout(wake, wait);
     this.waiting.add(wake);
