@@ -60,6 +60,9 @@ const tracing = (port: number) => ({
   endpoints: [{ url: `grpcs://127.0.0.1:${port}`, auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: AUDIENCE } } }],
 });
 
+/** The loopback collector is let in the way an operator lets in a node-local one (docs/security.md#payload-endpoints). */
+const nodeLocal = (port: number) => ({ allowed_hosts: [`127.0.0.1:${port}`] });
+
 t.test('a job whose payload names a GCP-authenticated grpcs:// collector: every export carries a verified ID token', async (t) => {
   const metadata = await startMetadataServer();
   t.teardown(() => metadata.close());
@@ -68,7 +71,10 @@ t.test('a job whose payload names a GCP-authenticated grpcs:// collector: every 
   const lab = await startLab({
     receiver: false,
     log,
-    proxyConfig: { log_level: 'debug', telemetry: { use_payload_endpoints: true, gcp_metadata_url: metadata.identityUrl } },
+    proxyConfig: {
+      log_level: 'debug',
+      telemetry: { use_payload_endpoints: true, gcp_metadata_url: metadata.identityUrl, payload_endpoints: nodeLocal(receiver.port) },
+    },
   });
   t.teardown(() => lab.stop());
   t.same(lab.proxy.pipeline.health(), [], 'no configured endpoint: only the payload can name one');
@@ -130,7 +136,7 @@ t.test('the metadata server is unreachable: the job is untouched, nothing reache
   const lab = await startLab({
     receiver: false,
     log,
-    proxyConfig: { telemetry: { use_payload_endpoints: true, gcp_metadata_url: deadUrl } },
+    proxyConfig: { telemetry: { use_payload_endpoints: true, gcp_metadata_url: deadUrl, payload_endpoints: nodeLocal(receiver.port) } },
   });
   t.teardown(() => lab.stop());
 

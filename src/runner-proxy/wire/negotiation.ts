@@ -20,7 +20,14 @@ export type NegotiationPolicy = 'payload' | 'payload-or-variable';
 export type NativeRunnerSpan = 'replace' | 'keep';
 
 /** Why a payload endpoint was left to the runner (the `reason` label of the metric). */
-export type LeftToRunnerReason = 'unsupported_scheme' | 'unsupported_auth' | 'invalid_url' | 'refused' | 'not_served_by_config';
+export type LeftToRunnerReason =
+  | 'unsupported_scheme'
+  | 'unsupported_auth'
+  | 'invalid_url'
+  /** The egress policy refuses the host, address or audience (docs/security.md#payload-endpoints). */
+  | 'egress_policy'
+  | 'refused'
+  | 'not_served_by_config';
 
 /** Whether the proxy can export to a payload endpoint; a reason when it cannot. */
 export type ServesEndpoint = (endpoint: PayloadOtelEndpoint) => LeftToRunnerReason | undefined;
@@ -84,13 +91,19 @@ const REASONS: Record<string, LeftToRunnerReason> = {
   UNSUPPORTED_ENDPOINT_SCHEME: 'unsupported_scheme',
   UNSUPPORTED_AUTH_TYPE: 'unsupported_auth',
   INVALID_ENDPOINT_URL: 'invalid_url',
+  EGRESS_REFUSED: 'egress_policy',
 };
 
-/** The default ServesEndpoint: the export side can build settings for it. */
-export const servesWithExportSettings: ServesEndpoint = (endpoint) => {
-  const made = endpointFromPayload(endpoint);
-  return made.ok ? undefined : (REASONS[made.error.code] ?? 'refused');
-};
+/** A ServesEndpoint that serves what the export side can build settings for with `defaults` (its egress policy included). */
+export function servesWith(defaults?: Parameters<typeof endpointFromPayload>[1]): ServesEndpoint {
+  return (endpoint) => {
+    const made = endpointFromPayload(endpoint, defaults);
+    return made.ok ? undefined : (REASONS[made.error.code] ?? 'refused');
+  };
+}
+
+/** The default ServesEndpoint: the export side can build settings for it under the default egress policy. */
+export const servesWithExportSettings: ServesEndpoint = servesWith();
 
 /** `scheme://host:port` of a payload URL, for logs. */
 export function endpointWhere(url: string): string {

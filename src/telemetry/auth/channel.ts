@@ -11,6 +11,7 @@ import type { EndpointSettings } from '../export/settings.js';
 import { gcpIdentityTokenSource } from './gcp-metadata.js';
 import { oidcTokenSource } from './oidc.js';
 import { checkPlaintextCredentials } from './plaintext.js';
+import { guardedChannel } from '../export/egress-grpc.js';
 
 /** The one strict loopback predicate lives with the address classifier (docs/security.md#plaintext-credentials). */
 export { isLoopbackHost } from '../export/egress-policy.js';
@@ -72,7 +73,9 @@ export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}
   }
   const tls = url.protocol === 'https:';
   const port = url.port || '4317';
-  const address = `${url.hostname}:${port}`;
+  // A payload endpoint dials only the addresses the egress policy allows (docs/security.md#payload-endpoints).
+  const guarded = endpoint.egress?.allowed ? guardedChannel(url.hostname, port, endpoint.egress) : undefined;
+  const address = guarded?.target ?? `${url.hostname}:${port}`;
   const tokens = source ? new TokenCache(source, events) : undefined;
   const channelOptions: grpc.ChannelOptions = {
     'grpc.default_compression_algorithm': endpoint.compression === 'gzip' ? 2 : 0,
@@ -84,6 +87,7 @@ export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}
     // outage should see its spans within the endpoint's own retry bound instead.
     'grpc.initial_reconnect_backoff_ms': endpoint.retry.initialBackoffMs,
     'grpc.max_reconnect_backoff_ms': endpoint.retry.maxBackoffMs,
+    ...guarded?.options,
   };
 
   if (!tls) {

@@ -7,12 +7,12 @@
 //   - classifyAddress: pure, what kind of address an IP literal is;
 //   - decidePayloadEndpoint: pure, the static verdict on a host, port,
 //     transport and audience before anything is resolved;
-//   - egressLookup / the grpc-js resolver: the same verdict applied to every
-//     address a name resolves to, at connect time, so the address dialled is
-//     the address checked (a name that resolves to 169.254.169.254 counts).
+//   - egressLookup (here, for net/http agents) and the grpc-js resolver
+//     (egress-grpc.ts): the same verdict applied to every address a name
+//     resolves to, at connect time, so the address dialled is the address
+//     checked (a name that resolves to 169.254.169.254 counts).
 import { BlockList, isIP } from 'node:net';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import * as grpc from '@grpc/grpc-js';
 
 export type AddressClass = 'public' | 'loopback' | 'link_local' | 'private' | 'metadata' | 'unspecified' | 'reserved';
 
@@ -249,98 +249,32 @@ export function egressLookup(
     resolveAllowed(host, verdict, resolve).then(
       (addresses) => (options.all ? callback(null, addresses) : callback(null, addresses[0]!.address, addresses[0]!.family)),
       (err: Error) => {
-        if (err instanceof EgressRefusedError) onRefused?.(err);
+        if (err instanceof EgressRefusedError) {
+          onRefused?.(err);
+          reportEgressRefusal(err);
+        }
         callback(err, '');
       },
     );
   };
 }
 
-// --- grpc-js: a name resolver that applies the policy --------------------
-// grpc-js dials exactly the addresses its resolver reports, and asks the
-// resolver again before reconnecting, so filtering there is filtering at
-// connect time. Channels opt in by their target's scheme and name their
-// guard with a channel option.
+type RefusalListener = (err: EgressRefusedError) => void;
+const listeners = new Set<RefusalListener>();
 
-export const EGRESS_SCHEME = 'gitlab-otel-egress';
-export const EGRESS_GUARD_OPTION = 'gitlab-otel.egress_guard';
-
-export interface EgressGuard {
-  readonly verdict: EgressVerdict;
-  readonly resolve?: Resolve;
-  readonly onRefused?: (err: EgressRefusedError) => void;
+/** Hears every connect-time refusal (to log and count it); returns the unsubscribe function. */
+export function onEgressRefused(listener: RefusalListener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
 }
 
-const guards = new Map<string, EgressGuard>();
-let guardSeq = 0;
-
-/** Registers a guard; returns the channel option value naming it and a release function. */
-export function registerEgressGuard(guard: EgressGuard): { id: string; release: () => void } {
-  ensureResolver();
-  const id = `guard-${++guardSeq}`;
-  guards.set(id, guard);
-  return { id, release: () => guards.delete(id) };
-}
-
-/** The grpc-js target for `host:port` under a guard. */
-export function egressTarget(host: string, port: string | number): string {
-  const h = isIP(normalHost(host)) === 6 ? `[${normalHost(host)}]` : host;
-  return `${EGRESS_SCHEME}:${h}:${port}`;
-}
-
-let registered = false;
-
-function ensureResolver(): void {
-  if (registered) return;
-  registered = true;
-  class EgressResolver implements grpc.experimental.Resolver {
-    private readonly hostPort: grpc.experimental.HostPort | null;
-    private destroyed = false;
-    private running = false;
-    constructor(
-      target: grpc.experimental.GrpcUri,
-      private readonly listener: grpc.experimental.ResolverListener,
-      private readonly options: grpc.ChannelOptions,
-    ) {
-      this.hostPort = grpc.experimental.splitHostPort(target.path);
-    }
-    static getDefaultAuthority(target: grpc.experimental.GrpcUri): string {
-      return target.path;
-    }
-    updateResolution(): void {
-      this.destroyed = false;
-      if (this.running) return;
-      this.running = true;
-      const fail = (details: string): void => {
-        this.listener({ ok: false, error: { code: grpc.status.UNAVAILABLE, details, metadata: new grpc.Metadata() } }, {}, null, details);
-      };
-      const guard = guards.get(String(this.options[EGRESS_GUARD_OPTION]));
-      const hp = this.hostPort;
-      // Never synchronously with updateResolution (the Resolver contract).
-      setImmediate(() => {
-        if (!guard || !hp) {
-          this.running = false;
-          if (!this.destroyed) fail('egress guard missing');
-          return;
-        }
-        resolveAllowed(hp.host, guard.verdict, guard.resolve).then(
-          (addresses) => {
-            this.running = false;
-            if (this.destroyed) return;
-            const port = hp.port ?? 443;
-            this.listener({ ok: true, value: addresses.map((a) => ({ addresses: [{ host: a.address, port }] })) }, {}, null, '');
-          },
-          (err: Error) => {
-            this.running = false;
-            if (err instanceof EgressRefusedError) guard.onRefused?.(err);
-            if (!this.destroyed) fail(err.message);
-          },
-        );
-      });
-    }
-    destroy(): void {
-      this.destroyed = true;
+/** Tells every listener about a refusal. */
+export function reportEgressRefusal(err: EgressRefusedError): void {
+  for (const l of listeners) {
+    try {
+      l(err);
+    } catch {
+      // A listener's failure must not reach a connection attempt.
     }
   }
-  grpc.experimental.registerResolver(EGRESS_SCHEME, EgressResolver);
 }

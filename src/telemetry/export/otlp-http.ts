@@ -13,6 +13,7 @@ import { VERSION } from '../../version.js';
 import { EndpointConfigError, isLoopbackHost, readPem, tokenSourceFor } from '../auth/channel.js';
 import { TokenCache, type TokenEvents, type TokenSource } from '../auth/token.js';
 import type { EndpointSettings } from './settings.js';
+import { egressLookup } from './egress-policy.js';
 import { classifyHttpStatus, parseRetryAfter } from './retry-policy.js';
 import { parseExportResponse, type ExportFailure, type ExportOutcome, type OtlpTransport } from './otlp-transport.js';
 
@@ -51,7 +52,7 @@ export function planHttp(endpoint: EndpointSettings, events: TokenEvents = {}, s
         `endpoint ${endpoint.name}: a bearer token over plaintext HTTP to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
       );
     }
-    return { url, tls, tokens, agent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }) };
+    return { url, tls, tokens, agent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, ...egressOption(endpoint) }) };
   }
   const t = endpoint.tls;
   const ca = readPem(t?.caFile, 'CA file');
@@ -60,11 +61,17 @@ export function planHttp(endpoint: EndpointSettings, events: TokenEvents = {}, s
   const agent = new https.Agent({
     keepAlive: true,
     maxSockets: MAX_SOCKETS,
+    ...egressOption(endpoint),
     ...(ca ? { ca } : {}),
     ...(key && cert ? { key, cert } : {}),
     ...(t?.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {}),
   });
   return { url, tls, tokens, agent };
+}
+
+/** A payload endpoint's agent dials only the addresses the egress policy allows (docs/security.md#payload-endpoints). */
+function egressOption(endpoint: EndpointSettings): { lookup?: ReturnType<typeof egressLookup> } {
+  return endpoint.egress?.allowed ? { lookup: egressLookup(endpoint.egress) } : {};
 }
 
 function failure(code: string, failureClass: ExportFailure['failure'], message: string, retryDelayMs?: number): ExportFailure {

@@ -4,6 +4,8 @@
 // GitLab's own payload endpoints (features.tracing.otel_endpoints) are turned
 // into the same shape by `endpointFromPayload`.
 
+import { decidePayloadEndpoint, type EgressPolicy, type EgressRefusal, type EgressVerdict } from './egress-policy.js';
+
 export type Compression = 'gzip' | 'none';
 
 /** OTLP transport, named as OTEL_EXPORTER_OTLP_PROTOCOL names it (docs/export.md#transports). */
@@ -98,6 +100,11 @@ export interface EndpointSettings {
   readonly auth: AuthSettings;
   readonly queue: QueueSettings;
   readonly retry: RetrySettings;
+  /**
+   * Payload endpoints only: the egress policy's verdict on this host, applied
+   * again to every address it resolves to at connect time (docs/security.md#payload-endpoints).
+   */
+  readonly egress?: EgressVerdict;
 }
 
 export interface SpoolSettings {
@@ -152,7 +159,7 @@ export interface PayloadOtelEndpoint {
 
 export class ExportSettingsError extends Error {
   constructor(
-    readonly code: 'UNSUPPORTED_ENDPOINT_SCHEME' | 'UNSUPPORTED_AUTH_TYPE' | 'INVALID_ENDPOINT_URL',
+    readonly code: 'UNSUPPORTED_ENDPOINT_SCHEME' | 'UNSUPPORTED_AUTH_TYPE' | 'INVALID_ENDPOINT_URL' | 'EGRESS_REFUSED',
     message: string,
   ) {
     super(message);
@@ -161,7 +168,8 @@ export class ExportSettingsError extends Error {
 }
 
 export type PayloadEndpointResult =
-  { readonly ok: true; readonly endpoint: EndpointSettings } | { readonly ok: false; readonly error: ExportSettingsError };
+  | { readonly ok: true; readonly endpoint: EndpointSettings }
+  | { readonly ok: false; readonly error: ExportSettingsError; readonly refusal?: EgressRefusal };
 
 /**
  * Turns a payload endpoint into EndpointSettings, with the schemes the runner
@@ -171,7 +179,7 @@ export type PayloadEndpointResult =
  */
 export function endpointFromPayload(
   entry: PayloadOtelEndpoint,
-  defaults: { queue?: QueueSettings; retry?: RetrySettings; timeoutMs?: number; metadataUrl?: string } = {},
+  defaults: { queue?: QueueSettings; retry?: RetrySettings; timeoutMs?: number; metadataUrl?: string; egress?: EgressPolicy } = {},
 ): PayloadEndpointResult {
   let parsed: URL;
   try {
@@ -211,6 +219,20 @@ export function endpointFromPayload(
     }
     auth = { type: 'gcp_workload_identity', audience, metadataUrl: defaults.metadataUrl ?? GCP_METADATA_IDENTITY_URL };
   }
+  // The payload chooses where the proxy connects and which token it mints: the policy decides first.
+  const egress = decidePayloadEndpoint(defaults.egress ?? {}, {
+    host: parsed.hostname,
+    port: Number(port || (tls ? 443 : 80)),
+    tls,
+    ...(auth.type === 'gcp_workload_identity' ? { audience: auth.audience } : {}),
+  });
+  if (!egress.allowed) {
+    return {
+      ok: false,
+      error: new ExportSettingsError('EGRESS_REFUSED', `payload OTLP endpoint ${scheme}://${hostPort} refused by the egress policy (${egress.reason})`),
+      refusal: egress.reason,
+    };
+  }
   return {
     ok: true,
     endpoint: {
@@ -225,6 +247,7 @@ export function endpointFromPayload(
       queue: defaults.queue ?? DEFAULT_QUEUE,
       retry: defaults.retry ?? DEFAULT_RETRY,
       ...(tls ? { tls: { insecureSkipVerify: false } } : {}),
+      egress,
     },
   };
 }
