@@ -8,16 +8,14 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
-import type { Counter } from 'prom-client';
+import { Registry } from 'prom-client';
 import { RESOURCE } from '../telemetry/attributes.js';
 import { ExportPipeline, type LogEvent } from '../telemetry/export/pipeline.js';
-import { createRegistry, type Registry } from '../telemetry/metrics.js';
 import type { ProxyConfig } from './config/schema.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, listenAdmin } from './http/admin.js';
 import { securePrivateDir } from '../telemetry/export/private-files.js';
-import { payloadEgress } from './payload-egress.js';
 import { JobJournal } from './job/journal.js';
 import { JobTracker } from './job/tracker.js';
 import { createProxyMetrics } from './metrics.js';
@@ -43,7 +41,8 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
   const { log } = options;
   // Before anything is written: the spool directory is the proxy user's alone, or the proxy does not start.
   if (config.spool) securePrivateDir(config.spool.dir);
-  const registry = createRegistry();
+  // One registry per proxy (not prom-client's global one): tests run several proxies in one process.
+  const registry = new Registry();
   const metrics = createProxyMetrics(registry);
   const pipeline = await ExportPipeline.create({
     endpoints: config.endpoints,
@@ -52,19 +51,16 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     log: ({ event, ...fields }: LogEvent) => log(event.includes('fail') || event.includes('drop') ? 'warn' : 'info', event, fields),
   });
   const journal = config.spool ? openJournal(config.spool.dir, log, pipeline) : undefined;
-  const payloadEndpointDefaults = { metadataUrl: config.telemetry.gcpMetadataUrl, egress: config.telemetry.payloadEndpoints };
-  const egress = payloadEgress(payloadEndpointDefaults, registry, log);
   const tracker = new JobTracker({
     negotiation: {
       policy: config.telemetry.negotiation,
       nativeRunnerSpan: config.telemetry.nativeRunnerSpan,
       usePayloadEndpoints: config.telemetry.usePayloadEndpoints,
       upstreamUrl: config.upstream.url.toString(),
-      servesEndpoint: egress.servesEndpoint,
     },
     sink: pipeline,
     endpoints: config.endpoints,
-    payloadEndpointDefaults,
+    payloadEndpointDefaults: { metadataUrl: config.telemetry.gcpMetadataUrl },
     resourceAttributes: {
       ...config.telemetry.resourceAttributes,
       [RESOURCE.serviceName]: config.telemetry.serviceName,
@@ -81,7 +77,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     log,
     metrics: {
       ...metrics,
-      spansDropped: registry.getSingleMetric('gitlab_otel_spans_dropped_total') as Counter<'endpoint' | 'reason'> | undefined,
+      spansDropped: pipeline.metrics.dropped,
     },
   });
   const resumed = tracker.restore();
@@ -146,7 +142,6 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
         await pipeline.shutdown(config.shutdown.flushTimeoutMs);
         journal?.close();
         await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
-        egress.close();
         log('info', 'runner proxy stopped');
       })();
       return stopping;
