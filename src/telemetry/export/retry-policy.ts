@@ -16,16 +16,6 @@ export type RetryDecision =
   | { readonly action: 'reauthenticate' }
   | { readonly action: 'drop' };
 
-export function decideRetry(code: number, retryDelayMs: number | undefined, alreadyReauthenticated: boolean): RetryDecision {
-  if (code === status.UNAUTHENTICATED) return alreadyReauthenticated ? { action: 'drop' } : { action: 'reauthenticate' };
-  if (code === status.RESOURCE_EXHAUSTED) {
-    // Without RetryInfo this is the size limit or a hard quota: retrying cannot help.
-    return retryDelayMs === undefined ? { action: 'drop' } : { action: 'retry', minDelayMs: retryDelayMs };
-  }
-  if (RETRYABLE.has(code)) return { action: 'retry', minDelayMs: retryDelayMs ?? 0 };
-  return { action: 'drop' };
-}
-
 /**
  * How a failed export is classified, whatever the transport: the endpoint's
  * retry loop acts on this, so gRPC and OTLP/HTTP share one loop (docs/export.md#retry).
