@@ -8,9 +8,10 @@
 // What is found: FF_TIMESTAMPS entry headers (`YYYY-MM-DDTHH:MM:SS.ffffffZ SSO `
 // or `…SSO+`), section markers (`section_start|end:<unix s>:<name>[opts]\r\x1b[0K`)
 // and the runner's output-limit notice. An entry flagged `+` continues the
-// line before it: its `\n` was added by the runner's timestamper, and GitLab
-// removes it again when it renders the log, so markers and captured lines are
-// matched on the joined line (docs/job-log.md#continuation-lines).
+// previous entry of its stream: that `\n` was added by the runner's
+// timestamper (one per stream id and type) and GitLab removes it again when it
+// renders the log, so markers and captured lines are matched on the joined
+// line (docs/job-log.md#continuation-lines).
 //
 // One pass per PATCH body, never concatenated: Buffer.indexOf finds each line
 // end and, with a forward-only cursor, each `section_`; a marker in progress
@@ -89,6 +90,20 @@ interface CandidateSegment {
 
 type SerialSegment = Omit<CandidateSegment, 'timeNs'> & { timeNs?: string };
 
+interface SerialCandidate {
+  readonly bytes: string;
+  readonly segments: readonly SerialSegment[];
+}
+
+/** A marker in progress whose entry ended; only a `+` entry of the same stream continues it. */
+interface Suspended {
+  readonly candidate: MarkerCandidate;
+  readonly segments: CandidateSegment[];
+}
+
+/** The most streams with a marker in progress at once; more are dropped (only forged logs get there). */
+const MAX_SUSPENDED = 16;
+
 /** JSON-serialisable parser state, for resuming after a restart. */
 export interface JobLogState {
   readonly v: 2;
@@ -96,12 +111,12 @@ export interface JobLogState {
   /** A line start too short yet to tell whether it holds a stamp header (base64, < 32 bytes). */
   readonly carry: string;
   readonly atLineStart: boolean;
-  /** The last entry ended with `\n`; whether the next one continues it is not known yet. */
-  readonly lineEndPending: boolean;
   /** The open entry's stamp header (base64, 32 bytes), when it has one. */
   readonly entryHeader?: string;
   /** A marker in progress: its bytes so far (base64) and the entries they came from. */
-  readonly candidate?: { readonly bytes: string; readonly segments: readonly SerialSegment[] };
+  readonly candidate?: SerialCandidate;
+  /** Markers in progress at the end of an entry that a `+` entry of the same stream may continue. */
+  readonly suspended?: readonly (SerialCandidate & { readonly key: number })[];
   /** Progress through an output-limit notice at the start of the open line. */
   readonly notice?: { readonly index: number; readonly value: number; readonly offset: number };
   readonly resync: boolean;
@@ -136,6 +151,8 @@ const CR = 0x0d;
 const ESC = 0x1b;
 const PLUS = 0x2b;
 export const HEADER_BYTES = 32;
+/** The runner's timestamper cuts an unterminated line at this size (timestamper.go bufSize). */
+const STAMPER_BUFFER_BYTES = 8 * 1024;
 /** Captured lines are decoded up to this many bytes. */
 export const MAX_LINE_TEXT_BYTES = 4096;
 /**
@@ -205,6 +222,18 @@ function streamOf(b: Uint8Array, i: number): number {
   return hex(b[i + 28]!) * 16 + hex(b[i + 29]!);
 }
 
+/** A stream's timestamper is keyed by its id and type. */
+function keyOf(b: Uint8Array, i: number): number {
+  return streamOf(b, i) * 2 + (b[i + 30] === 0x45 ? 1 : 0);
+}
+
+function serialCandidate(c: MarkerCandidate, segments: readonly CandidateSegment[]): SerialCandidate {
+  return {
+    bytes: c.bytes.toString('base64', 0, c.length),
+    segments: segments.map(({ timeNs, ...g }) => ({ ...g, ...(timeNs !== undefined ? { timeNs: timeNs.toString() } : {}) })),
+  };
+}
+
 function rebase(segments: readonly CandidateSegment[], start: number): CandidateSegment[] {
   let first = 0;
   for (let i = 0; i < segments.length; i++) if (segments[i]!.at <= start) first = i;
@@ -229,15 +258,19 @@ export class JobLog {
   private readonly carryBuf = Buffer.alloc(HEADER_BYTES);
   private carryLen = 0;
   private atLineStart = true;
-  private lineEndPending = false;
   // The open entry: its header lives in the current body or, across bodies, in `entryHeader`.
   private entryStamped = false;
+  /** Stream id × 2 + (stderr ? 1 : 0) of the open entry; -1 when unstamped. */
+  private entryKey = -1;
+  /** Content bytes of the open entry so far. */
+  private entryBytes = 0;
   private entryBuf: Uint8Array = EMPTY;
   private entryAt = 0;
   private readonly entryHeader = Buffer.alloc(HEADER_BYTES);
   // A marker in progress.
-  private readonly candidate = new MarkerCandidate();
+  private candidate = new MarkerCandidate();
   private segments: CandidateSegment[] = [];
+  private readonly suspended = new Map<number, Suspended>();
   // An output-limit notice in progress (-1: none).
   private noticeIndex = -1;
   private noticeValue = 0;
@@ -246,6 +279,11 @@ export class JobLog {
   private capture: Buffer | undefined;
   private captureLen = 0;
   private captureOpen = false;
+  /** The captured line's entry ended, but a `+` entry of its stream may continue it. */
+  private captureSuspended = false;
+  private captureKey = -1;
+  /** Where the open entry's bytes begin in the capture. */
+  private captureEntryStart = 0;
   private captureFrom = 0;
   /** The body being scanned, while it is (captured bytes are copied out of it). */
   private captureBody: Buffer | undefined;
@@ -349,9 +387,13 @@ export class JobLog {
       this.carryLen = 0;
       this.scan(head, this.offsetValue - head.length, 0, true);
     }
-    this.lineEndPending = false;
+    if (!this.atLineStart) this.endEntry();
     this.atLineStart = true;
-    this.newline();
+    this.candidate.reset();
+    this.segments = [];
+    this.suspended.clear();
+    this.captureSuspended = false;
+    this.endLine(true);
   }
 
   snapshot(): JobLogState {
@@ -361,17 +403,12 @@ export class JobLog {
       offset: this.offsetValue,
       carry: this.carryBuf.toString('base64', 0, this.carryLen),
       atLineStart: this.atLineStart,
-      lineEndPending: this.lineEndPending,
       ...(openEntry
         ? { entryHeader: Buffer.from(this.entryBuf.subarray(this.entryAt, this.entryAt + HEADER_BYTES)).toString('base64') }
         : {}),
-      ...(this.candidate.active
-        ? {
-            candidate: {
-              bytes: this.candidate.bytes.toString('base64', 0, this.candidate.length),
-              segments: this.segments.map((s) => ({ ...s, timeNs: s.timeNs?.toString() })),
-            },
-          }
+      ...(this.candidate.active ? { candidate: serialCandidate(this.candidate, this.segments) } : {}),
+      ...(this.suspended.size > 0
+        ? { suspended: [...this.suspended].map(([key, h]) => ({ key, ...serialCandidate(h.candidate, h.segments) })) }
         : {}),
       ...(this.noticeIndex >= 0 ? { notice: { index: this.noticeIndex, value: this.noticeValue, offset: this.noticeOffset } } : {}),
       resync: this.resync,
@@ -410,7 +447,6 @@ export class JobLog {
     carry.copy(this.carryBuf);
     this.carryLen = carry.length;
     this.atLineStart = s.atLineStart === true;
-    this.lineEndPending = s.lineEndPending === true;
     this.resync = s.resync === true;
     if (s.entryHeader !== undefined) {
       const h = Buffer.from(s.entryHeader, 'base64');
@@ -419,21 +455,30 @@ export class JobLog {
       this.entryBuf = this.entryHeader;
       this.entryAt = 0;
       this.entryStamped = true;
+      this.entryKey = keyOf(h, 0);
     }
-    if (s.candidate !== undefined) {
-      const bytes = Buffer.from(s.candidate.bytes, 'base64');
-      if (bytes.length > MAX_MARKER_BYTES || !Array.isArray(s.candidate.segments)) throw new JobLogStateError('candidate is malformed');
-      for (const c of bytes) {
-        if (this.candidate.feed(c) !== Fed.More) throw new JobLogStateError('candidate is not a marker in progress');
+    const candidate = (raw: SerialCandidate): Suspended => {
+      const bytes = Buffer.from(typeof raw.bytes === 'string' ? raw.bytes : '', 'base64');
+      if (bytes.length === 0 || bytes.length > MAX_MARKER_BYTES || !Array.isArray(raw.segments)) {
+        throw new JobLogStateError('candidate is malformed');
       }
-      this.segments = (s.candidate.segments as readonly Partial<Record<keyof SerialSegment, unknown>>[]).map((g) => ({
+      const c = new MarkerCandidate();
+      for (const byte of bytes) if (c.feed(byte) !== Fed.More) throw new JobLogStateError('candidate is not a marker in progress');
+      const segments = (raw.segments as readonly Partial<Record<keyof SerialSegment, unknown>>[]).map((g) => ({
         at: count(g.at, 'candidate segment'),
         offset: count(g.offset, 'candidate segment'),
         ...(g.timeNs !== undefined ? { timeNs: time(g.timeNs, 'candidate segment') } : {}),
         ...(g.stream !== undefined ? { stream: count(g.stream, 'candidate segment') } : {}),
       }));
-      if (this.segments.length === 0) throw new JobLogStateError('candidate has no segments');
+      if (segments.length === 0) throw new JobLogStateError('candidate has no segments');
+      return { candidate: c, segments };
+    };
+    if (s.candidate !== undefined) {
+      const c = candidate(s.candidate);
+      this.candidate = c.candidate;
+      this.segments = c.segments;
     }
+    for (const h of (s.suspended ?? []).slice(0, MAX_SUSPENDED)) this.suspended.set(count(h.key, 'suspended key'), candidate(h));
     if (s.notice !== undefined) {
       this.noticeIndex = count(s.notice.index, 'notice');
       this.noticeValue = count(s.notice.value, 'notice');
@@ -446,9 +491,10 @@ export class JobLog {
     this.candidate.reset();
     this.segments = [];
     this.noticeIndex = -1;
+    this.suspended.clear();
     this.captureOpen = false;
+    this.captureSuspended = false;
     this.atLineStart = true;
-    this.lineEndPending = false;
   }
 
   /** One body at log offset `base`: first complete a short line start held from before, then the rest in place. */
@@ -479,7 +525,6 @@ export class JobLog {
         if (nl < 0) return;
         this.resync = false;
         this.atLineStart = true;
-        this.lineEndPending = false;
         pos = nl + 1;
         continue;
       }
@@ -494,28 +539,24 @@ export class JobLog {
         // A header holds no `\n`: the line must be longer than one.
         const stamped = (lineNl < 0 ? end : lineNl) - pos >= HEADER_BYTES && isStampHeader(b, pos);
         const continues = stamped && b[pos + 31] === PLUS;
-        if (this.lineEndPending) {
-          this.lineEndPending = false;
-          if (!continues) this.newline();
-        }
+        const key = stamped ? keyOf(b, pos) : -1;
         this.atLineStart = false;
         this.entryStamped = stamped;
+        this.entryKey = key;
+        this.entryBytes = 0;
         if (stamped) {
           this.entryBuf = b;
           this.entryAt = pos;
           lastHeader = pos;
           this.firstTs ??= stampTimeNs(b, pos);
           pos += HEADER_BYTES;
-          if (continues && this.candidate.active) {
-            this.segments.push({ at: this.candidate.length, offset: base + pos, ...this.entryFacts() });
-          }
         }
+        this.startEntry(continues, key, base + pos);
         this.noticeIndex = !stamped && b[pos] === ESC ? 0 : -1;
         if (this.noticeIndex === 0) {
           this.noticeValue = 0;
           this.noticeOffset = base + pos;
         }
-        if (!continues) this.beginLine(base + pos);
       }
       const nl = lineNl !== -2 ? lineNl : b.indexOf(NL, pos);
       lineNl = -2;
@@ -541,10 +582,11 @@ export class JobLog {
         p = this.feedCandidate(b, base, s, segEnd);
       }
       if (this.captureOpen) this.appendCaptureTo(segEnd);
+      this.entryBytes += segEnd - pos;
       if (nl < 0) break;
+      this.endEntry();
       pos = nl + 1;
       this.atLineStart = true;
-      this.lineEndPending = true;
     }
     this.captureBody = undefined;
     if (lastHeader >= 0) {
@@ -646,14 +688,58 @@ export class JobLog {
     });
   }
 
-  /** A `\n` that is not followed by a continuation: the rendered line ends, and nothing in progress survives it. */
-  private newline(): void {
+  /**
+   * An entry starts (its content at log offset `offset`). A `+` entry resumes
+   * what its stream left in progress; any other entry ends it first: only the
+   * runner's own cut is undone (docs/job-log.md#continuation-lines).
+   */
+  private startEntry(continues: boolean, key: number, offset: number): void {
+    if (this.captureSuspended) {
+      this.captureSuspended = false;
+      if (continues && key === this.captureKey) this.captureEntryStart = this.captureLen;
+      else {
+        // A marker its stream may still complete is not text of this line.
+        const held = this.suspended.get(this.captureKey);
+        if (held) this.captureLen = Math.max(0, this.captureLen - held.candidate.length);
+        this.endLine(held === undefined);
+        this.beginLine(offset);
+      }
+    } else this.beginLine(offset);
+    if (key >= 0 && this.suspended.size > 0) {
+      const held = this.suspended.get(key);
+      if (held) {
+        this.suspended.delete(key);
+        if (continues) {
+          this.candidate = held.candidate;
+          this.segments = held.segments;
+          this.segments.push({ at: this.candidate.length, offset, ...this.entryFacts() });
+        }
+      }
+    }
+  }
+
+  /** The open entry ends at its `\n`. */
+  private endEntry(): void {
+    this.noticeIndex = -1;
     if (this.candidate.active) {
-      this.candidate.reset();
+      if (this.entryStamped) {
+        // The `\n` may be the timestamper's own: keep the marker for a `+` entry of this stream.
+        if (this.suspended.size >= MAX_SUSPENDED) this.suspended.delete(this.suspended.keys().next().value!);
+        this.suspended.set(this.entryKey, { candidate: this.candidate, segments: this.segments });
+        this.candidate = new MarkerCandidate();
+      } else this.candidate.reset();
       this.segments = [];
     }
-    this.noticeIndex = -1;
-    this.endLine(true);
+    if (!this.captureOpen) return;
+    // The runner only continues an entry it flushed at a `\r` or cut at its buffer's size.
+    const b = this.capture;
+    const continuable =
+      this.entryStamped &&
+      (this.entryBytes >= STAMPER_BUFFER_BYTES ||
+        this.captureLen >= MAX_LINE_TEXT_BYTES ||
+        (b !== undefined && b.subarray(this.captureEntryStart, this.captureLen).includes(CR)));
+    if (continuable) this.captureSuspended = true;
+    else this.endLine(true);
   }
 
   private feedNotice(b: Buffer, from: number, to: number): void {
@@ -686,8 +772,11 @@ export class JobLog {
   /** A rendered line starts at log offset `offset` (and, when given, at b[from] of the body being scanned). */
   private beginLine(offset: number, from?: number): void {
     this.captureOpen = this.captureLines;
+    this.captureSuspended = false;
     if (!this.captureOpen) return;
+    this.captureKey = this.entryKey;
     this.captureLen = 0;
+    this.captureEntryStart = 0;
     this.lineOffset = offset;
     const facts = this.entryFacts();
     this.lineTimeNs = facts.timeNs;

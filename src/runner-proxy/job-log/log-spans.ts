@@ -1,7 +1,11 @@
 // Log events → stage and section spans.
 //
 // Built-in stages (the runner's markers, stream 00) become children of
-// job_execution; collapsible sections printed by scripts (and the runner's
+// job_execution. A CI Steps job (FF_CONCRETE) runs as one runner stage,
+// `concrete`, inside which step-runner writes the stages itself, on stream 01
+// (docs/job-log.md#ci-steps-jobs): those are stages too, children of
+// job_execution like the others, and `concrete` is exported as the stage
+// around them once the job's outcome is known; collapsible sections printed by scripts (and the runner's
 // section_script_step_N) nest under the innermost open section or stage. A
 // span is emitted as soon as its end marker is read, with one exception: the
 // status of a stage that can fail the job (prepare, sources, cache restore,
@@ -64,6 +68,8 @@ const RUNNER_STAGES: ReadonlySet<string> = new Set([
   'upload_artifacts_on_success',
   'upload_artifacts_on_failure',
   'cleanup_file_variables',
+  // FF_CONCRETE: the whole job as one step-runner step (docs/job-log.md#ci-steps-jobs).
+  'concrete',
 ]);
 
 const STEP_STAGE = /^step_[a-z0-9_]+$/;
@@ -102,6 +108,16 @@ interface OpenSpan {
   startNs: bigint;
   attempt: number;
   unclosed?: boolean;
+  /**
+   * A step-runner stage's end marker was read without a stamp: its seconds
+   * are its start's (docs/job-log.md#ci-steps-jobs), so it ends at the next marker.
+   */
+  endPending?: boolean;
+}
+
+/** The `concrete` stage: open while step-runner runs the job, exported at the job's end. */
+interface OuterStage extends OpenSpan {
+  endNs?: bigint;
 }
 
 interface HeldStage extends OpenSpan {
@@ -116,6 +132,7 @@ export interface StageSpansState {
   readonly enrichment?: string;
   readonly sections: SerialSpan[];
   readonly held?: SerialSpan & { endNs: string; attributes: Attributes };
+  readonly outer?: SerialSpan & { endNs?: string };
   readonly attempts: Record<string, number>;
   readonly emitted: number;
   readonly dropped: number;
@@ -145,6 +162,7 @@ export class JobLogSpans {
   private enrichment: StageEnrichment | undefined;
   private sections: OpenSpan[] = [];
   private held: HeldStage | undefined;
+  private outer: OuterStage | undefined;
   private attempts: Record<string, number> = {};
   private emitted = 0;
   private dropped = 0;
@@ -195,6 +213,7 @@ export class JobLogSpans {
           : undefined;
     const statusOf = (s: OpenSpan): StageStatus => (s === culprit ? (outcome.status === 'canceled' ? 'canceled' : 'failed') : 'success');
     this.closeSections(0, end, true);
+    if (this.stage?.endPending) this.endStage(this.outer?.endNs ?? end, false);
     if (this.held) {
       const h = this.held;
       this.held = undefined;
@@ -206,6 +225,13 @@ export class JobLogSpans {
       const attrs = this.enrichment?.attributes(this.ctx.maxAttributeLength) ?? {};
       this.enrichment = undefined;
       this.emitStage(s, end, statusOf(s), attrs, true, outcome.failureReason);
+    }
+    if (this.outer) {
+      // The stage the whole job ran in fails, or is canceled, with the job.
+      const o = this.outer;
+      this.outer = undefined;
+      const status: StageStatus = outcome.status === 'success' ? 'success' : outcome.status;
+      this.emitStage(o, o.endNs ?? end, status, {}, o.endNs === undefined, outcome.failureReason);
     }
     this.updateCapture();
   }
@@ -250,6 +276,9 @@ export class JobLogSpans {
         ...(this.enrichment ? { enrichment: this.enrichment.stage } : {}),
         sections: this.sections.map(serial),
         ...(this.held ? { held: { ...serial(this.held), endNs: this.held.endNs.toString(), attributes: this.held.attributes } } : {}),
+        ...(this.outer
+          ? { outer: { ...serial(this.outer), ...(this.outer.endNs !== undefined ? { endNs: this.outer.endNs.toString() } : {}) } }
+          : {}),
         attempts: { ...this.attempts },
         emitted: this.emitted,
         dropped: this.dropped,
@@ -264,31 +293,62 @@ export class JobLogSpans {
     this.enrichment = s.enrichment && ENRICHED_STAGES.has(s.enrichment) ? new StageEnrichment(s.enrichment) : undefined;
     this.sections = s.sections.map(unserial).slice(0, MAX_OPEN_SECTIONS);
     this.held = s.held ? { ...unserial(s.held), endNs: BigInt(s.held.endNs), attributes: s.held.attributes } : undefined;
+    this.outer = s.outer ? { ...unserial(s.outer), ...(s.outer.endNs !== undefined ? { endNs: BigInt(s.outer.endNs) } : {}) } : undefined;
     this.attempts = { ...s.attempts };
     this.emitted = s.emitted;
     this.dropped = s.dropped;
     this.limitHit = s.outputLimitHit;
   }
 
+  /** Step-runner is running the job (FF_CONCRETE): it writes the built-in stages, on stream 01. */
+  private get inConcrete(): boolean {
+    return this.outer !== undefined && this.outer.endNs === undefined;
+  }
+
   private isRunnerMarker(m: SectionMarker): boolean {
     if (!isBuiltInStage(m.name)) return false;
-    if (m.stream !== undefined) return m.stream === 0;
-    // Without FF_TIMESTAMPS there is no stream id. Built-in stages never nest,
-    // so a built-in name printed while a user-script stage runs is the script's.
+    if (m.stream === 0) return true;
+    if (m.stream !== undefined && !(m.stream === 1 && this.inConcrete && m.name !== 'concrete')) return false;
+    // Without FF_TIMESTAMPS there is no stream id, and with FF_CONCRETE step-runner's
+    // stages share stream 01 with the script. Built-in stages never nest, so a
+    // built-in name printed while a user-script stage runs is the script's.
     if (m.kind === 'start') return !this.stage || !isUserScriptStage(this.stage.name);
+    if (m.name === 'concrete') return this.inConcrete && !this.sections.some((s) => s.name === m.name);
     return this.stage?.name === m.name && !this.sections.some((s) => s.name === m.name);
   }
 
   private onMarker(m: SectionMarker): void {
+    // An unstamped step-runner stage end is only known to lie before this marker.
+    if (this.stage?.endPending) this.endStage(m.timeNs, false);
     if (this.isRunnerMarker(m)) {
-      if (m.kind === 'start') this.startStage(m);
-      else if (this.stage?.name === m.name) this.endStage(m.timeNs, false);
+      if (m.name === 'concrete') {
+        if (m.kind === 'start') this.startOuter(m);
+        else if (this.inConcrete) this.endOuter(m.timeNs);
+      } else if (m.kind === 'start') this.startStage(m);
+      else if (this.stage?.name === m.name) {
+        if (!m.stamped && this.inConcrete) this.stage.endPending = true;
+        else this.endStage(m.timeNs, false);
+      }
     } else if (m.kind === 'start') {
       this.startSection(m);
     } else {
       this.endSection(m);
     }
     this.updateCapture();
+  }
+
+  private startOuter(m: SectionMarker): void {
+    if (this.outer) return;
+    if (this.stage) this.endStage(m.timeNs, true);
+    this.resolveHeld(m.name);
+    const attempt = (this.attempts[m.name] ?? 0) + 1;
+    this.attempts[m.name] = attempt;
+    this.outer = { spanId: newSpanId(), parentSpanId: this.ctx.jobSpanId, name: m.name, kind: 'stage', startNs: m.timeNs, attempt };
+  }
+
+  private endOuter(endNs: bigint): void {
+    if (this.stage) this.endStage(endNs, true);
+    if (this.outer) this.outer.endNs = endNs;
   }
 
   private startStage(m: SectionMarker): void {

@@ -151,7 +151,7 @@ t.test('a marker cut by a continuation join is found on the joined line, at ever
     ],
     // cut inside `section_` itself
     [
-      `${header('2024-01-01T00:00:01.000001Z', 1, ' ')}sect\n${header('2024-01-01T00:00:02.000002Z', 1, '+')}ion_start:1704067201:build[collapsed=true]\r\x1b[0KBuilding\n`,
+      `${header('2024-01-01T00:00:01.000001Z', 1, ' ')}x\rsect\n${header('2024-01-01T00:00:02.000002Z', 1, '+')}ion_start:1704067201:build[collapsed=true]\r\x1b[0KBuilding\n`,
       'build',
     ],
     // cut between `\r` and `\x1b[0K` (a write ending in `\r` is flushed at once)
@@ -169,7 +169,7 @@ t.test('a marker cut by a continuation join is found on the joined line, at ever
       json(text),
     );
     t.equal(r.markers[0]!.timeNs, ns('2024-01-01T00:00:01.000001Z'), 'timed by the entry holding its first byte');
-    t.equal(r.markers[0]!.offset, text.indexOf('sect'), 'offset of its first byte');
+    t.equal(r.markers[0]!.offset, text.indexOf('sect', 32), 'offset of its first byte');
     t.same(
       r.lines.map((l) => l.text),
       ['Building'],
@@ -236,4 +236,29 @@ t.test('enrichment reads the joined, rendered line: progress rewritten with `\\r
   let mismatches = 0;
   for (let cut = 1; cut < bytes.length; cut++) if (json(describe(run(cut))) !== json(describe(whole))) mismatches++;
   t.equal(mismatches, 0, 'every PATCH split gives the same spans and attributes');
+});
+
+t.test('a `+` entry continues its own stream, not an entry of another stream written in between', async (t) => {
+  // step-runner writes stdout and stderr through two timestampers: a marker
+  // cut on stdout continues after a stderr notice (docs/job-log.md#continuation-lines).
+  const text =
+    `${header('2024-01-01T00:00:01.000001Z', 1, ' ')}x\rsection_start:1704067201:up\n` +
+    `${header('2024-01-01T00:00:01.500000Z', 1, ' ', 'E')}\x1b[32;1mUploading artifacts...\x1b[0;m\n` +
+    `${header('2024-01-01T00:00:02.000002Z', 1, '+')}load[collapsed=true]\r\x1b[0K\n` +
+    `${header('2024-01-01T00:00:03.000000Z', 1, '+')}Uploading artifacts as "archive" to coordinator... 201 Created\n`;
+  const bytes = Buffer.from(text, 'latin1');
+  const r = parse(bytes);
+  t.same(
+    r.markers.map((m) => [m.name, m.stream, m.timeNs]),
+    [['upload', 1, ns('2024-01-01T00:00:01.000001Z')]],
+  );
+  t.same(
+    r.lines.map((l) => [l.text, l.timeNs]),
+    [
+      ['\x1b[32;1mUploading artifacts...\x1b[0;m', ns('2024-01-01T00:00:01.500000Z')],
+      ['Uploading artifacts as "archive" to coordinator... 201 Created', ns('2024-01-01T00:00:03.000000Z')],
+    ],
+    'the stderr line is its own; the stdout line after the marker is not joined to it',
+  );
+  everySplit(t, bytes, r);
 });
