@@ -1,16 +1,26 @@
 // How tests start the CLI (or any TypeScript entry) as a child process.
 //
-// tap's process-info hook follows every child and records its coverage,
-// unless the child's entry script lives under test/. A child run from
-// src/cli.ts would report coverage through tsx's transpiled line mapping,
-// which disagrees with tap's own loader, and the merged report would then mark
-// lines the test processes did cover as uncovered. So children start from
-// test/support/cli.ts (which just runs src/cli.ts) with tsx, fast to start,
-// and coverage comes from the test processes alone.
+// Coverage includes what only runs in those children (src/cli.ts, the command
+// modules, the in-job span commands). tap's process-info hook (NODE_OPTIONS,
+// inherited) follows every child and collects its V8 coverage, except for
+// entry scripts under test/, so children run src/cli.ts itself. They load
+// TypeScript through the same loader tap gives the test processes (its
+// @tapjs/typescript import, with --enable-source-maps), so a child's coverage
+// is mapped back to the sources with the same source maps as the test
+// processes' and the merge agrees line for line; a different transpiler (tsx
+// here before) emits different maps and the merged report then marks lines
+// as uncovered that were covered (docs/verification.md#coverage).
+// ts-node would type-check each file it loads, which costs a child many
+// seconds; tsconfig.json's "ts-node": {"transpileOnly": true} turns that off
+// for tests and children alike (with isolatedModules the emit, and so the
+// maps, are the same; `npm test` type-checks with tsc first). Outside tap (a
+// test file run by hand) children use tsx.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CHILD_NODE_ARGS: readonly string[] = ['--import', 'tsx'];
+const tapLoader = process.execArgv.filter((a) => /@tapjs[\\/]typescript[\\/]/.test(a));
+
+export const CHILD_NODE_ARGS: readonly string[] = tapLoader.length > 0 ? [...tapLoader, '--enable-source-maps'] : ['--import', 'tsx'];
 
 /** The CLI entry for child processes: `node ...CHILD_NODE_ARGS CLI_ENTRY <args>`. */
-export const CLI_ENTRY = join(dirname(fileURLToPath(import.meta.url)), 'cli.ts');
+export const CLI_ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.ts');
