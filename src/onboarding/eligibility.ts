@@ -23,7 +23,8 @@ export type IneligibleCode =
   | 'DUO_CHECK_FAILED'
   | 'DUO_AGENT_PLATFORM_DISABLED'
   | 'DUO_WORKFLOW_FORBIDDEN'
-  | 'DEVELOPER_FLOW_NOT_ENABLED';
+  | 'DEVELOPER_FLOW_NOT_ENABLED'
+  | 'SERVICE_ACCOUNT_MISSING';
 
 export interface Ineligible {
   code: IneligibleCode;
@@ -111,9 +112,11 @@ export function checkDuoStatus(status: DuoStatusWire | null): Ineligible | null 
     return no('DUO_FOUNDATIONAL_FLOWS_DISABLED', 'Duo foundational flows disabled (duo_foundational_flows_enabled is false)');
   }
   const flows = check.enabled_foundational_flows;
-  if (Array.isArray(flows) && !flows.includes(DEVELOPER_FLOW_REFERENCE)) {
-    // Ai::DuoWorkflows::Otel::CreateWorkflowService's message for the same condition.
+  const consumers = status.developer_flow;
+  if ((Array.isArray(flows) && !flows.includes(DEVELOPER_FLOW_REFERENCE)) || consumers?.consumers === 0) {
+    // Ai::DuoWorkflows::Otel::CreateWorkflowService's messages for the same conditions.
     return no('DEVELOPER_FLOW_NOT_ENABLED', 'Could not find enabled developer flow for this project');
   }
+  if (consumers && !consumers.service_account) return no('SERVICE_ACCOUNT_MISSING', 'Could not resolve the service account for this flow');
   return null;
 }

@@ -68,6 +68,12 @@ export interface DuoStatusWire {
     enabled_foundational_flows?: string[] | null;
     checks: { name: string; value: boolean; message: string | null }[];
   } | null;
+  /**
+   * `aiCatalogConfiguredItems(projectId:, itemTypes: [FLOW], foundationalFlowReference: "developer/v1")`: the
+   * project's developer-flow consumers, as GitLab's OpenTelemetry service looks them up; undefined on instances
+   * without the field.
+   */
+  developer_flow?: { consumers: number; service_account: boolean };
 }
 
 /** POST /ai/duo_workflows/workflows → API::Entities::Ai::DuoWorkflows::Workflow (the part we read). */
@@ -257,7 +263,26 @@ export function parseDuoStatus(data: unknown): DuoStatusWire | null {
     else if (Array.isArray(flows) && flows.every((f) => typeof f === 'string')) check.enabled_foundational_flows = flows;
     else fail(what, "'enabledFoundationalFlows' is not a list of strings");
   }
-  return { duo_features_enabled: features, check };
+  const status: DuoStatusWire = { duo_features_enabled: features, check };
+  if ('aiCatalogConfiguredItems' in data) status.developer_flow = parseConsumers(data.aiCatalogConfiguredItems);
+  return status;
+}
+
+function idOf(v: unknown): boolean {
+  return isObject(v) && typeof v.id === 'string' && v.id !== '';
+}
+
+// The first consumer decides, as in GitLab's service: a project's consumer takes its parent's service account.
+function parseConsumers(raw: unknown): { consumers: number; service_account: boolean } {
+  const what = 'configured AI Catalog items';
+  if (!isObject(raw) || !Array.isArray(raw.nodes)) fail(what, "'nodes' is not a list");
+  const nodes = (raw.nodes as unknown[]).filter((n) => n !== null);
+  const first: unknown = nodes[0];
+  if (first === undefined) return { consumers: 0, service_account: false };
+  if (!isObject(first)) fail(what, 'a node is not an object');
+  const parent = first.parentItemConsumer;
+  const account = isObject(first.project) ? isObject(parent) && idOf(parent.serviceAccount) : idOf(first.serviceAccount);
+  return { consumers: nodes.length, service_account: account };
 }
 
 /** GET /ai/duo_workflows/workflows/:id: the workflow's status (status_name), the part we read. */

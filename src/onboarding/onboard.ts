@@ -8,7 +8,15 @@
 // wrote, with exactly our text, are trusted (docs/onboarding.md#whose-issue).
 import { GitbeakerRequestError } from '@gitbeaker/rest';
 import { describeError, statusOf, type GitLabClient } from './gitlab-client.js';
-import { checkAccess, checkDuoStatus, checkLanguages, checkProject, accessFromPermissions, DEVELOPER_ACCESS } from './eligibility.js';
+import {
+  accessFromPermissions,
+  checkAccess,
+  checkDuoStatus,
+  checkLanguages,
+  checkProject,
+  DEVELOPER_ACCESS,
+  DEVELOPER_FLOW_REFERENCE,
+} from './eligibility.js';
 import { OnboardingError, UncertainWriteError } from './errors.js';
 import {
   parseDuoStatus,
@@ -173,7 +181,7 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
     }
 
     // 3. GitLab's own pre-checks, which the REST project does not show.
-    const duoIssue = checkDuoStatus(await duoStatus(opts, project.path_with_namespace));
+    const duoIssue = checkDuoStatus(await duoStatus(opts, project));
     if (duoIssue) return skip(duoIssue.code, duoIssue.reason);
 
     const languages = await fetchLanguages(opts, project.id);
@@ -260,8 +268,10 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
   }
 }
 
-// The fields of Types::Ai::DuoWorkflows::EnablementType we read; the second query leaves out those added after 18.7.
-const DUO_STATUS_QUERY = `query gitlabOtelDuoStatus($fullPath: ID!) {
+// The fields of Types::Ai::DuoWorkflows::EnablementType we read, and the project's developer/v1 consumer with its
+// service account as GitLab's OpenTelemetry service resolves them (ItemConsumersFinder by project, FLOW, reference).
+// The second query leaves out what was added after 18.7.
+const DUO_STATUS_QUERY = `query gitlabOtelDuoStatus($fullPath: ID!, $projectId: ProjectID!) {
   project(fullPath: $fullPath) {
     duoFeaturesEnabled
     duoWorkflowStatusCheck {
@@ -272,6 +282,9 @@ const DUO_STATUS_QUERY = `query gitlabOtelDuoStatus($fullPath: ID!) {
       enabledFoundationalFlows
       checks { name value message }
     }
+  }
+  aiCatalogConfiguredItems(projectId: $projectId, itemTypes: [FLOW], foundationalFlowReference: "${DEVELOPER_FLOW_REFERENCE}") {
+    nodes { id project { id } serviceAccount { id } parentItemConsumer { serviceAccount { id } } }
   }
 }`;
 const DUO_STATUS_QUERY_LEGACY = `query gitlabOtelDuoStatus($fullPath: ID!) {
@@ -285,11 +298,12 @@ const DUO_STATUS_QUERY_LEGACY = `query gitlabOtelDuoStatus($fullPath: ID!) {
   }
 }`;
 
-async function duoStatus(opts: OnboardOptions, fullPath: string): Promise<DuoStatusWire | null> {
+async function duoStatus(opts: OnboardOptions, project: ProjectWire): Promise<DuoStatusWire | null> {
   const compat = opts.graphqlCompat ?? { legacy: false };
+  const fullPath = project.path_with_namespace;
   if (!compat.legacy) {
     try {
-      return parseDuoStatus(await opts.client.graphql(DUO_STATUS_QUERY, { fullPath }));
+      return parseDuoStatus(await opts.client.graphql(DUO_STATUS_QUERY, { fullPath, projectId: `gid://gitlab/Project/${project.id}` }));
     } catch (err) {
       // An older GitLab rejects the whole query for one unknown field ("Field 'x' doesn't exist on type 'y'").
       if (!(err instanceof OnboardingError && err.code === 'GRAPHQL_ERROR' && /doesn't exist on type/.test(err.message))) throw err;

@@ -122,6 +122,14 @@ t.test("GitLab's Duo pre-checks, in GitLab's words", async (t) => {
     code: 'DEVELOPER_FLOW_NOT_ENABLED',
     reason: 'Could not find enabled developer flow for this project',
   });
+  t.equal(checkDuoStatus({ ...passing, developer_flow: { consumers: 1, service_account: true } }), null);
+  t.match(checkDuoStatus({ ...passing, developer_flow: { consumers: 0, service_account: false } }), {
+    code: 'DEVELOPER_FLOW_NOT_ENABLED',
+  });
+  t.match(checkDuoStatus({ ...passing, developer_flow: { consumers: 1, service_account: false } }), {
+    code: 'SERVICE_ACCOUNT_MISSING',
+    reason: 'Could not resolve the service account for this flow',
+  });
   const {
     create_duo_workflow_for_ci_allowed: _c,
     foundational_flows_enabled: _f,
@@ -338,6 +346,28 @@ t.test('wire parsing', async (t) => {
     'fields the query did not get stay absent',
   );
   t.equal(parseDuoStatus({ project: null }), null);
+  const consumers = (nodes: unknown[]): unknown => ({
+    project: { duoWorkflowStatusCheck: { enabled: true } },
+    aiCatalogConfiguredItems: { nodes },
+  });
+  t.same(parseDuoStatus(consumers([]))!.developer_flow, { consumers: 0, service_account: false });
+  t.same(
+    parseDuoStatus(
+      consumers([{ id: 'c', project: { id: 'p' }, serviceAccount: null, parentItemConsumer: { serviceAccount: { id: 'u' } } }]),
+    )!.developer_flow,
+    { consumers: 1, service_account: true },
+    "a project's consumer uses its parent's service account",
+  );
+  t.same(
+    parseDuoStatus(consumers([{ id: 'c', project: { id: 'p' }, serviceAccount: { id: 'u' }, parentItemConsumer: null }]))!.developer_flow,
+    { consumers: 1, service_account: false },
+    "…and not its own, as GitLab's service resolves it",
+  );
+  t.same(parseDuoStatus(consumers([{ id: 'c', project: null, serviceAccount: { id: 'u' } }]))!.developer_flow, {
+    consumers: 1,
+    service_account: true,
+  });
+  t.notOk('developer_flow' in parseDuoStatus({ project: { duoWorkflowStatusCheck: { enabled: true } } })!, 'absent on older instances');
   t.same(parseDuoStatus({ project: { duoFeaturesEnabled: true, duoWorkflowStatusCheck: null } }), {
     duo_features_enabled: true,
     check: null,

@@ -234,6 +234,8 @@ t.test('a 502 after the workflow POST was performed: found by the session note, 
 
 t.test('workflow failures: the error is commented and the issue closed, unless --keep-issue-on-failure', async (t) => {
   const sim = await simulator({
+    // An instance without aiCatalogConfiguredItems: the missing service account is only found out by the POST.
+    graphqlUnknownFields: ['aiCatalogConfiguredItems'],
     projects: [
       eligible(1, { workflow_outcome: 'workload-failure' }),
       eligible(2, { service_account: false }),
@@ -425,6 +427,7 @@ t.test("GitLab's pre-checks refuse before anything is written, with GitLab's rea
     eligible(4, { duo_agent_platform_enabled: false }),
     eligible(5, { developer_flow_enabled: false }),
     eligible(6),
+    eligible(7, { service_account: false }),
   ];
   const sim = await simulator({ projects });
   t.teardown(() => sim.stop());
@@ -445,12 +448,17 @@ t.test("GitLab's pre-checks refuse before anything is written, with GitLab's rea
     reason: 'Could not find enabled developer flow for this project',
   });
   t.match(byId.get(6), { status: 'skipped', code: 'DRY_RUN' });
-  t.equal(sim.count('POST /graphql'), 6, 'one status check per project');
+  t.match(byId.get(7), {
+    status: 'skipped',
+    code: 'SERVICE_ACCOUNT_MISSING',
+    reason: 'Could not resolve the service account for this flow',
+  });
+  t.equal(sim.count('POST /graphql'), 7, 'one query per project');
   t.equal(sim.count('GET /projects/:id/languages'), 1, 'refused projects go no further');
 
   const real = await onboard(
     sim.url,
-    projects.slice(0, 5).flatMap((p) => ['--project', String(p.id)]),
+    [...projects.slice(0, 5), projects[6]!].flatMap((p) => ['--project', String(p.id)]),
   );
   t.equal(real.code, 0);
   t.equal(sim.writes, 0, 'no issue created and closed, on this run or any later one');
@@ -459,7 +467,7 @@ t.test("GitLab's pre-checks refuse before anything is written, with GitLab's rea
 t.test('an older GitLab without the newer status-check fields: the query falls back once', async (t) => {
   const sim = await simulator({
     projects: [eligible(1), eligible(2, { duo_features_enabled: false })],
-    graphqlUnknownFields: ['createDuoWorkflowForCiAllowed', 'enabledFoundationalFlows'],
+    graphqlUnknownFields: ['createDuoWorkflowForCiAllowed', 'enabledFoundationalFlows', 'aiCatalogConfiguredItems'],
   });
   t.teardown(() => sim.stop());
   const run = await onboard(sim.url, ['--project', '1', '--project', '2', '--concurrency', '1']);

@@ -662,14 +662,18 @@ export class GitLabRestSimulator {
     >;
     for (const field of this.options.graphqlUnknownFields ?? []) {
       if (new RegExp(`\\b${field}\\b`).test(query)) {
-        return this.json(c.res, 200, { errors: [{ message: `Field '${field}' doesn't exist on type 'DuoWorkflowEnablement'` }] });
+        const type = field === 'aiCatalogConfiguredItems' ? 'Query' : 'DuoWorkflowEnablement';
+        return this.json(c.res, 200, { errors: [{ message: `Field '${field}' doesn't exist on type '${type}'` }] });
       }
     }
     const fullPath = typeof variables.fullPath === 'string' ? variables.fullPath : '';
     const p = [...this.projects.values()].find((x) => x.path_with_namespace === fullPath);
-    if (!p || this.accessLevel(p, c.user) < 10) return this.json(c.res, 200, { data: { project: null } });
-    const st = this.duoStatus(p, c.user);
     const wants = (f: string): boolean => new RegExp(`\\b${f}\\b`).test(query);
+    const data: Record<string, unknown> = {};
+    if (wants('aiCatalogConfiguredItems'))
+      data.aiCatalogConfiguredItems = { nodes: this.developerFlowConsumers(variables.projectId, c.user) };
+    if (!p || this.accessLevel(p, c.user) < 10) return this.json(c.res, 200, { data: { ...data, project: null } });
+    const st = this.duoStatus(p, c.user);
     const check: Record<string, unknown> = {};
     if (wants('enabled')) check.enabled = st.enabled;
     if (wants('createDuoWorkflowForCiAllowed')) check.createDuoWorkflowForCiAllowed = st.create_duo_workflow_for_ci_allowed;
@@ -680,7 +684,24 @@ export class GitLabRestSimulator {
     const project: Record<string, unknown> = {};
     if (wants('duoFeaturesEnabled')) project.duoFeaturesEnabled = p.duo_features_enabled ?? true;
     if (wants('duoWorkflowStatusCheck')) project.duoWorkflowStatusCheck = check;
-    return this.json(c.res, 200, { data: { project } });
+    return this.json(c.res, 200, { data: { ...data, project } });
+  }
+
+  // aiCatalogConfiguredItems(projectId:, itemTypes: [FLOW], foundationalFlowReference: "developer/v1"): the project's
+  // consumer of the flow, whose service account is its parent (group) consumer's, as ItemConsumerType exposes them.
+  private developerFlowConsumers(projectGid: unknown, user: SimUser | null): unknown[] {
+    const id = typeof projectGid === 'string' ? /^gid:\/\/gitlab\/Project\/(\d+)$/.exec(projectGid)?.[1] : undefined;
+    const p = id === undefined ? undefined : this.projects.get(Number(id));
+    if (!p || this.accessLevel(p, user) < 10 || p.developer_flow_enabled === false) return [];
+    const account = p.service_account === false ? null : { id: 'gid://gitlab/User/99' };
+    return [
+      {
+        id: `gid://gitlab/Ai::Catalog::ItemConsumer/${p.id}`,
+        project: { id: `gid://gitlab/Project/${p.id}` },
+        serviceAccount: null,
+        parentItemConsumer: { serviceAccount: account },
+      },
+    ];
   }
 
   private groupProjects(c: Ctx, groupRef: string): void {
