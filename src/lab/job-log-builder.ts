@@ -153,6 +153,8 @@ export class RunnerLogWriter {
   capped = false;
   firstTimestamp: bigint | undefined;
   lastTimestamp: bigint | undefined;
+  /** Called before each stamp is taken (the upstream tests' clock moves on every `now()`). */
+  beforeStamp: (() => void) | undefined;
 
   constructor(
     start: bigint,
@@ -237,6 +239,7 @@ export class RunnerLogWriter {
   }
 
   private header(st: Stamper, stream: number, type: 'O' | 'E'): Buffer {
+    this.beforeStamp?.();
     const id = stream.toString(16).padStart(2, '0');
     const h = Buffer.from(`${stamp(this.nowNs)} ${id}${type}${st.flag}`, 'latin1');
     st.flag = ' ';

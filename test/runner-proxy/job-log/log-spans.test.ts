@@ -189,3 +189,66 @@ t.test('bad nesting and stray markers never crash and leave nothing open', async
   t.equal(spans.find((s) => s.name === 'dangling')!.endTimeUnixNano, 1_704_067_206_000_000_000n);
   t.equal(spans.find((s) => s.name === 'after_script')!.attributes['ci.stage.truncated'], true);
 });
+
+t.test('FF_CONCRETE: step-runner stages are stages under job_execution, inside the runner `concrete` stage', async (t) => {
+  for (const timestamps of [true, false]) {
+    const log = buildJobLog('concrete-script-failure', { start: START, timestamps });
+    const { spans } = run(log, [[0, log.bytes]]);
+    const d = describe(spans);
+    const stages = d.filter((s) => 'ci.stage.name' in s.attributes);
+    t.same(
+      stages.map((s) => [s.name, s.parent]),
+      [
+        ['prepare_executor#1', 'job'],
+        ['concrete#1', 'job'],
+        ['get_sources#1', 'job'],
+        ['restore_cache#1', 'job'],
+        ['download_artifacts#1', 'job'],
+        ['step_script#1', 'job'],
+        ['after_script#1', 'job'],
+        ['archive_cache_on_failure#1', 'job'],
+        ['upload_artifacts_on_failure#1', 'job'],
+      ],
+      `stages, in order (timestamps ${timestamps})`,
+    );
+    const concrete = d.find((s) => s.name === 'concrete#1')!;
+    for (const s of stages.slice(2)) {
+      t.ok(s.start >= concrete.start && s.end <= concrete.end, `${s.name} lies within concrete`);
+      t.ok(s.end > s.start, `${s.name} has a duration although its end marker repeats its start's seconds`);
+    }
+    t.same(
+      d.filter((s) => s.status === 2).map((s) => s.name),
+      ['concrete#1', 'step_script#1'],
+      'the script failed, and with it the stage the whole job ran in',
+    );
+    t.same(
+      d.filter((s) => 'ci.section.name' in s.attributes).map((s) => [s.name, s.parent]),
+      [
+        ['build#1', 'step_script#1'],
+        ['get_sources#2', 'step_script#1'],
+      ],
+      "a built-in name printed by the script stays the script's section",
+    );
+  }
+});
+
+t.test('FF_CONCRETE: snapshot and restore inside the concrete stage give the same spans', async (t) => {
+  const log = buildJobLog('concrete', { start: START, timestamps: true });
+  const b = log.bytes;
+  const whole = describe(run(log, [[0, b]]).spans);
+  for (const cut of [
+    b.indexOf('section_start:', b.indexOf(':concrete')) + 20,
+    b.indexOf('step_script') + 3,
+    b.indexOf('$ echo done') + 4,
+  ]) {
+    // (not inside an enriched stage: what enrichment gathered before a restart is lost)
+    const spans: SpanRecord[] = [];
+    const first = new JobLogSpans(CTX, (s) => spans.push(s));
+    first.accept(0, b.subarray(0, cut));
+    const snap = JSON.parse(JSON.stringify(first.snapshot())) as ReturnType<JobLogSpans['snapshot']>;
+    const second = JobLogSpans.restore(CTX, snap, (s) => spans.push(s));
+    second.accept(cut, b.subarray(cut));
+    second.finish({ status: 'success', endTimeUnixNano: log.endNs });
+    t.same(describe(spans), whole, `restored at ${cut}`);
+  }
+});
