@@ -117,11 +117,16 @@ export class SyncRecordWriter {
     fchmodSync(this.fd, 0o600);
   }
   append(payload: Buffer): void {
+    // A closed descriptor's number is soon reused (a socket, another file): writing to it would put
+    // these records there. After close, appends fail as a closed descriptor would.
+    if (this.fd < 0) throw Object.assign(new Error(`${this.path} is closed`), { code: 'EBADF' });
     const framed = frame(payload);
     writeSync(this.fd, framed);
     this.bytes += framed.length;
   }
   close(): void {
+    if (this.fd < 0) return;
     closeSync(this.fd);
+    this.fd = -1;
   }
 }
