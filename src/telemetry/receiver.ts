@@ -373,7 +373,7 @@ export interface HttpReceiverOptions {
   onSpans?: (spans: ReceivedSpan[], call: HttpExportCall) => void;
   /** Checked before `behaviour`, e.g. a bearer token: return an answer (typically 401) to refuse. */
   verify?: (call: HttpExportCall) => HttpExportAnswer | undefined | Promise<HttpExportAnswer | undefined>;
-  /** Largest request body accepted; default 64 MiB, the OTLP spec's recommended limit. */
+  /** Largest request body accepted, before and after gunzip; default 20 MiB, the OTLP spec's recommended limit (413 beyond). */
   maxBodyBytes?: number;
 }
 
@@ -408,7 +408,7 @@ export class OtlpHttpReceiver {
   constructor(private readonly options: HttpReceiverOptions = {}) {
     this.behaviour = options.behaviour ?? (() => ({ kind: 'ok' }));
     this.path = options.path ?? '/v1/traces';
-    this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
+    this.maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024;
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
     const tls = options.tls;
     if (tls?.requireClientCertificate && !tls.clientCa) throw new Error('OTLP/HTTP receiver: requireClientCertificate needs clientCa');
@@ -553,9 +553,12 @@ export class OtlpHttpReceiver {
           );
       };
       if (encoding === 'identity') return decode(raw);
-      gunzip(raw, { maxOutputLength: this.maxBodyBytes }, (err, body) =>
-        err ? this.refuse(res, 400, `Content-Encoding gzip but the body does not gunzip: ${err.message}`) : decode(body),
-      );
+      gunzip(raw, { maxOutputLength: this.maxBodyBytes }, (err, body) => {
+        if (!err) return decode(body);
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+          return this.refuse(res, 413, `body over ${this.maxBodyBytes} bytes once gunzipped`);
+        this.refuse(res, 400, `Content-Encoding gzip but the body does not gunzip: ${err.message}`);
+      });
     });
   }
 

@@ -144,6 +144,16 @@ t.test('OTLP/HTTP: checks Content-Type, Content-Encoding, path and the protobuf 
     t.match(receiver.refusals.at(-1), { status, reason }, what);
   }
   t.equal(receiver.calls.length, 1, 'refused requests are not calls');
+  const small = await new OtlpHttpReceiver({ maxBodyBytes: 1024 }).start();
+  t.teardown(() => small.stop());
+  const big = Buffer.alloc(4096, 0x0a);
+  t.equal((await post(small.url, big, { 'content-type': 'application/x-protobuf' })).status, 413, 'over the limit');
+  t.equal(
+    (await post(small.url, gzipSync(big), { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' })).status,
+    413,
+    'over the limit once gunzipped (a small gzip bomb)',
+  );
+  t.match(small.refusals, [{ status: 413 }, { status: 413, reason: /once gunzipped/ }]);
   t.equal(receiver.spans.length, 1);
 });
 
