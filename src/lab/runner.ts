@@ -112,6 +112,31 @@ const FEATURES = [
   'job_inputs',
 ];
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What Go's encoding/json rejects in `features.tracing` when decoding into the
+ * runner's `spec.Tracing` (common/spec/spec.go): string fields must be strings
+ * (or null), `otel_endpoints` an array of objects. A mismatch fails the whole
+ * decode, and the runner treats the job request as failed though GitLab has
+ * assigned the job (network/client.go doJSON; docs/simulators.md#runner).
+ */
+export function tracingTypeMismatch(payload: Record<string, unknown>): string | undefined {
+  const features = payload.features;
+  if (!isObject(features) || features.tracing === undefined || features.tracing === null) return undefined;
+  const tracing = features.tracing;
+  if (!isObject(tracing)) return 'features.tracing is not an object';
+  for (const key of ['trace_id', 'span_parent_id']) {
+    const v = tracing[key];
+    if (v !== undefined && v !== null && typeof v !== 'string') return `features.tracing.${key} is not a string`;
+  }
+  const list = tracing.otel_endpoints;
+  if (list === undefined || list === null) return undefined;
+  if (!Array.isArray(list)) return 'features.tracing.otel_endpoints is not an array';
+  const bad = list.findIndex((e) => e !== null && !isObject(e));
+  return bad >= 0 ? `cannot unmarshal ${typeof list[bad]} into features.tracing.otel_endpoints[${bad}] (spec.OTELEndpoint)` : undefined;
+}
+
 export class RunnerSimulator {
   readonly sent: SentExchange[] = [];
   /** Keep `sent` (benchmarks switch it off). */
@@ -239,6 +264,8 @@ export class RunnerSimulator {
     if (!/^application\/json/.test(String(ex.headers['content-type']))) throw new Error('job payload is not JSON');
     const text = (ex.headers['content-encoding'] === 'gzip' ? gunzipSync(ex.rawBody) : ex.rawBody).toString('utf8');
     const payload = JSON.parse(text) as Record<string, unknown>;
+    const mismatch = tracingTypeMismatch(payload);
+    if (mismatch) throw new Error(`decoding json payload: ${mismatch}`);
     const variables: Record<string, string> = {};
     for (const v of (payload.variables as { key: string; value: string; public?: boolean }[] | undefined) ?? []) {
       if (v.public) variables[v.key] = v.value;

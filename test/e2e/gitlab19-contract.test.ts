@@ -138,12 +138,22 @@ t.test('only unservable endpoints: GitLab bytes reach the runner untouched', asy
   );
 });
 
+t.test("a string endpoint left to the runner arrives as an object the runner's decoder accepts", async (t) => {
+  const { lab } = await gitlab19Lab(t);
+  const url = 'ftp://collector.example/v1/traces';
+  // The runner simulator fails the job request, as the runner's Go decoder does, if a string entry reaches it.
+  const job = await runLabJob(lab, lab.runner(), { payload: { id: 19012, otelEndpoints: [url] } });
+  t.same((job.received.payload.features as { tracing: { otel_endpoints: unknown } }).tracing.otel_endpoints, [{ url }]);
+  t.equal(job.result.finalStatus, 200);
+});
+
 t.test('an invalid trace_id: telemetry off, one warning, the payload untouched', async (t) => {
   const log = memoryLogger();
   const { lab, collector } = await gitlab19Lab(t, { log });
   const runner = lab.runner();
   await runLabJob(lab, runner, {
-    payload: { id: 19007, contract: { kind: 'tracing', traceId: 'not-a-trace-id', endpoints: [collector.url] } },
+    // Endpoints as objects: with telemetry off the payload is not edited, and string entries would fail the runner's decode.
+    payload: { id: 19007, contract: { kind: 'tracing', traceId: 'not-a-trace-id', endpoints: [{ url: collector.url }] } },
   });
   const upstream = lab.gitlab.exchanges.find((e) => e.status === 201)!;
   t.same(runner.sent.find((e) => e.status === 201)!.rawBody, upstream.responseBody, "the runner got GitLab's bytes");
