@@ -217,9 +217,12 @@ export function stampTimeNs(b: Uint8Array, i: number): bigint | undefined {
   return BigInt(ms) * 1_000_000n + BigInt(num(b, i + 20, 6)) * 1000n;
 }
 
+function hexValue(c: number): number {
+  return c <= 57 ? c - 48 : (c | 0x20) - 87;
+}
+
 function streamOf(b: Uint8Array, i: number): number {
-  const hex = (c: number) => (c <= 57 ? c - 48 : (c | 0x20) - 87);
-  return hex(b[i + 28]!) * 16 + hex(b[i + 29]!);
+  return hexValue(b[i + 28]!) * 16 + hexValue(b[i + 29]!);
 }
 
 /** A stream's timestamper is keyed by its id and type. */
@@ -260,7 +263,7 @@ export class JobLog {
   private atLineStart = true;
   // The open entry: its header lives in the current body or, across bodies, in `entryHeader`.
   private entryStamped = false;
-  /** Stream id × 2 + (stderr ? 1 : 0) of the open entry; -1 when unstamped. */
+  /** Stream id × 2 + (stderr ? 1 : 0) of the open entry; -1 when unstamped, -2 not read yet. */
   private entryKey = -1;
   /** Content bytes of the open entry so far. */
   private entryBytes = 0;
@@ -519,6 +522,7 @@ export class JobLog {
     let nextSection = -2; // -2: not searched yet; -1: none left in `b`
     let lastHeader = -1;
     let lineNl = -2; // the `\n` ending the line just started, when already searched
+    this.captureBody = b;
     while (pos < end) {
       if (this.resync) {
         const nl = b.indexOf(NL, pos);
@@ -539,10 +543,9 @@ export class JobLog {
         // A header holds no `\n`: the line must be longer than one.
         const stamped = (lineNl < 0 ? end : lineNl) - pos >= HEADER_BYTES && isStampHeader(b, pos);
         const continues = stamped && b[pos + 31] === PLUS;
-        const key = stamped ? keyOf(b, pos) : -1;
         this.atLineStart = false;
         this.entryStamped = stamped;
-        this.entryKey = key;
+        this.entryKey = stamped ? -2 : -1;
         this.entryBytes = 0;
         if (stamped) {
           this.entryBuf = b;
@@ -551,9 +554,10 @@ export class JobLog {
           this.firstTs ??= stampTimeNs(b, pos);
           pos += HEADER_BYTES;
         }
-        this.startEntry(continues, key, base + pos);
-        this.noticeIndex = !stamped && b[pos] === ESC ? 0 : -1;
-        if (this.noticeIndex === 0) {
+        if (this.captureSuspended || this.suspended.size > 0 || this.captureLines) this.startEntry(continues, base + pos);
+        else this.captureOpen = false;
+        if (!stamped && b[pos] === ESC) {
+          this.noticeIndex = 0;
           this.noticeValue = 0;
           this.noticeOffset = base + pos;
         }
@@ -562,7 +566,6 @@ export class JobLog {
       lineNl = -2;
       const segEnd = nl < 0 ? end : nl;
       if (this.noticeIndex >= 0) this.feedNotice(b, pos, segEnd);
-      this.captureBody = b;
       this.captureFrom = pos;
       let p = pos;
       if (this.candidate.active) p = this.feedCandidate(b, base, p, segEnd);
@@ -584,7 +587,7 @@ export class JobLog {
       if (this.captureOpen) this.appendCaptureTo(segEnd);
       this.entryBytes += segEnd - pos;
       if (nl < 0) break;
-      this.endEntry();
+      if (this.noticeIndex >= 0 || this.candidate.length > 0 || this.captureOpen) this.endEntry();
       pos = nl + 1;
       this.atLineStart = true;
     }
@@ -599,6 +602,12 @@ export class JobLog {
       this.entryBuf = this.entryHeader;
       this.entryAt = 0;
     }
+  }
+
+  /** The open entry's stream key (read from its header on first use). */
+  private key(): number {
+    if (this.entryKey === -2) this.entryKey = keyOf(this.entryBuf, this.entryAt);
+    return this.entryKey;
   }
 
   private entryFacts(): { timeNs?: bigint; stream?: number } {
@@ -693,7 +702,8 @@ export class JobLog {
    * what its stream left in progress; any other entry ends it first: only the
    * runner's own cut is undone (docs/job-log.md#continuation-lines).
    */
-  private startEntry(continues: boolean, key: number, offset: number): void {
+  private startEntry(continues: boolean, offset: number): void {
+    const key = this.key();
     if (this.captureSuspended) {
       this.captureSuspended = false;
       if (continues && key === this.captureKey) this.captureEntryStart = this.captureLen;
@@ -725,7 +735,7 @@ export class JobLog {
       if (this.entryStamped) {
         // The `\n` may be the timestamper's own: keep the marker for a `+` entry of this stream.
         if (this.suspended.size >= MAX_SUSPENDED) this.suspended.delete(this.suspended.keys().next().value!);
-        this.suspended.set(this.entryKey, { candidate: this.candidate, segments: this.segments });
+        this.suspended.set(this.key(), { candidate: this.candidate, segments: this.segments });
         this.candidate = new MarkerCandidate();
       } else this.candidate.reset();
       this.segments = [];
@@ -774,7 +784,7 @@ export class JobLog {
     this.captureOpen = this.captureLines;
     this.captureSuspended = false;
     if (!this.captureOpen) return;
-    this.captureKey = this.entryKey;
+    this.captureKey = this.key();
     this.captureLen = 0;
     this.captureEntryStart = 0;
     this.lineOffset = offset;

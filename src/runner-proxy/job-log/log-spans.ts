@@ -188,8 +188,11 @@ export class JobLogSpans {
     return new JobLogSpans(ctx, emit, snapshot);
   }
 
-  /** Bytes of one PATCH the upstream accepted (202); `start` from its Content-Range. */
-  accept(start: number, body: Buffer): void {
+  /**
+   * Bytes of one PATCH the upstream accepted (202); `start` from its Content-Range.
+   * The body may be the chunks it arrived in: they are parsed in place, never joined.
+   */
+  accept(start: number, body: Buffer | readonly Buffer[]): void {
     if (this.finished) return;
     this.log.accept(start, body);
   }
