@@ -232,7 +232,7 @@ export async function runOnboard(argv: string[], io: OnboardIo): Promise<number>
     client,
     userId: user.id,
     userIsAdmin: user.is_admin,
-    graphqlCompat: { legacy: false },
+    graphqlCompat: { dropped: new Set() },
     labels: config.labels,
     dryRun: config.dryRun,
     keepIssueOnFailure: config.keepIssueOnFailure,

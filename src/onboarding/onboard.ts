@@ -77,8 +77,8 @@ export interface OnboardOptions {
   keepIssueOnFailure?: boolean;
   /** Wait before asking for languages a second time when the first answer is {}. Default 3 s. */
   languageRetryDelayMs?: number;
-  /** Shared by the run: set once the instance turned out not to know the newer status-check fields. */
-  graphqlCompat?: { legacy: boolean };
+  /** Shared by the run: the newer GraphQL fields this instance turned out not to know. */
+  graphqlCompat?: { dropped: Set<string> };
 }
 
 export const DEVELOPER_FLOW = 'developer/v1';
@@ -268,49 +268,67 @@ export async function onboardProject(opts: OnboardOptions, ref: string | number)
   }
 }
 
-// The fields of Types::Ai::DuoWorkflows::EnablementType we read, and the project's developer/v1 consumer with its
-// service account as GitLab's OpenTelemetry service resolves them (ItemConsumersFinder by project, FLOW, reference).
-// The second query leaves out what was added after 18.7.
-const DUO_STATUS_QUERY = `query gitlabOtelDuoStatus($fullPath: ID!, $projectId: ProjectID!) {
-  project(fullPath: $fullPath) {
-    duoFeaturesEnabled
-    duoWorkflowStatusCheck {
-      enabled
-      createDuoWorkflowForCiAllowed
-      remoteFlowsEnabled
-      foundationalFlowsEnabled
-      enabledFoundationalFlows
-      checks { name value message }
-    }
-  }
-  aiCatalogConfiguredItems(projectId: $projectId, itemTypes: [FLOW], foundationalFlowReference: "${DEVELOPER_FLOW_REFERENCE}") {
-    nodes { id project { id } serviceAccount { id } parentItemConsumer { serviceAccount { id } } }
-  }
-}`;
-const DUO_STATUS_QUERY_LEGACY = `query gitlabOtelDuoStatus($fullPath: ID!) {
-  project(fullPath: $fullPath) {
-    duoFeaturesEnabled
-    duoWorkflowStatusCheck {
-      enabled
-      remoteFlowsEnabled
-      checks { name value message }
-    }
-  }
-}`;
+// Fields added to GitLab after 18.7, which an older instance rejects the whole query for ("Field 'x' doesn't exist on
+// type 'y'", "… doesn't accept argument …", "ProjectID isn't a defined input type"): each is left out once its name
+// shows in such an error, and its check is then not made.
+const NEWER_FIELDS = ['createDuoWorkflowForCiAllowed', 'foundationalFlowsEnabled', 'enabledFoundationalFlows', 'aiCatalogConfiguredItems'];
+
+/**
+ * GitLab's pre-checks in one GraphQL request: Types::Ai::DuoWorkflows::EnablementType, Project.duoFeaturesEnabled,
+ * and the project's developer/v1 consumer with its service account as GitLab's OpenTelemetry service resolves them
+ * (ItemConsumersFinder by project, FLOW, reference), without the fields in `dropped`. Pure.
+ */
+export function duoStatusQuery(dropped: ReadonlySet<string>): { query: string; needsProjectId: boolean } {
+  const keep = (f: string): boolean => !dropped.has(f);
+  const statusFields = [
+    'enabled',
+    'createDuoWorkflowForCiAllowed',
+    'remoteFlowsEnabled',
+    'foundationalFlowsEnabled',
+    'enabledFoundationalFlows',
+  ]
+    .filter(keep)
+    .map((f) => `      ${f}\n`)
+    .join('');
+  const consumers = keep('aiCatalogConfiguredItems');
+  const query =
+    `query gitlabOtelDuoStatus($fullPath: ID!${consumers ? ', $projectId: ProjectID!' : ''}) {\n` +
+    `  project(fullPath: $fullPath) {\n    duoFeaturesEnabled\n    duoWorkflowStatusCheck {\n${statusFields}` +
+    `      checks { name value message }\n    }\n  }\n` +
+    (consumers
+      ? `  aiCatalogConfiguredItems(projectId: $projectId, itemTypes: [FLOW], foundationalFlowReference: "${DEVELOPER_FLOW_REFERENCE}") {\n` +
+        `    nodes { id project { id } serviceAccount { id } parentItemConsumer { serviceAccount { id } } }\n  }\n`
+      : '') +
+    `}`;
+  return { query, needsProjectId: consumers };
+}
+
+/** The newer fields an error from an older GitLab names; empty when it names none of them. Pure. */
+export function unknownNewerFields(message: string): string[] {
+  const named = NEWER_FIELDS.filter((f) => message.includes(`'${f}'`));
+  if (named.length === 0 && /\bProjectID\b/.test(message)) return ['aiCatalogConfiguredItems'];
+  return named;
+}
 
 async function duoStatus(opts: OnboardOptions, project: ProjectWire): Promise<DuoStatusWire | null> {
-  const compat = opts.graphqlCompat ?? { legacy: false };
-  const fullPath = project.path_with_namespace;
-  if (!compat.legacy) {
+  const compat = (opts.graphqlCompat ??= { dropped: new Set() });
+  for (;;) {
+    // Concurrent projects share `dropped`: judge an error against the query it answered.
+    const sent = new Set(compat.dropped);
+    const { query, needsProjectId } = duoStatusQuery(sent);
+    const variables = {
+      fullPath: project.path_with_namespace,
+      ...(needsProjectId ? { projectId: `gid://gitlab/Project/${project.id}` } : {}),
+    };
     try {
-      return parseDuoStatus(await opts.client.graphql(DUO_STATUS_QUERY, { fullPath, projectId: `gid://gitlab/Project/${project.id}` }));
+      return parseDuoStatus(await opts.client.graphql(query, variables));
     } catch (err) {
-      // An older GitLab rejects the whole query for one unknown field ("Field 'x' doesn't exist on type 'y'").
-      if (!(err instanceof OnboardingError && err.code === 'GRAPHQL_ERROR' && /doesn't exist on type/.test(err.message))) throw err;
-      compat.legacy = true;
+      const unknown = err instanceof OnboardingError && err.code === 'GRAPHQL_ERROR' ? unknownNewerFields(err.message) : [];
+      const fresh = unknown.filter((f) => !sent.has(f));
+      if (fresh.length === 0) throw err;
+      for (const f of fresh) compat.dropped.add(f);
     }
   }
-  return parseDuoStatus(await opts.client.graphql(DUO_STATUS_QUERY_LEGACY, { fullPath }));
 }
 
 /**

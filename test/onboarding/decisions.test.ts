@@ -28,6 +28,8 @@ import {
 } from '../../src/onboarding/gitlab-wire.js';
 import { headerlessBackoffMs, RATE_LIMIT_WINDOW_MS, retryDelayMs } from '../../src/onboarding/gitlab-client.js';
 import {
+  duoStatusQuery,
+  unknownNewerFields,
   closedByCompensation,
   compensationNote,
   COMPENSATION_PREFIX,
@@ -507,4 +509,26 @@ t.test('plaintext GITLAB_URL: loopback only, unless --allow-insecure-http', asyn
   });
   t.notOk('insecureHost' in (parseOnboardArgs(['--project', '1'], { GITLAB_URL: 'http://127.0.0.1:8080', ...token }) as object));
   t.notOk('insecureHost' in (parseOnboardArgs(['--project', '1'], { GITLAB_URL: 'https://gitlab.example.com', ...token }) as object));
+});
+
+t.test('the pre-check query without the fields an older GitLab does not know', async (t) => {
+  const full = duoStatusQuery(new Set());
+  t.ok(full.needsProjectId);
+  for (const f of [
+    'createDuoWorkflowForCiAllowed',
+    'enabledFoundationalFlows',
+    'aiCatalogConfiguredItems',
+    'checks { name value message }',
+  ])
+    t.ok(full.query.includes(f), f);
+  const old = duoStatusQuery(new Set(['aiCatalogConfiguredItems', 'createDuoWorkflowForCiAllowed']));
+  t.notOk(old.needsProjectId);
+  t.notMatch(old.query, /ProjectID|aiCatalogConfiguredItems|createDuoWorkflowForCiAllowed/, 'no unused variable either');
+  t.match(old.query, /enabledFoundationalFlows/);
+  t.same(unknownNewerFields("POST /api/graphql: Field 'enabledFoundationalFlows' doesn't exist on type 'DuoWorkflowEnablement'"), [
+    'enabledFoundationalFlows',
+  ]);
+  t.same(unknownNewerFields("Field 'aiCatalogConfiguredItems' doesn't accept argument 'itemTypes'"), ['aiCatalogConfiguredItems']);
+  t.same(unknownNewerFields("ProjectID isn't a defined input type (on $projectId)"), ['aiCatalogConfiguredItems']);
+  t.same(unknownNewerFields('Internal server error'), []);
 });

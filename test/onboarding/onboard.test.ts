@@ -464,21 +464,32 @@ t.test("GitLab's pre-checks refuse before anything is written, with GitLab's rea
   t.equal(sim.writes, 0, 'no issue created and closed, on this run or any later one');
 });
 
-t.test('an older GitLab without the newer status-check fields: the query falls back once', async (t) => {
+t.test('an older GitLab without the newer fields: each unknown one is left out, once per run', async (t) => {
   const sim = await simulator({
-    projects: [eligible(1), eligible(2, { duo_features_enabled: false })],
-    graphqlUnknownFields: ['createDuoWorkflowForCiAllowed', 'enabledFoundationalFlows', 'aiCatalogConfiguredItems'],
+    projects: [eligible(1), eligible(2, { duo_features_enabled: false }), eligible(3, { developer_flow_enabled: false })],
+    graphqlUnknownFields: ['createDuoWorkflowForCiAllowed'],
   });
   t.teardown(() => sim.stop());
-  const run = await onboard(sim.url, ['--project', '1', '--project', '2', '--concurrency', '1']);
+  const run = await onboard(sim.url, ['--project', '1', '--project', '2', '--project', '3', '--concurrency', '1']);
   t.match(
     run.results.map((r) => [r.project_id, r.status, r.code]),
     [
       [1, 'created', undefined],
       [2, 'skipped', 'DUO_FEATURES_DISABLED'],
+      [3, 'skipped', 'DEVELOPER_FLOW_NOT_ENABLED'],
     ],
+    'the fields the instance does know are still checked',
   );
-  t.equal(sim.count('POST /graphql'), 3, 'the full query once, then the legacy query for each project');
+  t.equal(sim.count('POST /graphql'), 4, 'the rejected query once, then one per project');
+
+  const oldest = await simulator({
+    projects: [eligible(1, { service_account: false })],
+    graphqlUnknownFields: ['createDuoWorkflowForCiAllowed', 'enabledFoundationalFlows', 'aiCatalogConfiguredItems'],
+  });
+  t.teardown(() => oldest.stop());
+  const run2 = await onboard(oldest.url, ['--project', '1']);
+  t.match(run2.results[0], { status: 'failed', reason: /Could not find a valid service account/ }, 'then the POST is where it shows');
+  t.equal(oldest.count('POST /graphql'), 4, 'this simulator names one unknown field per error: three retries, then through');
 });
 
 // Item 3: only our own issues are trusted.
