@@ -31,6 +31,12 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics & JobTracke
       labelNames: ['limit'],
       registers,
     }),
+    unauthenticated: new Counter({
+      name: 'gitlab_otel_unauthenticated_exchanges_total',
+      help: "Job updates and log uploads for a tracked job that did not present that job's token, ignored for telemetry (forwarded as always)",
+      labelNames: ['route', 'reason'],
+      registers,
+    }),
     jobsActive: new Gauge({ name: 'gitlab_otel_jobs_active', help: 'Jobs with telemetry in progress', registers }),
     jobs: new Counter({
       name: 'gitlab_otel_jobs_total',

@@ -7,7 +7,7 @@
 // counted in gitlab_otel_egress_refused_total{reason}.
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
-import { onEgressRefused, type EgressPolicy } from '../telemetry/export/egress-policy.js';
+import { onEgressRefused } from '../telemetry/export/egress-policy.js';
 import { endpointFromPayload } from '../telemetry/export/settings.js';
 import { endpointWhere, servesWith, type ServesEndpoint } from './wire/negotiation.js';
 

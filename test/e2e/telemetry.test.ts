@@ -2,6 +2,9 @@
 // job nothing, the fallback and keep modes, the admin listener.
 import t from 'tap';
 import http from 'node:http';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { memoryLogger } from '../../src/log.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
@@ -9,6 +12,16 @@ import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
+
+const onDisk: string[] = [];
+
+/** Every file under `dir`, concatenated (journal and spool records are JSON inside a binary frame). */
+function filesUnder(dir: string): string {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => readFileSync(join(e.parentPath, e.name), 'latin1'))
+    .join('\n');
+}
 
 const stringify = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
 
@@ -24,9 +37,11 @@ function get(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
-t.test('secrets canary: tokens, variable values, credentials and repo_url never reach spans or logs', async (t) => {
+t.test('secrets canary: tokens, variable values, credentials and repo_url never reach spans, logs, the journal or the spool', async (t) => {
   const log = memoryLogger();
-  const lab = await startLab({ log, proxyConfig: { log_level: 'debug' } });
+  const spool = mkdtempSync(join(tmpdir(), 'gitlab-otel-canary-'));
+  t.teardown(() => rmSync(spool, { recursive: true, force: true }));
+  const lab = await startLab({ log, proxyConfig: { log_level: 'debug', spool: { dir: spool } } });
   t.teardown(() => lab.stop());
   const canaries = {
     jobToken: 'glcbt-CANARYjobtoken0001',
@@ -45,6 +60,10 @@ t.test('secrets canary: tokens, variable values, credentials and repo_url never 
     },
     scenario: 'user-sections',
     log: { masked: [canaries.masked] },
+    // Mid-job the journal holds the job's record (docs/security.md#job-tokens: the token is not in it).
+    beforePatch: () => {
+      onDisk.push(filesUnder(spool));
+    },
   });
   await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'));
   await lab.proxy.pipeline.flush(2000);
@@ -58,6 +77,9 @@ t.test('secrets canary: tokens, variable values, credentials and repo_url never 
     payload.credentials[0]!.password,
     ...job.log.secrets,
   ];
+  onDisk.push(filesUnder(spool));
+  const disk = onDisk.join('\n');
+  t.ok(disk.includes('3001'), 'the journal and spool were written');
   const exported = stringify(lab.receiver!.spans);
   const logged = stringify(log.lines);
   const metrics = await lab.proxy.registry.metrics();
@@ -66,6 +88,7 @@ t.test('secrets canary: tokens, variable values, credentials and repo_url never 
     t.notOk(exported.includes(secret), `not in exported spans or resources: ${secret.slice(0, 12)}…`);
     t.notOk(logged.includes(secret), `not in the proxy's log: ${secret.slice(0, 12)}…`);
     t.notOk(metrics.includes(secret), `not in metrics: ${secret.slice(0, 12)}…`);
+    t.notOk(disk.includes(secret), `not in the journal or the spool: ${secret.slice(0, 12)}…`);
   }
 });
 

@@ -20,12 +20,13 @@ const promisesLookup = dns.promises.lookup;
   report('lookup', host);
   return (promisesLookup as (...a: unknown[]) => unknown).call(dns.promises, host, ...rest);
 };
+// eslint-disable-next-line @typescript-eslint/unbound-method -- re-bound with apply() below
 const connect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
   // net.connect() hands its normalised [options, callback] pair as the first argument.
-  const raw = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
+  const raw: unknown = Array.isArray(args[0]) ? args[0][0] : args[0];
   const first = raw as { host?: string; port?: number; path?: string } | number | string;
   report('connect', typeof first === 'object' && first !== null ? (first.path ?? `${first.host}:${first.port}`) : first);
   return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
-} as typeof connect;
+};
 syncBuiltinESMExports();

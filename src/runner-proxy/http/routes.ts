@@ -48,6 +48,8 @@ export const TEE_LIMITS = {
 export interface JobUpdateExchange {
   jobId: number;
   body: Buffer;
+  /** The query's `token`, else the `JOB-TOKEN` header; the body's `token` comes first (docs/security.md#job-tokens). */
+  jobToken?: string;
   status: number;
   /** GitLab's `Job-Status` response header (`canceling`, `canceled`, …). */
   jobStatus?: string;
@@ -57,6 +59,8 @@ export interface JobUpdateExchange {
 
 export interface TracePatchExchange {
   jobId: number;
+  /** The query's `token`, else the `JOB-TOKEN` header (docs/security.md#job-tokens). */
+  jobToken?: string;
   /** Request `Content-Range: start-end` (inclusive, no unit). */
   contentRange?: string;
   body: Buffer;

@@ -117,6 +117,13 @@ function header(raw: string[], name: string): string | undefined {
   return undefined;
 }
 
+/** What GitLab reads as the job token after the body: the query's `token`, else `JOB-TOKEN`. */
+function presentedJobToken(target: string, raw: string[]): string | undefined {
+  const q = target.indexOf('?');
+  const query = q < 0 ? undefined : new URLSearchParams(target.slice(q + 1)).get('token');
+  return query || header(raw, 'job-token') || undefined;
+}
+
 function isJson(contentType: string | undefined): boolean {
   return !!contentType && /^application\/json\b/i.test(contentType);
 }
@@ -451,13 +458,15 @@ export class RunnerProxy {
         res.on('finish', () => {
           if (tap.overflow || !req.complete) return;
           const jobStatus = header(rawHeaders, 'job-status');
+          const jobToken = presentedJobToken(exchange.target, req.rawHeaders);
           // Telemetry runs after the runner has its answer, and never throws into the proxy.
           setImmediate(() => {
             try {
-              if (route === 'job_update') observer.jobUpdate({ jobId, body: tap.body(), status, jobStatus, at });
+              if (route === 'job_update') observer.jobUpdate({ jobId, body: tap.body(), status, jobStatus, jobToken, at });
               else
                 observer.tracePatch({
                   jobId,
+                  jobToken,
                   contentRange: header(req.rawHeaders, 'content-range'),
                   body: tap.body(),
                   status,

@@ -34,6 +34,8 @@ export type Assignment =
   | {
       readonly telemetry: true;
       readonly view: JobView;
+      /** The payload's job token: the tracker keeps it to authenticate the job's exchanges (job-tokens.ts), nobody else sees it. */
+      readonly jobToken?: string;
       readonly runner: RunnerView;
       readonly decision: Extract<Negotiation, { enabled: true }>;
     };
@@ -73,7 +75,8 @@ export function readAssignment(payload: string, requestBody: Buffer | undefined,
       : { telemetry: false, outcome: 'none' };
   }
   const runner = readRunnerInfo(requestBody ? parseJson(requestBody) : undefined);
-  return { telemetry: true, view: read.value, runner, decision };
+  const token = (json as { token?: unknown }).token;
+  return { telemetry: true, view: read.value, runner, decision, ...(typeof token === 'string' && token !== '' ? { jobToken: token } : {}) };
 }
 
 /** The trace context handed to the job's own tools, as job variables. */

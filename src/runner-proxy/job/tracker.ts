@@ -6,8 +6,9 @@
 //   PATCH trace accepted (202) → the job's log spans (stage spans)
 //   PUT state=success|failed accepted (200) → end the job span and export
 // The tracker owns ids and times and hands finished spans to the sampling
-// hold, which passes them to the SpanSink. It holds no token and no variable
-// value: only JobView metadata.
+// hold, which passes them to the SpanSink. It holds no variable value: only
+// JobView metadata, and each job's token digest in job-tokens.ts, so that only
+// the job's own runner can change its telemetry (docs/security.md#job-tokens).
 //
 // With a journal, each job's record is rewritten after every observed
 // exchange that changed it (journal-writer.ts) and deleted when the job ends,
@@ -37,6 +38,7 @@ import { JobResources } from './job-resources.js';
 import { buildJobSpan, type JobOutcome } from './job-span.js';
 import type { JobJournal, JournalledJob } from './journal.js';
 import { JournalWriter } from './journal-writer.js';
+import { JobTokens, presentedToken } from './job-tokens.js';
 import { SamplingHold } from './sampling-hold.js';
 import { journalRecord, type TrackedJob } from './tracked-job.js';
 
@@ -48,6 +50,8 @@ export interface JobTrackerMetrics {
   negotiation: Counter<'outcome'>;
   /** The export side's `gitlab_otel_spans_dropped_total`: held spans past the hold's bounds count there. */
   spansDropped?: SpansDropped;
+  /** Job updates and log uploads for a tracked job that did not present its token: ignored (docs/security.md#job-tokens). */
+  unauthenticated?: Counter<'route' | 'reason'>;
 }
 
 export interface JobTrackerOptions {
@@ -78,6 +82,7 @@ const CONTENT_RANGE = /^(\d+)-(\d+)$/;
 
 export class JobTracker implements ExchangeObserver {
   private readonly jobs = new Map<number, TrackedJob>();
+  private readonly tokens = new JobTokens();
   private readonly resources: JobResources;
   private readonly clock: () => bigint;
   private readonly sampling: SamplingHold;
@@ -206,6 +211,8 @@ export class JobTracker implements ExchangeObserver {
       this.sampling.discard(view.jobId);
     }
     this.jobs.set(view.jobId, job);
+    if (assignment.jobToken) this.tokens.learn(view.jobId, assignment.jobToken);
+    else this.tokens.forget(view.jobId);
     metrics?.jobsActive.set(this.jobs.size);
     // The 201 is still on its way to the runner: the journal write waits for the next turn.
     this.journal.later(view.jobId);
@@ -218,9 +225,12 @@ export class JobTracker implements ExchangeObserver {
   jobUpdate(exchange: JobUpdateExchange): void {
     const job = this.tracked(exchange.jobId);
     if (!job) return;
+    const body = parseJson(exchange.body);
+    const token = presentedToken((body as { token?: unknown } | undefined)?.token, exchange.jobToken);
+    if (!this.authenticated(job, token, exchange.status, 'job_update')) return;
     this.noteJobStatus(job, exchange.jobStatus);
     job.startedAt ??= exchange.at;
-    const update = readJobUpdate(parseJson(exchange.body));
+    const update = readJobUpdate(body);
     if (!update.state || !FINAL_STATES.has(update.state)) {
       this.journal.later(job.jobId);
       return;
@@ -241,6 +251,7 @@ export class JobTracker implements ExchangeObserver {
   tracePatch(exchange: TracePatchExchange): void {
     const job = this.tracked(exchange.jobId);
     if (!job) return;
+    if (!this.authenticated(job, exchange.jobToken, exchange.status, 'trace_patch')) return;
     this.noteJobStatus(job, exchange.jobStatus);
     job.startedAt ??= exchange.at;
     const m = CONTENT_RANGE.exec(exchange.contentRange?.trim() ?? '');
@@ -265,6 +276,24 @@ export class JobTracker implements ExchangeObserver {
     for (const job of [...this.jobs.values()]) this.finish(job, { state: 'abandoned' }, this.clock());
   }
 
+  /**
+   * Whether this exchange is the job's runner's: it presented the job's token,
+   * or (resumed job, token not known yet) GitLab accepted it, which GitLab does
+   * only for the job's token. Anything else changes nothing and is counted.
+   */
+  private authenticated(job: TrackedJob, token: string | undefined, status: number, route: 'job_update' | 'trace_patch'): boolean {
+    const check = this.tokens.check(job.jobId, token);
+    if (check === 'match') return true;
+    if (check === 'unknown' && token && status >= 200 && status < 300) {
+      this.tokens.learn(job.jobId, token);
+      this.options.log('info', 'job token re-learned from an exchange GitLab accepted', { job_id: job.jobId, route });
+      return true;
+    }
+    this.options.metrics?.unauthenticated?.inc({ route, reason: check === 'mismatch' ? 'token_mismatch' : 'token_unknown' });
+    this.options.log('debug', 'exchange for a tracked job without its token ignored', { job_id: job.jobId, route, status });
+    return false;
+  }
+
   private tracked(jobId: number): TrackedJob | undefined {
     return this.suspended ? undefined : this.jobs.get(jobId);
   }
@@ -284,6 +313,7 @@ export class JobTracker implements ExchangeObserver {
 
   private finish(job: TrackedJob, outcome: JobOutcome, now: bigint): void {
     this.jobs.delete(job.jobId);
+    this.tokens.forget(job.jobId);
     this.options.metrics?.jobsActive.set(this.jobs.size);
     const logSpans = job.logSpans;
     logSpans?.finish({
