@@ -57,6 +57,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
       nativeRunnerSpan: config.telemetry.nativeRunnerSpan,
       usePayloadEndpoints: config.telemetry.usePayloadEndpoints,
       upstreamUrl: config.upstream.url.toString(),
+      traceIds: config.telemetry.traceIds,
     },
     sink: pipeline,
     endpoints: config.endpoints,
@@ -92,6 +93,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     observer: tracker,
     maxPayloadBytes: config.telemetry.maxPayloadBytes,
     limits: config.limits,
+    jobRouter: config.jobRouter,
     metrics,
     log,
   });

@@ -32,7 +32,8 @@ export interface JournalledJob {
   readonly contract: Contract;
   readonly traceId: string;
   readonly jobSpanId: string;
-  readonly parentSpanId: string;
+  /** Absent: the job span is a root span. */
+  readonly parentSpanId?: string;
   /** Epoch ns as decimal strings (JSON has no bigint). */
   readonly assignedAt: string;
   readonly startedAt?: string;
@@ -223,8 +224,10 @@ export function readJournalledJob(raw: unknown): ReadResult<JournalledJob> {
   if (!contract) problems.push('contract is not one of tracing, job_telemetry, variable');
   const traceId = raw.traceId;
   if (typeof traceId !== 'string' || !isValidTraceId(traceId)) problems.push('traceId is not a valid trace id');
-  const ids = [raw.jobSpanId, raw.parentSpanId];
-  if (!ids.every((id) => typeof id === 'string' && isValidSpanId(id))) problems.push('jobSpanId or parentSpanId is not a valid span id');
+  if (typeof raw.jobSpanId !== 'string' || !isValidSpanId(raw.jobSpanId)) problems.push('jobSpanId is not a valid span id');
+  const parentSpanId = raw.parentSpanId;
+  if (parentSpanId !== undefined && (typeof parentSpanId !== 'string' || !isValidSpanId(parentSpanId)))
+    problems.push('parentSpanId is not a valid span id');
   const assignedAt = raw.assignedAt;
   if (typeof assignedAt !== 'string' || !DECIMAL.test(assignedAt)) problems.push('assignedAt is not a decimal nanosecond time');
   const startedAt = raw.startedAt;
@@ -248,7 +251,7 @@ export function readJournalledJob(raw: unknown): ReadResult<JournalledJob> {
       contract: contract!,
       traceId: traceId as string,
       jobSpanId: raw.jobSpanId as string,
-      parentSpanId: raw.parentSpanId as string,
+      ...(parentSpanId !== undefined ? { parentSpanId: parentSpanId as string } : {}),
       assignedAt: assignedAt as string,
       ...(startedAt !== undefined ? { startedAt: startedAt as string } : {}),
       canceled,

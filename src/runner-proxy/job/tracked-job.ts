@@ -16,7 +16,8 @@ export interface TrackedJob extends SpanRoute {
   readonly contract: Contract;
   readonly traceId: string;
   readonly jobSpanId: string;
-  readonly parentSpanId: string;
+  /** undefined: the job span is a root span. */
+  readonly parentSpanId?: string;
   readonly resource: Resource;
   readonly endpoints: readonly EndpointSettings[];
   /** As GitLab sent them: journalled instead of the settings made from them. */
@@ -41,7 +42,7 @@ export function journalRecord(job: TrackedJob, configured: readonly EndpointSett
     contract: job.contract,
     traceId: job.traceId,
     jobSpanId: job.jobSpanId,
-    parentSpanId: job.parentSpanId,
+    ...(job.parentSpanId !== undefined ? { parentSpanId: job.parentSpanId } : {}),
     assignedAt: job.assignedAt.toString(),
     ...(job.startedAt !== undefined ? { startedAt: job.startedAt.toString() } : {}),
     canceled: job.canceled,
