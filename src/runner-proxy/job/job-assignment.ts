@@ -7,7 +7,7 @@
 // the OTLP endpoint) as job variables. Pure: no I/O, no clock; the tracker
 // logs and counts what it returns.
 import { traceparent } from '../../telemetry/spans.js';
-import { negotiate, type Negotiation, type NegotiationOptions } from '../wire/negotiation.js';
+import { negotiate, type Negotiation, type NegotiationOptions, type RunnerTracing } from '../wire/negotiation.js';
 import { readJobPayload, readRunnerInfo, type JobView, type RunnerView } from '../wire/payload.js';
 import { advertiseJobTelemetry, editJobPayload, type JobVariableEdit } from '../wire/payload-edits.js';
 
@@ -97,6 +97,6 @@ export function traceContextVariables(
 }
 
 /** The payload as the runner receives it; undefined: forward GitLab's bytes unchanged. */
-export function editAssignedPayload(payload: string, removeNativeTracing: boolean, variables: JobVariableEdit[]): string | undefined {
-  return editJobPayload(payload, { removeNativeTracing, variables });
+export function editAssignedPayload(payload: string, tracing: RunnerTracing, variables: JobVariableEdit[]): string | undefined {
+  return editJobPayload(payload, { tracing, variables });
 }

@@ -48,6 +48,8 @@ export interface JobTrackerMetrics {
   jobsActive: Gauge;
   jobs: Counter<'contract' | 'result'>;
   negotiation: Counter<'outcome'>;
+  /** GitLab's collectors left to the runner's native span, by reason (docs/runner-protocol.md#job-telemetry). */
+  payloadEndpointsLeftToRunner?: Counter<'reason'>;
   /** The export side's `gitlab_otel_spans_dropped_total`: held spans past the hold's bounds count there. */
   spansDropped?: SpansDropped;
   /** Job updates and log uploads for a tracked job that did not present its token: ignored (docs/security.md#job-tokens). */
@@ -184,11 +186,20 @@ export class JobTracker implements ExchangeObserver {
     const { view, runner, decision } = assignment;
     metrics?.negotiation.inc({ outcome: decision.contract });
     for (const w of decision.warnings) log('warn', w, { job_id: view.jobId });
+    if (decision.leftToRunner.length > 0) {
+      // Those collectors still get the runner's own job_execution span; the proxy's spans do not go there.
+      const byConfig = decision.leftToRunner.every((l) => l.reason === 'not_served_by_config');
+      log(byConfig ? 'info' : 'warn', "GitLab's collectors the proxy cannot serve are left to the runner's native span", {
+        job_id: view.jobId,
+        endpoints: decision.leftToRunner.map((l) => `${l.where} (${l.reason})`).join(', '),
+      });
+      for (const l of decision.leftToRunner) metrics?.payloadEndpointsLeftToRunner?.inc({ reason: l.reason });
+    }
     if (view.schemaProblems.length > 0) {
       log('warn', `job payload fields of unexpected type: ${view.schemaProblems.join('; ')}`, { job_id: view.jobId });
     }
 
-    const sampled = this.sampling.isSampled(decision.contract, decision.traceId);
+    const sampled = this.sampling.isSampled(decision.contract, decision.samplingKey);
     const job: TrackedJob = {
       view,
       jobId: view.jobId,
@@ -196,7 +207,7 @@ export class JobTracker implements ExchangeObserver {
       contract: decision.contract,
       traceId: decision.traceId,
       jobSpanId: newSpanId(),
-      parentSpanId: decision.parentSpanId,
+      ...(decision.parentSpanId !== undefined ? { parentSpanId: decision.parentSpanId } : {}),
       resource: this.resources.forRunner(runner),
       endpoints: this.endpointsFor(view.jobId, this.options.endpoints, decision.payloadEndpoints),
       payloadEndpoints: decision.payloadEndpoints,
@@ -219,7 +230,7 @@ export class JobTracker implements ExchangeObserver {
     log('info', 'job telemetry on', { job_id: view.jobId, contract: decision.contract, trace_id: job.traceId, sampled });
 
     const variables = traceContextVariables(this.options.traceContext, view, job);
-    return editAssignedPayload(text, decision.removeNativeTracing, variables);
+    return editAssignedPayload(text, decision.runnerTracing, variables);
   }
 
   jobUpdate(exchange: JobUpdateExchange): void {
