@@ -77,7 +77,7 @@ t.test('an invalid trace_id switches telemetry off with one warning, and the run
 });
 
 t.test('endpoints GitLab names: served by the proxy where it can, left to the runner where it cannot', async (t) => {
-  const grpc = { url: 'grpc://127.0.0.1:4317' };
+  const grpc = { url: 'grpc://otel-collector.example:4317' };
   const ftp = 'ftp://collector.example/v1/traces';
   const oddAuth = { url: 'grpcs://otel.example:4317', auth: { type: 'http_bearer_aws_sigv4', region: 'x' } };
 
@@ -123,19 +123,26 @@ t.test('endpoints GitLab names: served by the proxy where it can, left to the ru
 });
 
 t.test('config: keep the native span, or serve none of the payload endpoints', async (t) => {
-  const grpc = { url: 'grpc://127.0.0.1:4317' };
+  const grpc = { url: 'grpc://otel-collector.example:4317' };
   const text = payloadText({ trace_id: TRACE, otel_endpoints: [grpc] });
   const keep = negotiate(view(JSON.parse(text)), { ...OPTS, nativeRunnerSpan: 'keep' });
   t.match(keep, { enabled: true, runnerTracing: { action: 'keep' }, payloadEndpoints: [], leftToRunner: [] });
   t.equal(delivered(text, { ...OPTS, nativeRunnerSpan: 'keep' }).text, text, 'keep: GitLab bytes');
-  const keepStrings = payloadText({ trace_id: TRACE, otel_endpoints: ['grpc://127.0.0.1:4317'] });
+  const keepStrings = payloadText({ trace_id: TRACE, otel_endpoints: ['grpc://otel-collector.example:4317'] });
   t.same(delivered(keepStrings, { ...OPTS, nativeRunnerSpan: 'keep' }).runner.tracing, { trace_id: TRACE, otel_endpoints: [grpc] });
   const notServed = negotiate(view(JSON.parse(text)), { ...OPTS, usePayloadEndpoints: false });
   t.match(notServed, {
     runnerTracing: { action: 'keep' },
     payloadEndpoints: [],
-    leftToRunner: [{ where: 'grpc://127.0.0.1:4317', reason: 'not_served_by_config' }],
+    leftToRunner: [{ where: 'grpc://otel-collector.example:4317', reason: 'not_served_by_config' }],
   });
+});
+
+t.test('the egress policy: a payload endpoint it refuses stays with the runner', async (t) => {
+  // Loopback is refused by default (docs/security.md#payload-endpoints); the runner serves it as it would without the proxy.
+  const loopback = { url: 'grpc://127.0.0.1:4317' };
+  const d = negotiate(view(JSON.parse(payloadText({ trace_id: TRACE, otel_endpoints: [loopback] }))), OPTS);
+  t.match(d, { enabled: true, payloadEndpoints: [], leftToRunner: [{ where: 'grpc://127.0.0.1:4317', reason: 'egress_policy' }] });
 });
 
 t.test('readTracing normalises endpoints and reports what it cannot read', async (t) => {
