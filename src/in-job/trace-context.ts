@@ -5,6 +5,7 @@
 // derives them: docs/runner-protocol.md#trace-ids). Pure; no I/O.
 import { pipelineRootSpanId, rootPipelineId, traceIdFor, TRACE_ID_SCHEMES, type TraceIdScheme } from '../telemetry/pipeline-ids.js';
 import { isValidSpanId, isValidTraceId } from '../telemetry/spans.js';
+import { fallbackOptInValue } from '../telemetry/fallback-opt-in.js';
 
 export interface TraceContext {
   readonly traceId: string;
@@ -35,7 +36,7 @@ export function formatTraceparent(traceId: string, spanId: string, sampled: bool
 
 /** Fallback mode is on when the pipeline opted in (GitLab versions without a telemetry contract). */
 export function fallbackOptIn(env: Env): boolean {
-  return /^(1|true|yes|on)$/i.test(env.GITLAB_OTEL_TELEMETRY?.trim() ?? '');
+  return fallbackOptInValue(env.GITLAB_OTEL_TELEMETRY);
 }
 
 /**

@@ -15,6 +15,7 @@ import { endpointFromPayload, type PayloadOtelEndpoint } from '../../telemetry/e
 import { pipelineRootSpanId, instanceScopedTraceId, rootPipelineId, traceIdFor, type TraceIdScheme } from '../../telemetry/pipeline-ids.js';
 import { isValidSpanId, isValidTraceId } from '../../telemetry/spans.js';
 import type { JobView, TracingFeature } from './payload.js';
+import { fallbackOptInValue } from '../../telemetry/fallback-opt-in.js';
 
 export type NegotiationPolicy = 'payload' | 'payload-or-variable';
 export type NativeRunnerSpan = 'replace' | 'keep';
@@ -198,12 +199,12 @@ export function negotiate(job: JobView, options: NegotiationOptions): Negotiatio
       warnings: [],
     };
   }
-  if (options.policy === 'payload-or-variable' && job.ci.GITLAB_OTEL_TELEMETRY === 'true') {
+  if (options.policy === 'payload-or-variable' && fallbackOptInValue(job.ci.GITLAB_OTEL_TELEMETRY)) {
     const root = rootPipelineId({
       GITLAB_OTEL_ROOT_PIPELINE_ID: job.ci.GITLAB_OTEL_ROOT_PIPELINE_ID,
       CI_PIPELINE_ID: job.ci.CI_PIPELINE_ID ?? (job.pipelineId !== undefined ? String(job.pipelineId) : undefined),
     });
-    if (!root) return { enabled: false, warning: 'GITLAB_OTEL_TELEMETRY=true but the job has no CI_PIPELINE_ID' };
+    if (!root) return { enabled: false, warning: 'GITLAB_OTEL_TELEMETRY is on but the job has no CI_PIPELINE_ID' };
     const instance = job.ci.CI_SERVER_URL ?? options.upstreamUrl;
     return {
       enabled: true,
