@@ -101,9 +101,6 @@ interface Suspended {
   readonly segments: CandidateSegment[];
 }
 
-/** The most streams with a marker in progress at once; more are dropped (only forged logs get there). */
-const MAX_SUSPENDED = 16;
-
 /** JSON-serialisable parser state, for resuming after a restart. */
 export interface JobLogState {
   readonly v: 2;
@@ -151,15 +148,18 @@ const CR = 0x0d;
 const ESC = 0x1b;
 const PLUS = 0x2b;
 export const HEADER_BYTES = 32;
+/** The most streams with a marker in progress at once; more are dropped (only forged logs get there). */
+const MAX_SUSPENDED = 16;
 /** The runner's timestamper cuts an unterminated line at this size (timestamper.go bufSize). */
 const STAMPER_BUFFER_BYTES = 8 * 1024;
 /** Captured lines are decoded up to this many bytes. */
 export const MAX_LINE_TEXT_BYTES = 4096;
 /**
  * The most the parser keeps of a job's log at any time: a short line start
- * (< 32 bytes), a marker in progress and a captured line. Never the log.
+ * (< 32 bytes), the markers in progress (the open entry's, and one per stream
+ * a `+` entry may continue) and a captured line. Never the log.
  */
-export const MAX_CARRY_BYTES = HEADER_BYTES + MAX_MARKER_BYTES + MAX_LINE_TEXT_BYTES;
+export const MAX_CARRY_BYTES = HEADER_BYTES + (MAX_SUSPENDED + 1) * MAX_MARKER_BYTES + MAX_LINE_TEXT_BYTES;
 
 // `\x1b[33;1mJob's log exceeded limit of N bytes.` written below the stamper
 // (docs/job-log.md#output-limit).
@@ -328,7 +328,9 @@ export class JobLog {
 
   /** Bytes of the log held between bodies (≤ MAX_CARRY_BYTES). */
   get retainedBytes(): number {
-    return this.carryLen + this.candidate.length + (this.captureOpen ? this.captureLen : 0);
+    let held = 0;
+    for (const h of this.suspended.values()) held += h.candidate.length;
+    return this.carryLen + this.candidate.length + held + (this.captureOpen ? this.captureLen : 0);
   }
 
   get gapBytes(): number {

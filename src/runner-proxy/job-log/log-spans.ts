@@ -311,7 +311,9 @@ export class JobLogSpans {
   private isRunnerMarker(m: SectionMarker): boolean {
     if (!isBuiltInStage(m.name)) return false;
     if (m.stream === 0) return true;
-    if (m.stream !== undefined && !(m.stream === 1 && this.inConcrete && m.name !== 'concrete')) return false;
+    // step-runner's output is passed through with its own stamps; the runner test data
+    // shows stream 01, anything below the service streams (0f and up) is accepted.
+    if (m.stream !== undefined && !(m.stream < 15 && this.inConcrete && m.name !== 'concrete')) return false;
     // Without FF_TIMESTAMPS there is no stream id, and with FF_CONCRETE step-runner's
     // stages share stream 01 with the script. Built-in stages never nest, so a
     // built-in name printed while a user-script stage runs is the script's.
