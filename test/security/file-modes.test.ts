@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
 import { PrivateDirError, securePrivateDir } from '../../src/telemetry/export/private-files.js';
+import { journalEndpoint } from '../../src/runner-proxy/job/tracked-job.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -82,4 +83,17 @@ t.test('a spool directory whose mode cannot be tightened is refused with a clear
   // /tmp belongs to root and is 1777: an unprivileged proxy cannot make it 0700.
   t.throws(() => securePrivateDir('/tmp'), PrivateDirError);
   t.throws(() => securePrivateDir('/tmp'), { code: 'SPOOL_DIR_INSECURE', message: /\/tmp is mode 1777|\/tmp is mode 0777/ });
+});
+
+t.test('the journal keeps only the fields it knows of a payload endpoint', async (t) => {
+  const received = {
+    url: 'https://user:pass@otel.example.com:4318/v1/traces?token=secret#frag',
+    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'https://otel.example.com', extra: 'x' }, more: 'y' },
+    headers: { authorization: 'Bearer secret' },
+  } as unknown as Parameters<typeof journalEndpoint>[0];
+  t.same(journalEndpoint(received), {
+    url: 'https://otel.example.com:4318/v1/traces',
+    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'https://otel.example.com' } },
+  });
+  t.same(journalEndpoint({ url: 'grpc://collector:4317' }), { url: 'grpc://collector:4317' });
 });

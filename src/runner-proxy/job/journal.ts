@@ -11,7 +11,7 @@
 // variable value beyond the allowlisted predefined CI_* ones that become span
 // attributes anyway, no repo_url. Configured collectors are named, not copied;
 // GitLab's payload endpoints are kept as GitLab sent them (URL and audience).
-import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { frame, readRecordFile, SyncRecordWriter } from '../../telemetry/export/record-file.js';
 import type { PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
@@ -357,6 +357,8 @@ export class JobJournal {
     const body = Buffer.concat(records);
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, body, { mode: 0o600 });
+    // A leftover tmp file keeps its old mode through writeFileSync (docs/security.md#files).
+    chmodSync(tmp, 0o600);
     renameSync(tmp, this.path);
     this.liveBytes = body.length;
   }

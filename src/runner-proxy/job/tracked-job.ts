@@ -33,6 +33,26 @@ export interface TrackedJob extends SpanRoute {
   readonly deadline: number;
 }
 
+/**
+ * What the journal keeps of a payload endpoint: its URL without user info,
+ * query or fragment, its auth type and audience; never the object as received
+ * (docs/security.md#files).
+ */
+export function journalEndpoint(e: PayloadOtelEndpoint): PayloadOtelEndpoint {
+  let url = e.url;
+  try {
+    const u = new URL(e.url);
+    url = `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    // Served endpoints always parse (endpointFromPayload accepted them).
+  }
+  const audience = e.auth?.http_bearer_gcp_oidc?.audience;
+  return {
+    url,
+    ...(e.auth ? { auth: { type: e.auth.type, ...(audience !== undefined ? { http_bearer_gcp_oidc: { audience } } : {}) } } : {}),
+  };
+}
+
 /** The job's journal record. `configured`: the proxy's configured endpoints (named in the record, not copied). */
 export function journalRecord(job: TrackedJob, configured: readonly EndpointSettings[]): JournalledJob {
   return {
@@ -48,7 +68,7 @@ export function journalRecord(job: TrackedJob, configured: readonly EndpointSett
     canceled: job.canceled,
     deadline: job.deadline,
     endpoints: configuredNames(configured, job.endpoints),
-    payloadEndpoints: job.payloadEndpoints,
+    payloadEndpoints: job.payloadEndpoints.map(journalEndpoint),
     sampled: job.sampled,
     ...(job.logSpans ? { log: job.logSpans.snapshot() } : {}),
   };
