@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { OtlpHttpReceiver, type HttpBehaviour, type HttpReceiverOptions } from '../../../src/telemetry/receiver.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { endpointFromPayload, type EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import type { TokenSource } from '../../../src/telemetry/auth/token.js';
 import { exportJobSpans, planJobExport } from '../../../src/in-job/job-export.js';
@@ -33,7 +34,7 @@ async function setup(
   const pipeline = await ExportPipeline.create({
     endpoints: [ep],
     registry,
-    log: (e) => logs.push(e),
+    log: recordEvents(logs),
     ...(tokenSource ? { tokenSources: { primary: tokenSource } } : {}),
   });
   t.teardown(async () => {
@@ -167,7 +168,7 @@ t.test('a refused connection (no collector) is retried until it comes up', async
   const registry = new Registry();
   const logs: LogEvent[] = [];
   const ep = http(`http://127.0.0.1:${port}/v1/traces`);
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(1000));
   pipeline.submit(makeSpans(4), resource, [ep]);
   await eventually(() => pipeline.health()[0]!.state === 'failing', 10_000, 'failing');
@@ -226,7 +227,7 @@ t.test('a bearer token over plaintext HTTP to a non-loopback host is refused bef
   const logs: LogEvent[] = [];
   const source: TokenSource = { kind: 'test', fetch: () => Promise.resolve({ value: 'secret-token' }) };
   const ep = http('http://collector.example.invalid:4318/v1/traces');
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e), tokenSources: { primary: source } });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs), tokenSources: { primary: source } });
   t.teardown(() => pipeline.shutdown(500));
   pipeline.submit(makeSpans(2), resource, [ep]);
   t.equal(pipeline.health()[0]!.state, 'invalid');
@@ -307,7 +308,8 @@ t.test('an https:// payload endpoint with http_bearer_gcp_oidc: OTLP/HTTP to the
   t.teardown(() => receiver.stop());
   const made = endpointFromPayload(
     { url: receiver.url, auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'collector-audience' } } },
-    { metadataUrl: metadata.identityUrl },
+    // A node-local collector must be named to pass the egress policy (docs/security.md#payload-endpoints).
+    { metadataUrl: metadata.identityUrl, egress: { allowedHosts: [{ host: '127.0.0.1', port: receiver.port }] } },
   );
   if (!made.ok) throw made.error;
   t.equal(made.endpoint.protocol, 'http/protobuf');

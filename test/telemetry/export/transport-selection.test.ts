@@ -110,10 +110,10 @@ t.test('payload endpoints: http(s) are OTLP/HTTP with the path as is, grpc(s) ar
     });
     t.equal(https.endpoint.name, 'payload:otel-collector.gitlab.net/v1/traces');
   }
-  const plain = endpointFromPayload({ url: 'http://127.0.0.1:4318/custom/path' });
+  const plain = endpointFromPayload({ url: 'http://collector.example.com:4318/custom/path' });
   t.ok(plain.ok);
   if (plain.ok) {
-    t.match(plain.endpoint, { protocol: 'http/protobuf', url: 'http://127.0.0.1:4318/custom/path' });
+    t.match(plain.endpoint, { protocol: 'http/protobuf', url: 'http://collector.example.com:4318/custom/path' });
     t.notOk(plain.endpoint.tls);
   }
   const grpcs = endpointFromPayload({
@@ -138,7 +138,7 @@ t.test('payload endpoints: http(s) are OTLP/HTTP with the path as is, grpc(s) ar
 });
 
 t.test('endpoint keys: gRPC keys are what they were (spool directories survive the upgrade), OTLP/HTTP differs', async (t) => {
-  const made = endpointFromPayload({ url: 'grpc://127.0.0.1:4317' });
+  const made = endpointFromPayload({ url: 'grpc://collector.example.com:4317' });
   if (!made.ok) throw made.error;
   const e = made.endpoint;
   t.equal(endpointKey(e), JSON.stringify([e.url, e.auth, e.tls ?? null, e.headers]));
