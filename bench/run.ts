@@ -21,6 +21,7 @@ const MODULES: Record<string, () => Promise<{ default: BenchModule }>> = {
   'log-parser': () => import('./log-parser.js'),
   export: () => import('./export.js'),
   onboarding: () => import('./onboarding.js'),
+  security: () => import('./security.js'),
 };
 
 const args = process.argv.slice(2);
