@@ -238,6 +238,12 @@ t.test('fuzz: random bytes and marker fragments never crash, memory stays bounde
     '\n',
     '2024-01-01T00:00:01.000001Z 00O ',
     '2024-01-01T00:00:01.000001Z 01O+',
+    '2024-01-01T00:00:01.000001Z 01E+',
+    '2024-01-01T00:00:01.000001Z 0fO ',
+    '\r\n',
+    '\r',
+    'sect',
+    'ion_start:1704067201:',
     '9999-99-99T99:99:99.999999Z 00E ',
     "\x1b[33;1mJob's log exceeded limit of 12 bytes.\n",
     '\xff\xfe',
@@ -248,6 +254,8 @@ t.test('fuzz: random bytes and marker fragments never crash, memory stays bounde
     'section_end:1704067203:x_1\r\x1b[0K',
   ];
   let spans = 0;
+  let markers = 0;
+  let mismatched = 0;
   for (let job = 0; job < 40; job++) {
     const parts: Buffer[] = [];
     for (let i = 0; i < 400; i++) {
@@ -264,12 +272,31 @@ t.test('fuzz: random bytes and marker fragments never crash, memory stays bounde
     });
     t.ok(r.maxRetained <= MAX_CARRY_BYTES);
     t.ok(r.spans.length <= 50 + STAGE_ALLOWANCE, 'spans capped');
+    // Whatever the bytes, where the PATCHes fall changes nothing the parser reports.
+    const whole = recorder();
+    const wholeLog = new JobLog(whole);
+    wholeLog.captureLines = true;
+    wholeLog.accept(0, bytes);
+    wholeLog.end();
+    const cut = recorder();
+    const cutLog = new JobLog(cut);
+    cutLog.captureLines = true;
+    for (const [start, body] of randomPieces(bytes, rand, 1 + (job % 4) * 40)) cutLog.accept(start, body);
+    cutLog.end();
+    mismatched +=
+      JSON.stringify([whole.markers, whole.lines, whole.limits], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ===
+      JSON.stringify([cut.markers, cut.lines, cut.limits], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+        ? 0
+        : 1;
+    markers += whole.markers.length;
     for (const s of r.spans) {
       t.ok(s.endTimeUnixNano >= s.startTimeUnixNano);
       spans++;
     }
   }
   t.ok(spans > 0, 'the fuzz produced some spans');
+  t.ok(markers > 0, 'the fuzz produced some markers');
+  t.equal(mismatched, 0, 'markers, lines and notices are the same however the bytes are cut');
 });
 
 t.test('snapshot mid-log and restore: same spans as an uninterrupted run', async (t) => {
