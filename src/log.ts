@@ -1,6 +1,7 @@
 // Structured logs: one JSON object per line on stderr, one line per state
 // change (never per span or per request). Fields are chosen by callers from
 // metadata only; tokens, variable values and log content never go here.
+// One Logger type for the whole product: each call site chooses its level.
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export type LogFields = Record<string, string | number | boolean | undefined>;
@@ -16,16 +17,6 @@ export function jsonLogger(write: (line: string) => void = (line) => process.std
     if (ORDER[level] < ORDER[minLevel]) return;
     write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
   };
-}
-
-/** A logger that keeps lines in memory, for tests. */
-export function memoryLogger(): Logger & { lines: { level: LogLevel; msg: string; fields?: LogFields }[] } {
-  const lines: { level: LogLevel; msg: string; fields?: LogFields }[] = [];
-  const logger = ((level, msg, fields) => {
-    lines.push({ level, msg, fields });
-  }) as Logger & { lines: typeof lines };
-  logger.lines = lines;
-  return logger;
 }
 
 export const silentLogger: Logger = () => {};

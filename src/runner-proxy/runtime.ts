@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import { Registry } from 'prom-client';
 import { RESOURCE } from '../telemetry/attributes.js';
-import { ExportPipeline, type LogEvent } from '../telemetry/export/pipeline.js';
+import { ExportPipeline } from '../telemetry/export/pipeline.js';
 import type { ProxyConfig } from './config/schema.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -48,7 +48,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     endpoints: config.endpoints,
     spool: config.spool,
     registry,
-    log: ({ event, ...fields }: LogEvent) => log(event.includes('fail') || event.includes('drop') ? 'warn' : 'info', event, fields),
+    log,
   });
   const journal = config.spool ? openJournal(config.spool.dir, log, pipeline) : undefined;
   const tracker = new JobTracker({

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { status, type Metadata } from '@grpc/grpc-js';
 import { envDefaults } from '../../src/runner-proxy/config/load.js';
 import { validateConfig } from '../../src/runner-proxy/config/schema.js';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { runLabJob, startLab } from '../../src/lab/lab.js';
 import { OtlpReceiver, type ExportAnswer } from '../../src/telemetry/receiver.js';
 import { GCP_METADATA_IDENTITY_URL } from '../../src/telemetry/export/settings.js';

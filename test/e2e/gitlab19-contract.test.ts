@@ -4,7 +4,7 @@
 // serve left to the runner, invalid trace ids, fallback trace ids that join
 // GitLab's, and Job Router discovery.
 import t, { type Test } from 'tap';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob, type Lab, type LabOptions } from '../../src/lab/lab.js';
 import { OtlpHttpReceiver } from '../../src/telemetry/receiver.js';
 import { gitlabTraceId } from '../../src/telemetry/pipeline-ids.js';

@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { envDefaults } from '../../src/runner-proxy/config/load.js';
 import { validateConfig } from '../../src/runner-proxy/config/schema.js';
 import { startRunnerProxy, type RunningProxy } from '../../src/runner-proxy/runtime.js';

@@ -16,7 +16,7 @@ import { RunnerSimulator, type ReceivedJob } from '../../src/lab/runner.js';
 import { traceparent } from '../../src/telemetry/spans.js';
 import { JobJournal } from '../../src/runner-proxy/job/journal.js';
 import { startLab } from '../../src/lab/lab.js';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { eventually } from '../support/export.js';
 import { appendRawPut, PARENT, sampleRecord, TRACE } from '../support/journal-records.js';
 import {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
 import { traceparent } from '../../src/telemetry/spans.js';
 

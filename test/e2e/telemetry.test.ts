@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
 import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-ids.js';
 

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob, type Lab } from '../../src/lab/lab.js';
 import { makeJobPayload } from '../../src/lab/job-payload.js';
 import type { SentExchange } from '../../src/lab/runner.js';

@@ -17,7 +17,7 @@ import { RunnerSimulator } from '../../src/lab/runner.js';
 import { envDefaults } from '../../src/runner-proxy/config/load.js';
 import { validateConfig } from '../../src/runner-proxy/config/schema.js';
 import { startRunnerProxy, type RunningProxy } from '../../src/runner-proxy/runtime.js';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { OtlpReceiver } from '../../src/telemetry/receiver.js';
 import { freePort } from '../support/runner-proxy-child.js';
 import { call, metricValue } from './support.js';

@@ -10,7 +10,7 @@ import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { memoryLogger } from '../../src/log.js';
+import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
 import { OtlpReceiver } from '../../src/telemetry/receiver.js';
 import { egressLookup, type Resolve } from '../../src/telemetry/export/egress-policy.js';

@@ -4,6 +4,7 @@
 // are logged once per change and counted; they never reach the caller.
 import pRetry, { AbortError } from 'p-retry';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Logger } from '../../log.js';
 import { toReadableSpan, type SpanRecord } from '../spans.js';
 import { EndpointConfigError } from '../auth/channel.js';
 import type { TokenSource } from '../auth/token.js';
@@ -28,15 +29,10 @@ export interface EndpointHealth {
   readonly lastSuccessAt?: number;
 }
 
-/** One structured log line; `event` names what happened. Never carries tokens or span contents. */
-export interface LogEvent {
-  readonly event: string;
-  readonly [key: string]: string | number | boolean | undefined;
-}
-
 export interface EndpointDeps {
   metrics: ExportMetrics;
-  log: (e: LogEvent) => void;
+  /** Messages are stable event names (`endpoint_state`, `spool_replayed`…); never a token or span content. */
+  log: Logger;
   spool?: { dir: string; budget: SpoolBudget };
   /** Replaces the token source built from settings (tests, or a pre-warmed one). */
   tokenSource?: TokenSource;
@@ -112,7 +108,7 @@ export class EndpointExporter {
     } catch (err) {
       this.state = 'invalid';
       this.lastError = err instanceof EndpointConfigError ? err.code : 'INVALID_ENDPOINT';
-      deps.log({ event: 'endpoint_invalid', endpoint: this.name, code: this.lastError, message: (err as Error).message });
+      deps.log('warn', 'endpoint_invalid', { endpoint: this.name, code: this.lastError, message: (err as Error).message });
     }
   }
 
@@ -124,7 +120,7 @@ export class EndpointExporter {
         const { spool, replay } = SpanSpool.open(spoolDirFor(deps.spool.dir, settings), deps.spool.budget, {
           onWarning: (w) => {
             deps.metrics.spoolCorrupt.inc({ file: 'spool' }, w.corrupt + (w.torn ? 1 : 0));
-            deps.log({ event: w.event, endpoint: e.name, file: w.file, corrupt: w.corrupt, torn: w.torn });
+            deps.log('warn', w.event, { endpoint: e.name, file: w.file, corrupt: w.corrupt, torn: w.torn });
           },
           onEvict: (ids) => e.evicted(new Set(ids)),
         });
@@ -147,12 +143,12 @@ export class EndpointExporter {
           }
         }
         if (replayed > 0) {
-          deps.log({ event: 'spool_replayed', endpoint: e.name, spans: replayed });
+          deps.log('info', 'spool_replayed', { endpoint: e.name, spans: replayed });
           deps.metrics.enqueued.inc(e.labels, replayed);
           e.schedule();
         }
       } catch (err) {
-        deps.log({ event: 'spool_unavailable', endpoint: e.name, code: (err as NodeJS.ErrnoException).code ?? 'error' });
+        deps.log('warn', 'spool_unavailable', { endpoint: e.name, code: (err as NodeJS.ErrnoException).code ?? 'error' });
       }
     }
     e.updateGauges();
@@ -255,7 +251,7 @@ export class EndpointExporter {
     }
     const rest = this.queue.drain();
     if (!this.spool) this.drop('shutdown', rest.length);
-    else if (rest.length > 0) this.deps.log({ event: 'spooled_for_restart', endpoint: this.name, spans: rest.length + this.queue.spans });
+    else if (rest.length > 0) this.deps.log('info', 'spooled_for_restart', { endpoint: this.name, spans: rest.length + this.queue.spans });
     this.updateGauges();
     await this.spool?.close();
     this.client?.close();
@@ -399,7 +395,7 @@ export class EndpointExporter {
       m.exported.inc(this.labels, batch.length - rejected);
       if (rejected > 0) {
         this.drop('partial_success', rejected);
-        this.deps.log({ event: 'partial_success', endpoint: this.name, rejected });
+        this.deps.log('warn', 'partial_success', { endpoint: this.name, rejected });
       }
       this.settle(batch);
     } catch (err) {
@@ -425,7 +421,7 @@ export class EndpointExporter {
     this.lastSuccessAt = Date.now();
     this.deps.metrics.endpointUp.set(this.labels, 1);
     if (this.state !== 'up') {
-      this.deps.log({ event: 'endpoint_state', endpoint: this.name, from: this.state, to: 'up' });
+      this.deps.log('info', 'endpoint_state', { endpoint: this.name, from: this.state, to: 'up' });
       this.state = 'up';
     }
   }
@@ -435,7 +431,7 @@ export class EndpointExporter {
     this.lastError = code;
     this.deps.metrics.endpointUp.set(this.labels, 0);
     if (this.state !== 'failing' && this.state !== 'invalid') {
-      this.deps.log({ event: 'endpoint_state', endpoint: this.name, from: this.state, to: 'failing', reason: code });
+      this.deps.log('warn', 'endpoint_state', { endpoint: this.name, from: this.state, to: 'failing', reason: code });
       this.state = 'failing';
     }
   }

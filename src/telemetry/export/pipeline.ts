@@ -7,12 +7,13 @@ import type { Resource } from '@opentelemetry/resources';
 import type { Registry } from 'prom-client';
 import type { SpanRecord } from '../spans.js';
 import { countDropped, createExportMetrics, type ExportMetrics } from './export-metrics.js';
-import { EndpointExporter, type EndpointHealth, type LogEvent } from './endpoint.js';
+import type { Logger } from '../../log.js';
+import { EndpointExporter, type EndpointHealth } from './endpoint.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
 import { readEndpointRecord, SpoolBudget, spoolDirs } from './span-spool.js';
 import type { TokenSource } from '../auth/token.js';
 
-export type { EndpointHealth, LogEvent };
+export type { EndpointHealth };
 
 export interface SpanSink {
   /** Never throws, never blocks, never awaits I/O in the caller. */
@@ -23,7 +24,8 @@ export interface ExportPipelineOptions {
   endpoints: EndpointSettings[];
   spool?: SpoolSettings;
   registry: Registry;
-  log: (event: LogEvent) => void;
+  /** Messages are stable event names (see endpoint.ts); the level is chosen where each is logged. */
+  log: Logger;
   /** Token sources by endpoint name, replacing the ones built from settings (tests). */
   tokenSources?: Record<string, TokenSource>;
 }
@@ -47,7 +49,7 @@ export class ExportPipeline implements SpanSink {
         mkdirSync(options.spool.dir, { recursive: true, mode: 0o700 });
       } catch (err) {
         // Each endpoint's spool reports itself unavailable (spool_unavailable) when it cannot open.
-        options.log({ event: 'spool_dir_unavailable', code: (err as NodeJS.ErrnoException).code ?? 'error' });
+        options.log('warn', 'spool_dir_unavailable', { code: (err as NodeJS.ErrnoException).code ?? 'error' });
       }
     }
     for (const e of options.endpoints) this.endpoint(e, false);
@@ -78,7 +80,7 @@ export class ExportPipeline implements SpanSink {
       if (this.budget) this.metrics.spoolBytes.set(this.budget.bytes);
     } catch (err) {
       // The proxy's forwarding path must never see an exception from telemetry.
-      this.options.log({ event: 'submit_failed', message: (err as Error).message });
+      this.options.log('warn', 'submit_failed', { message: (err as Error).message });
     }
   }
 
@@ -144,7 +146,7 @@ export class ExportPipeline implements SpanSink {
     const e = this.endpoints.get(key);
     this.endpoints.delete(key);
     if (!e) return;
-    this.options.log({ event: 'endpoint_evicted', endpoint: e.name, limit: MAX_PAYLOAD_ENDPOINTS });
+    this.options.log('info', 'endpoint_evicted', { endpoint: e.name, limit: MAX_PAYLOAD_ENDPOINTS });
     const done = e.shutdown(1000).then(() => {
       this.retiring.delete(done);
       // Its gauges would stay behind otherwise, and a stale endpoint_up 0
@@ -176,6 +178,6 @@ export class ExportPipeline implements SpanSink {
       if (settings) this.endpoint(settings, true);
       else unknown++;
     }
-    if (unknown > 0) this.options.log({ event: 'spool_orphans', count: unknown });
+    if (unknown > 0) this.options.log('warn', 'spool_orphans', { count: unknown });
   }
 }

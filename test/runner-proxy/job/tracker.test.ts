@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { buildJobLog } from '../../../src/lab/job-log-builder.js';
 import { makeJobPayload } from '../../../src/lab/job-payload.js';
-import { memoryLogger } from '../../../src/log.js';
+import { memoryLogger } from '../../support/memory-logger.js';
 import { JobJournal } from '../../../src/runner-proxy/job/journal.js';
 import { JobTracker, type JobTrackerOptions } from '../../../src/runner-proxy/job/tracker.js';
 import { createProxyMetrics } from '../../../src/runner-proxy/metrics.js';

@@ -8,7 +8,8 @@ import { status, type Metadata } from '@grpc/grpc-js';
 import * as jose from 'jose';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type ExportAnswer } from '../../../src/telemetry/receiver.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { endpointFromPayload, TOKEN_TYPE_JWT, type AuthSettings } from '../../../src/telemetry/export/settings.js';
 import { planChannel } from '../../../src/telemetry/auth/channel.js';
 import { TokenCache } from '../../../src/telemetry/auth/token.js';
@@ -66,7 +67,7 @@ t.test('client credentials over TLS: every export carries a valid JWT; UNAUTHENT
     auth: ccAuth(idp.issuer),
     tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
   });
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -146,7 +147,7 @@ t.test('token exchange of a workload identity token read from a file (re-read on
   });
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -194,7 +195,7 @@ t.test('bearer tokens over plaintext: loopback allowed, a remote host refused', 
   t.doesNotThrow(() => planChannel({ ...remote, allowInsecureAuth: true }));
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [remote], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [remote], registry, log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(500));
   pipeline.submit(makeSpans(4), resource, [remote]);
   t.equal(pipeline.health()[0]!.state, 'invalid');

@@ -11,7 +11,8 @@ import * as jose from 'jose';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type ExportAnswer } from '../../../src/telemetry/receiver.js';
 import { oidcTokenSource } from '../../../src/telemetry/auth/oidc.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import type { AuthSettings } from '../../../src/telemetry/export/settings.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 import { RESOURCE, startIdp, type TestIdp } from '../../support/oidc.js';
@@ -91,7 +92,7 @@ for (const { alg, kid } of cases) {
       });
       const registry = new Registry();
       const logs: LogEvent[] = [];
-      const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+      const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
       t.teardown(() => pipeline.shutdown(1000));
 
       pipeline.submit(makeSpans(3), resource, [ep]);
@@ -139,7 +140,7 @@ t.test('a key the identity provider does not know: invalid_client, counted, no c
   });
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
   pipeline.submit(makeSpans(2), resource, [ep]);
   await eventually(
     async () => (await metric(registry, 'gitlab_otel_auth_token_failures_total', { endpoint: 'pkjwt' })) >= 1,

@@ -8,7 +8,8 @@ import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type ExportCall } from '../../../src/telemetry/receiver.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 
@@ -34,7 +35,7 @@ t.test('beyond the limit: refused while all are busy, then the least recently us
   const configured = ep('configured');
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [configured], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [configured], registry, log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(1000));
   const names = () =>
     pipeline
@@ -76,7 +77,7 @@ t.test('beyond the limit: refused while all are busy, then the least recently us
   t.same(receiver.calls.slice(-1).map(sender), [extra.name], 'delivered by the new endpoint');
   t.same(
     logs.filter((e) => e.event === 'endpoint_evicted'),
-    [{ event: 'endpoint_evicted', endpoint: 'e1', limit: LIMIT }],
+    [{ level: 'info', event: 'endpoint_evicted', endpoint: 'e1', limit: LIMIT }],
     'one line per eviction',
   );
   t.equal(await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'endpoint_limit' }), 5, 'eviction dropped nothing');
@@ -133,7 +134,7 @@ t.test('endpoints named together are all in use: a new one never evicts its sibl
   t.teardown(() => receiver.stop());
   const ep = (name: string): EndpointSettings => endpointSettings(name, receiver.url, { headers: { 'x-endpoint': name } });
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(500));
   for (let i = 0; i < LIMIT; i++) pipeline.submit(makeSpans(1), resource, [ep(`e${i}`)]);
   await receiver.waitForSpans(LIMIT, 10_000);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 
 t.test('spans spooled for an unconfigured endpoint are delivered after a restart from its endpoint record', async (t) => {
@@ -36,7 +37,7 @@ t.test('spans spooled for an unconfigured endpoint are delivered after a restart
   accept = true;
   const logs: LogEvent[] = [];
   const registry = new Registry();
-  const after = await ExportPipeline.create({ endpoints: [], spool: { dir, maxBytes: 8 << 20 }, registry, log: (e) => logs.push(e) });
+  const after = await ExportPipeline.create({ endpoints: [], spool: { dir, maxBytes: 8 << 20 }, registry, log: recordEvents(logs) });
   t.teardown(() => after.shutdown(500));
   await receiver.waitForSpans(5, 10_000);
   t.same(new Set(receiver.spans.map((s) => s.spanId)), new Set(spans.map((s) => s.spanId)), 'the payload endpoint’s spans, once each');

@@ -2,7 +2,8 @@ import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type Behaviour } from '../../../src/telemetry/receiver.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 
@@ -11,7 +12,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, behaviour: Behavi
   const registry = new Registry();
   const logs: LogEvent[] = [];
   const ep = endpointSettings('primary', receiver.url, over);
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: (e) => logs.push(e) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();

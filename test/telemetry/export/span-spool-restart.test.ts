@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
-import { ExportPipeline, type LogEvent } from '../../../src/telemetry/export/pipeline.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { frame, readRecords } from '../../../src/telemetry/export/record-file.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 import { CHILD_NODE_ARGS } from '../../support/child-node.js';
@@ -42,7 +43,7 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
     endpoints: [sameEp],
     spool: { dir, maxBytes: 8 << 20 },
     registry,
-    log: (e) => logs.push(e),
+    log: recordEvents(logs),
   });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
@@ -68,7 +69,7 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
     endpoints: [sameEp],
     spool: { dir, maxBytes: 8 << 20 },
     registry: new Registry(),
-    log: (e) => logs.push(e),
+    log: recordEvents(logs),
   });
   t.teardown(() => third.shutdown(500));
   const marker2 = makeSpans(1);
@@ -120,7 +121,7 @@ t.test('a corrupt spool segment is skipped and the rest replayed', async (t) => 
   const ok = await new OtlpReceiver({ port: receiver.port }).start();
   const logs: LogEvent[] = [];
   const registry = new Registry();
-  const p2 = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 1 << 20 }, registry, log: (e) => logs.push(e) });
+  const p2 = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 1 << 20 }, registry, log: recordEvents(logs) });
   t.teardown(async () => {
     await p2.shutdown(500);
     await ok.stop();
