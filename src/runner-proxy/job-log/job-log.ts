@@ -528,7 +528,7 @@ export class JobLog {
     while (pos < end) {
       if (this.resync) {
         const nl = b.indexOf(NL, pos);
-        if (nl < 0) return;
+        if (nl < 0) break;
         this.resync = false;
         this.atLineStart = true;
         pos = nl + 1;

@@ -65,7 +65,8 @@ function isNameChar(c: number): boolean {
  * inside it (as GitLab's scanner would find it).
  */
 export class MarkerCandidate {
-  readonly bytes = Buffer.alloc(MAX_MARKER_BYTES);
+  /** The candidate's bytes; one more than a marker can hold, so the byte that overflows it is kept for the search again. */
+  readonly bytes = Buffer.alloc(MAX_MARKER_BYTES + 1);
   length = 0;
   private phase = Phase.Prefix;
   private index = 0;
@@ -91,9 +92,9 @@ export class MarkerCandidate {
   }
 
   feed(c: number): Fed {
-    if (this.length >= MAX_MARKER_BYTES) return Fed.Invalid;
     const at = this.length;
     this.bytes[this.length++] = c;
+    if (at >= MAX_MARKER_BYTES) return Fed.Invalid;
     switch (this.phase) {
       case Phase.Prefix:
         if (c !== SECTION_PREFIX[this.index]) return Fed.Invalid;

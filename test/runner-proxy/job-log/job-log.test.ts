@@ -2,6 +2,7 @@ import t from 'tap';
 import {
   JobLog,
   MAX_CARRY_BYTES,
+  MAX_MARKER_BYTES,
   isStampHeader,
   stampTimeNs,
   type JobLogSink,
@@ -314,5 +315,23 @@ t.test('snapshot mid-log and restore: same spans as an uninterrupted run', async
     second.accept(cut, b.subarray(cut));
     second.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
     t.same(describe(spans), whole, `restored at ${cut}`);
+  }
+});
+
+t.test('a candidate that outgrows the longest marker gives up, and the byte past it can start a marker', async (t) => {
+  const bogus = 'section_start:1704067201:x[' + 'a=b,'.repeat(143) + 'a';
+  t.equal(bogus.length, MAX_MARKER_BYTES, 'the bogus candidate fills the longest marker exactly');
+  const text = `${bogus}section_end:1704067202:y\r\x1b[0K\n`;
+  for (const cut of [0, MAX_MARKER_BYTES - 1, MAX_MARKER_BYTES, MAX_MARKER_BYTES + 1]) {
+    const r = recorder();
+    const p = new JobLog(r);
+    const b = Buffer.from(text, 'latin1');
+    if (cut > 0) p.accept(0, b.subarray(0, cut));
+    p.accept(cut, b.subarray(cut));
+    t.same(
+      r.markers.map((m) => [m.kind, m.name, m.offset]),
+      [['end', 'y', MAX_MARKER_BYTES]],
+      `cut at ${cut}`,
+    );
   }
 });
