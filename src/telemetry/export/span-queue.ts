@@ -20,10 +20,13 @@ export interface QueueItem {
 /** A cheap upper-bound estimate of a span's encoded size, for the byte bound. */
 export function estimateSpanBytes(span: SpanRecord): number {
   let n = 96 + span.name.length;
-  for (const [k, v] of Object.entries(span.attributes)) {
+  // for-in, not Object.entries: no pair array per span on the submit path (half the time; docs/export.md#performance).
+  const attributes = span.attributes;
+  for (const k in attributes) {
+    const v = attributes[k];
     n += k.length + 8;
     if (typeof v === 'string') n += v.length;
-    else if (Array.isArray(v)) n += v.reduce<number>((m, x) => m + (typeof x === 'string' ? x.length + 2 : 9), 0);
+    else if (Array.isArray(v)) for (const x of v as unknown[]) n += typeof x === 'string' ? x.length + 2 : 9;
     else n += 9;
   }
   return n + (span.status.message?.length ?? 0);
