@@ -109,6 +109,29 @@ t.test('shapes, types and values', async (t) => {
   );
 });
 
+t.test('GitLab 19 contract keys: job_router, telemetry.trace_ids, use_payload_endpoints (docs/runner-protocol.md)', async (t) => {
+  const load = (yaml: string) => loadConfig(file('g19.yml', yaml), {}).config;
+  const defaults = load('upstream: {url: https://g}\n');
+  t.equal(defaults.jobRouter, 'decline', 'discovery answered 501 by default');
+  t.equal(defaults.telemetry.traceIds, 'gitlab', "GitLab's trace ids by default");
+  t.equal(defaults.telemetry.usePayloadEndpoints, true, "GitLab's collectors served by default");
+  const set = load('upstream: {url: https://g}\njob_router: pass\ntelemetry: {trace_ids: instance-scoped, use_payload_endpoints: false}\n');
+  t.match(set, { jobRouter: 'pass', telemetry: { traceIds: 'instance-scoped', usePayloadEndpoints: false } });
+  const check = (yaml: string) => problems(() => loadConfig(file('g19-bad.yml', yaml), {}));
+  t.match(check('upstream: {url: https://g}\njob_router: answer-501\n'), [
+    /^job_router: expected one of decline \| pass, got "answer-501"/,
+  ]);
+  t.match(check('upstream: {url: https://g}\ntelemetry: {trace_ids: random}\n'), [
+    /^telemetry.trace_ids: expected one of gitlab \| instance-scoped, got "random"/,
+  ]);
+  const example = loadConfig('runner-config/gitlab-otel.yml', {}).config;
+  t.match(
+    example,
+    { jobRouter: 'decline', telemetry: { traceIds: 'gitlab', usePayloadEndpoints: true } },
+    'the example states the defaults',
+  );
+});
+
 t.test('environment beneath, flags above', async (t) => {
   const { config, warnings } = loadConfig(
     undefined,
