@@ -229,7 +229,10 @@ export function endpointFromPayload(
   if (!egress.allowed) {
     return {
       ok: false,
-      error: new ExportSettingsError('EGRESS_REFUSED', `payload OTLP endpoint ${scheme}://${hostPort} refused by the egress policy (${egress.reason})`),
+      error: new ExportSettingsError(
+        'EGRESS_REFUSED',
+        `payload OTLP endpoint ${scheme}://${hostPort} refused by the egress policy (${egress.reason})`,
+      ),
       refusal: egress.reason,
     };
   }
