@@ -10,7 +10,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { exitOf, freePort, startProxyChild, writeConfig } from '../support/runner-proxy-child.js';
+import { spawn } from 'node:child_process';
+import { exitOf, freePort, writeConfig, type ProxyChild } from '../support/runner-proxy-child.js';
+import { CLI_ENTRY } from '../support/child-node.js';
 import { call, metricValue, peakRssBytes, startUpstream } from './support.js';
 
 const MiB = 1024 * 1024;
@@ -34,6 +36,49 @@ export async function gzipBomb(decodedBytes: number): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
+/**
+ * The proxy CLI in a child whose resident set is the proxy's: loaded with tsx
+ * (a compiler in another process), not with the test loader, which keeps the
+ * TypeScript compiler in the child's own heap (test/support/child-node.ts).
+ * Without NODE_OPTIONS, so tap's coverage hook stays out of it too.
+ */
+async function startLeanProxy(configFile: string): Promise<ProxyChild> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_') && k !== 'NODE_OPTIONS'));
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, 'runner-proxy', '--config', configFile], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buffered = '';
+  const listening = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the proxy did not listen within 30 s')), 30_000);
+    child.once('exit', () => reject(new Error(`the proxy exited: ${JSON.stringify(lines.slice(-3))}`)));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const text = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          lines.push(JSON.parse(text) as Record<string, unknown>);
+        } catch {
+          lines.push({ level: 'raw', msg: text });
+        }
+        if (lines.at(-1)!.msg === 'runner proxy listening') {
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    });
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  await listening;
+  return { child, lines, exited, waitForLog: () => Promise.reject(new Error('not used')) };
+}
+
 t.test('a gzip bomb payload: forwarded as received, proxy RSS stays under 150 MB, another job keeps being answered', async (t) => {
   const bomb = await gzipBomb(512 * MiB);
   t.ok(bomb.length < 1024 * 1024, `the bomb is small on the wire (${bomb.length} bytes)`);
@@ -51,7 +96,7 @@ t.test('a gzip bomb payload: forwarded as received, proxy RSS stays under 150 MB
   const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-bomb-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const [port, adminPort] = [await freePort(), await freePort()];
-  const proxy = await startProxyChild(
+  const proxy = await startLeanProxy(
     writeConfig(dir, 'proxy.yml', {
       listen: `127.0.0.1:${port}`,
       admin: `127.0.0.1:${adminPort}`,
