@@ -1,4 +1,4 @@
-// Job-log parser throughput: JobLogSpans fed a realistic stamped log in
+// Job-log parser throughput: LogSpans fed a realistic stamped log in
 // 64 KiB–1 MiB PATCH bodies, each handed over as the 64 KiB socket chunks it
 // arrives in (parsed in place, never joined: docs/job-log.md#one-pass-parser),
 // against a baseline that keeps the whole log and runs one marker regex over it
@@ -6,7 +6,7 @@
 // parser retained for one job.
 import type { BenchFigure, BenchModule } from './types.js';
 import { buildJobLog } from '../src/lab/job-log-builder.js';
-import { JobLogSpans } from '../src/runner-proxy/job-log/log-spans.js';
+import { LogSpans } from '../src/runner-proxy/job-log/log-spans.js';
 
 const CTX = { traceId: '0af7651916cd43dd8448eb211c80319c', jobSpanId: '00f067aa0ba902b7', maxSpans: 1000, maxAttributeLength: 512 };
 const BASELINE = /section_(start|end):(\d+):([a-zA-Z0-9_.-]+)(\[(?:\w+=\w+)(?:, ?(?:\w+=\w+))*\])?\r\x1b\[0K/g;
@@ -50,7 +50,7 @@ const bench: BenchModule = async ({ quick, log }) => {
   let spans = 0;
   for (let r = 0; r < rounds; r++) {
     let n = 0;
-    const job = new JobLogSpans(CTX, () => n++);
+    const job = new LogSpans(CTX, () => n++);
     const t0 = process.hrtime.bigint();
     let offset = 0;
     for (const size of sizes) {
@@ -58,7 +58,7 @@ const bench: BenchModule = async ({ quick, log }) => {
       offset += size;
       retained = Math.max(retained, job.retainedBytes);
     }
-    job.finish({ status: 'success', endTimeUnixNano: built.endNs });
+    job.finish({ state: 'success' }, built.endNs);
     best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
     spans = n;
   }

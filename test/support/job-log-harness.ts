@@ -1,10 +1,10 @@
-// Shared by the job-log tests: run a built log through JobLogSpans in given
+// Shared by the job-log tests: run a built log through LogSpans in given
 // PATCH pieces and describe the spans independently of their random ids.
 import type { BuiltJobLog, ExpectedSection } from '../../src/lab/job-log-builder.js';
-import { JobLogSpans, type JobLogContext } from '../../src/runner-proxy/job-log/log-spans.js';
+import { LogSpans, type LogSpansContext } from '../../src/runner-proxy/job-log/log-spans.js';
 import type { SpanRecord } from '../../src/telemetry/spans.js';
 
-export const CTX: JobLogContext = {
+export const CTX: LogSpansContext = {
   traceId: '0af7651916cd43dd8448eb211c80319c',
   jobSpanId: '00f067aa0ba902b7',
   maxSpans: 1000,
@@ -65,16 +65,17 @@ export function describe(spans: readonly SpanRecord[], jobSpanId = CTX.jobSpanId
 export function run(
   log: BuiltJobLog,
   pieces: Iterable<[number, Buffer]>,
-  ctx: JobLogContext = CTX,
-): { spans: SpanRecord[]; job: JobLogSpans; maxRetained: number } {
+  ctx: LogSpansContext = CTX,
+): { spans: SpanRecord[]; job: LogSpans; maxRetained: number } {
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(ctx, (s) => spans.push(s));
+  const job = new LogSpans(ctx, (s) => spans.push(s));
   let maxRetained = 0;
   for (const [start, body] of pieces) {
     job.accept(start, body);
     maxRetained = Math.max(maxRetained, job.retainedBytes);
   }
-  job.finish({ status: log.outcome.status, failureReason: log.outcome.failureReason, endTimeUnixNano: log.endNs });
+  const { status, failureReason, exitCode } = log.outcome;
+  job.finish(status === 'success' ? { state: 'success' } : { state: 'failed', failureReason, exitCode }, log.endNs);
   return { spans, job, maxRetained };
 }
 

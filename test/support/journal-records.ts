@@ -5,7 +5,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeJobPayload } from '../../src/lab/job-payload.js';
 import { journalView, type JournalledJob } from '../../src/runner-proxy/job/journal.js';
-import { JobLogSpans } from '../../src/runner-proxy/job-log/log-spans.js';
+import { LogSpans } from '../../src/runner-proxy/job-log/log-spans.js';
 import { readJobPayload } from '../../src/runner-proxy/wire/payload.js';
 import { frame } from '../../src/telemetry/export/record-file.js';
 
@@ -21,7 +21,7 @@ export function sampleRecord(over: Partial<JournalledJob> = {}, jobId = 8002): J
   );
   if (!view.ok) throw new Error(view.problem);
   const jobSpanId = 'a1a2a3a4a5a6a7a8';
-  const logSpans = new JobLogSpans({ traceId: TRACE, jobSpanId, maxSpans: 100, maxAttributeLength: 100 }, () => undefined);
+  const logSpans = new LogSpans({ traceId: TRACE, jobSpanId, maxSpans: 100, maxAttributeLength: 100 }, () => undefined);
   return {
     v: 1,
     job: journalView(view.value),

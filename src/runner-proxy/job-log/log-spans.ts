@@ -20,8 +20,9 @@ import { CI } from '../../telemetry/attributes.js';
 import { newSpanId, type SpanRecord } from '../../telemetry/spans.js';
 import { JobLog, type JobLogState, type LogLine, type OutputLimitNotice, type SectionMarker } from './job-log.js';
 import { ENRICHED_STAGES, StageEnrichment, readsStream } from './stage-enrichment.js';
+import { failureReasonOf, type JobOutcome } from '../job/job-outcome.js';
 
-export interface JobLogContext {
+export interface LogSpansContext {
   readonly traceId: string;
   /** The job_execution span: parent of every stage span. */
   readonly jobSpanId: string;
@@ -42,15 +43,6 @@ export const STAGE_ALLOWANCE = 64;
 
 /** Deepest nesting of user sections tracked; deeper starts are dropped. */
 export const MAX_OPEN_SECTIONS = 64;
-
-export type JobOutcomeStatus = 'success' | 'failed' | 'canceled';
-
-export interface JobOutcome {
-  readonly status: JobOutcomeStatus;
-  readonly failureReason?: string;
-  /** Time of the job's final update: closes whatever is still open. */
-  readonly endTimeUnixNano: bigint;
-}
 
 export type StageStatus = 'success' | 'failed' | 'canceled';
 
@@ -141,7 +133,7 @@ export interface StageSpansState {
 
 type SerialSpan = Omit<OpenSpan, 'startNs'> & { startNs: string };
 
-export interface JobLogSnapshot {
+export interface LogSpansSnapshot {
   readonly v: 1;
   readonly log: JobLogState;
   readonly spans: StageSpansState;
@@ -156,7 +148,7 @@ function unserial(s: SerialSpan): OpenSpan {
 }
 
 /** The per-job facade the proxy's job tracker uses: PATCH bytes in, spans out. */
-export class JobLogSpans {
+export class LogSpans {
   private readonly log: JobLog;
   private stage: OpenSpan | undefined;
   private enrichment: StageEnrichment | undefined;
@@ -170,9 +162,9 @@ export class JobLogSpans {
   private finished = false;
 
   constructor(
-    private readonly ctx: JobLogContext,
+    private readonly ctx: LogSpansContext,
     private readonly emit: (span: SpanRecord) => void,
-    snapshot?: JobLogSnapshot,
+    snapshot?: LogSpansSnapshot,
   ) {
     const sink = {
       marker: (m: SectionMarker) => this.onMarker(m),
@@ -184,8 +176,8 @@ export class JobLogSpans {
     this.updateCapture();
   }
 
-  static restore(ctx: JobLogContext, snapshot: JobLogSnapshot, emit: (span: SpanRecord) => void): JobLogSpans {
-    return new JobLogSpans(ctx, emit, snapshot);
+  static restore(ctx: LogSpansContext, snapshot: LogSpansSnapshot, emit: (span: SpanRecord) => void): LogSpans {
+    return new LogSpans(ctx, emit, snapshot);
   }
 
   /**
@@ -198,43 +190,45 @@ export class JobLogSpans {
   }
 
   /** The job's final update: closes what is open and settles the stage the job failed in. */
-  finish(outcome: JobOutcome): void {
+  finish(outcome: JobOutcome, endTimeUnixNano: bigint): void {
     if (this.finished) return;
     this.log.end();
     this.finished = true;
-    const end = outcome.endTimeUnixNano;
+    const end = endTimeUnixNano;
+    // An abandoned job is closed as failed, with `abandoned` as the reason.
+    const status = outcome.state === 'abandoned' ? 'failed' : outcome.state;
+    const failureReason = failureReasonOf(outcome);
     // The stage the job ended in: the latest one that could fail it (or, on cancel, the latest one).
     const candidates = [this.held, this.stage].filter((s): s is OpenSpan => s !== undefined);
     const last = candidates.reduce<OpenSpan | undefined>((a, s) => (!a || s.startNs >= a.startNs ? s : a), undefined);
     const culprit =
-      outcome.status === 'failed'
+      status === 'failed'
         ? candidates
             .filter((s) => canFailJob(s.name))
             .reduce<OpenSpan | undefined>((a, s) => (!a || s.startNs >= a.startNs ? s : a), undefined)
-        : outcome.status === 'canceled'
+        : status === 'canceled'
           ? last
           : undefined;
-    const statusOf = (s: OpenSpan): StageStatus => (s === culprit ? (outcome.status === 'canceled' ? 'canceled' : 'failed') : 'success');
+    const statusOf = (s: OpenSpan): StageStatus => (s === culprit ? (status === 'canceled' ? 'canceled' : 'failed') : 'success');
     this.closeSections(0, end, true);
     if (this.stage?.endPending) this.endStage(this.outer?.endNs ?? end, false);
     if (this.held) {
       const h = this.held;
       this.held = undefined;
-      this.emitStage(h, h.endNs, statusOf(h), h.attributes, false, outcome.failureReason);
+      this.emitStage(h, h.endNs, statusOf(h), h.attributes, false, failureReason);
     }
     if (this.stage) {
       const s = this.stage;
       this.stage = undefined;
       const attrs = this.enrichment?.attributes(this.ctx.maxAttributeLength) ?? {};
       this.enrichment = undefined;
-      this.emitStage(s, end, statusOf(s), attrs, true, outcome.failureReason);
+      this.emitStage(s, end, statusOf(s), attrs, true, failureReason);
     }
     if (this.outer) {
       // The stage the whole job ran in fails, or is canceled, with the job.
       const o = this.outer;
       this.outer = undefined;
-      const status: StageStatus = outcome.status === 'success' ? 'success' : outcome.status;
-      this.emitStage(o, o.endNs ?? end, status, {}, o.endNs === undefined, outcome.failureReason);
+      this.emitStage(o, o.endNs ?? end, status, {}, o.endNs === undefined, failureReason);
     }
     this.updateCapture();
   }
@@ -269,7 +263,7 @@ export class JobLogSpans {
     return this.emitted;
   }
 
-  snapshot(): JobLogSnapshot {
+  snapshot(): LogSpansSnapshot {
     return {
       v: 1,
       log: this.log.snapshot(),

@@ -8,13 +8,7 @@ import { CI, CICD, ERROR_TYPE, VCS, type TaskRunResult } from '../../telemetry/a
 import { SpanKind, SpanStatusCode, type SpanRecord } from '../../telemetry/spans.js';
 import type { Contract } from '../wire/negotiation.js';
 import type { JobView, RunnerView } from '../wire/payload.js';
-
-export type JobOutcome =
-  | { state: 'success' }
-  | { state: 'failed'; failureReason?: string; exitCode?: number }
-  | { state: 'canceled'; failureReason?: string }
-  /** The job never reported a final state (runner gone, proxy lost track). */
-  | { state: 'abandoned' };
+import type { JobOutcome } from './job-outcome.js';
 
 export interface JobSpanInput {
   job: JobView;

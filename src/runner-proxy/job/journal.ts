@@ -18,7 +18,7 @@ import type { PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
 import { isValidSpanId, isValidTraceId } from '../../telemetry/spans.js';
 import type { Contract } from '../wire/negotiation.js';
 import { CI_VARIABLES, type CiVariable, type JobView, type ReadResult, type RunnerView } from '../wire/payload.js';
-import type { JobLogSnapshot } from '../job-log/log-spans.js';
+import type { LogSpansSnapshot } from '../job-log/log-spans.js';
 
 export const JOURNAL_RECORD_VERSION = 1;
 
@@ -45,7 +45,7 @@ export interface JournalledJob {
   readonly payloadEndpoints: readonly PayloadOtelEndpoint[];
   /** The sampling decision (always true for jobs GitLab enabled). */
   readonly sampled: boolean;
-  readonly log?: JobLogSnapshot;
+  readonly log?: LogSpansSnapshot;
 }
 
 export class JournalRecordError extends Error {
@@ -171,10 +171,10 @@ function readPayloadEndpoints(raw: unknown, problems: string[]): PayloadOtelEndp
 
 /**
  * The follower snapshot's outer shape. Its inner fields are the log parser's
- * own; JobLogSpans.restore is the authority on them and the caller catches
+ * own; LogSpans.restore is the authority on them and the caller catches
  * what it throws.
  */
-function readLogSnapshot(raw: unknown, problems: string[]): JobLogSnapshot | undefined {
+function readLogSnapshot(raw: unknown, problems: string[]): LogSpansSnapshot | undefined {
   if (raw === undefined) return undefined;
   if (!isObject(raw) || raw.v !== 1 || !isObject(raw.log) || !isObject(raw.spans)) {
     problems.push('log is not a version 1 follower snapshot');
@@ -208,7 +208,7 @@ function readLogSnapshot(raw: unknown, problems: string[]): JobLogSnapshot | und
       break;
     }
   }
-  return raw as unknown as JobLogSnapshot;
+  return raw as unknown as LogSpansSnapshot;
 }
 
 /** Validates a record read back from the journal. */

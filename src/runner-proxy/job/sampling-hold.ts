@@ -13,7 +13,7 @@ import { countDropped, type SpansDropped } from '../../telemetry/export/export-m
 import type { EndpointSettings, SamplingSettings } from '../../telemetry/export/settings.js';
 import { TraceSampling, UnsampledJobHold } from '../../telemetry/sampling.js';
 import type { SpanRecord } from '../../telemetry/spans.js';
-import type { JobOutcome } from './job-span.js';
+import type { JobOutcome } from './job-outcome.js';
 
 /** Where a job's spans go. */
 export interface SpanRoute {

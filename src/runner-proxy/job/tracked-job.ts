@@ -5,7 +5,7 @@ import type { Resource } from '@opentelemetry/resources';
 import type { EndpointSettings, PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
 import type { Contract } from '../wire/negotiation.js';
 import type { JobView, RunnerView } from '../wire/payload.js';
-import type { JobLogSpans } from '../job-log/log-spans.js';
+import type { LogSpans } from '../job-log/log-spans.js';
 import { configuredNames } from './job-endpoints.js';
 import { journalView, JOURNAL_RECORD_VERSION, type JournalledJob } from './journal.js';
 import type { SpanRoute } from './sampling-hold.js';
@@ -28,7 +28,7 @@ export interface TrackedJob extends SpanRoute {
   startedAt?: bigint;
   canceled: boolean;
   /** Stage spans from the job log; absent when the payload does not ask for trace sections. */
-  logSpans?: JobLogSpans;
+  logSpans?: LogSpans;
   /** Epoch ms after which the job is given up on. */
   readonly deadline: number;
 }

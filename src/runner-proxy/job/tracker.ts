@@ -23,7 +23,7 @@ import type { EndpointSettings, SamplingSettings } from '../../telemetry/export/
 import { newSpanId, nowNanos } from '../../telemetry/spans.js';
 import type { NegotiationOptions } from '../wire/negotiation.js';
 import { readJobUpdate } from '../wire/payload.js';
-import { JobLogSpans } from '../job-log/log-spans.js';
+import { LogSpans } from '../job-log/log-spans.js';
 import type { ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
 import {
   editAssignedPayload,
@@ -35,7 +35,8 @@ import {
 } from './job-assignment.js';
 import { configuredByName, jobEndpoints, type PayloadEndpointDefaults } from './job-endpoints.js';
 import { JobResources } from './job-resources.js';
-import { buildJobSpan, type JobOutcome } from './job-span.js';
+import type { JobOutcome } from './job-outcome.js';
+import { buildJobSpan } from './job-span.js';
 import type { JobJournal, JournalledJob } from './journal.js';
 import { JournalWriter } from './journal-writer.js';
 import { JobTokens, presentedToken } from './job-tokens.js';
@@ -216,7 +217,7 @@ export class JobTracker implements ExchangeObserver {
       canceled: false,
       deadline: Date.now() + (view.timeoutSeconds ?? 3600) * 1000 + this.options.abandonAfterMs,
     };
-    if (view.traceSections) job.logSpans = new JobLogSpans(this.logSpansContext(job), (span) => this.sampling.emit(job, [span]));
+    if (view.traceSections) job.logSpans = new LogSpans(this.logSpansContext(job), (span) => this.sampling.emit(job, [span]));
     if (this.jobs.has(view.jobId)) {
       log('warn', 'job assigned again while still tracked; restarting its telemetry', { job_id: view.jobId });
       this.sampling.discard(view.jobId);
@@ -327,11 +328,7 @@ export class JobTracker implements ExchangeObserver {
     this.tokens.forget(job.jobId);
     this.options.metrics?.jobsActive.set(this.jobs.size);
     const logSpans = job.logSpans;
-    logSpans?.finish({
-      status: outcome.state === 'success' ? 'success' : outcome.state === 'canceled' ? 'canceled' : 'failed',
-      failureReason: outcome.state === 'abandoned' ? 'abandoned' : outcome.state === 'success' ? undefined : outcome.failureReason,
-      endTimeUnixNano: now,
-    });
+    logSpans?.finish(outcome, now);
     // Log stamps are the runner's own clock for the job's first and last
     // entries; they bound the job better than when the HTTP calls arrived.
     const start = logSpans?.firstTimestamp ?? job.startedAt ?? job.assignedAt;
@@ -386,7 +383,7 @@ export class JobTracker implements ExchangeObserver {
     };
     if (r.log) {
       try {
-        job.logSpans = JobLogSpans.restore(this.logSpansContext(job), r.log, (span) => this.sampling.emit(job, [span]));
+        job.logSpans = LogSpans.restore(this.logSpansContext(job), r.log, (span) => this.sampling.emit(job, [span]));
       } catch (err) {
         this.options.log('warn', `journalled log state unusable, its telemetry is lost: ${(err as Error).message}`, {
           code: 'JOURNAL_RECORD_INVALID',

@@ -11,7 +11,7 @@ import {
   type LogLine,
   type SectionMarker,
 } from '../../../src/runner-proxy/job-log/job-log.js';
-import { JobLogSpans } from '../../../src/runner-proxy/job-log/log-spans.js';
+import { LogSpans } from '../../../src/runner-proxy/job-log/log-spans.js';
 import type { SpanRecord } from '../../../src/telemetry/spans.js';
 import { CTX, describe } from '../../support/job-log-harness.js';
 
@@ -114,9 +114,9 @@ t.test('upstream TestCarriageReturnDoesNotSplitWrite: both markers, timed by the
   );
   everySplit(t, bytes, r);
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(CTX, (s) => spans.push(s));
+  const job = new LogSpans(CTX, (s) => spans.push(s));
   job.accept(0, bytes);
-  job.finish({ status: 'success', endTimeUnixNano: ns('2021-01-02T00:00:00.000000Z') });
+  job.finish({ state: 'success' }, ns('2021-01-02T00:00:00.000000Z'));
   t.same(
     describe(spans).map((s) => [s.name, s.parent, s.start, s.end]),
     [['foo#1', 'job', ns('2021-01-01T01:00:00.020010Z'), ns('2021-01-01T02:00:00.020010Z')]],
@@ -217,13 +217,13 @@ t.test('enrichment reads the joined, rendered line: progress rewritten with `\\r
   const bytes = Buffer.from(text, 'latin1');
   const run = (cut?: number) => {
     const spans: SpanRecord[] = [];
-    const job = new JobLogSpans(CTX, (s) => spans.push(s));
+    const job = new LogSpans(CTX, (s) => spans.push(s));
     if (cut === undefined) job.accept(0, bytes);
     else {
       job.accept(0, bytes.subarray(0, cut));
       job.accept(cut, bytes.subarray(cut));
     }
-    job.finish({ status: 'success', endTimeUnixNano: 1_704_067_300_000_000_000n });
+    job.finish({ state: 'success' }, 1_704_067_300_000_000_000n);
     return spans;
   };
   const whole = run();

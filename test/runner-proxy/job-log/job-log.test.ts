@@ -301,19 +301,19 @@ t.test('fuzz: random bytes and marker fragments never crash, memory stays bounde
 });
 
 t.test('snapshot mid-log and restore: same spans as an uninterrupted run', async (t) => {
-  const { JobLogSpans } = await import('../../../src/runner-proxy/job-log/log-spans.js');
+  const { LogSpans } = await import('../../../src/runner-proxy/job-log/log-spans.js');
   const { CTX } = await import('../../support/job-log-harness.js');
   const log = buildJobLog('script-failure', { start: START, timestamps: true });
   const b = log.bytes;
   const whole = describe(run(log, [[0, b]]).spans);
   for (const cut of [b.indexOf('section_start:', 2000) + 9, Math.floor(b.length / 2), b.length - 50]) {
     const spans: import('../../../src/telemetry/spans.js').SpanRecord[] = [];
-    const first = new JobLogSpans(CTX, (s) => spans.push(s));
+    const first = new LogSpans(CTX, (s) => spans.push(s));
     first.accept(0, b.subarray(0, cut));
     const snap = JSON.parse(JSON.stringify(first.snapshot()));
-    const second = JobLogSpans.restore(CTX, snap, (s) => spans.push(s));
+    const second = LogSpans.restore(CTX, snap, (s) => spans.push(s));
     second.accept(cut, b.subarray(cut));
-    second.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
+    second.finish({ state: 'failed', failureReason: 'script_failure' }, log.endNs);
     t.same(describe(spans), whole, `restored at ${cut}`);
   }
 });

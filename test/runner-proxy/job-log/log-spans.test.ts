@@ -1,7 +1,7 @@
 import t from 'tap';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { buildJobLog, JOB_LOG_SCENARIOS } from '../../../src/lab/job-log-builder.js';
-import { JobLogSpans } from '../../../src/runner-proxy/job-log/log-spans.js';
+import { LogSpans } from '../../../src/runner-proxy/job-log/log-spans.js';
 import type { SpanRecord } from '../../../src/telemetry/spans.js';
 import { CTX, describe, expected, run } from '../../support/job-log-harness.js';
 
@@ -57,7 +57,7 @@ for (const timestamps of [true, false]) {
 t.test('a failing script: ERROR on step_script with the failure reason, settled before the job ends', async (t) => {
   const log = buildJobLog('script-failure', { start: START, timestamps: true });
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(CTX, (s) => spans.push(s));
+  const job = new LogSpans(CTX, (s) => spans.push(s));
   const b = log.bytes;
   const failurePath = b.indexOf('section_start:', b.indexOf('archive_cache_on_failure') - 40);
   job.accept(0, b.subarray(0, failurePath + 60));
@@ -66,7 +66,7 @@ t.test('a failing script: ERROR on step_script with the failure reason, settled 
   t.equal(step?.status.code, 2);
   t.equal(step?.attributes['ci.stage.status'], 'failed');
   job.accept(failurePath + 60, b.subarray(failurePath + 60));
-  job.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
+  job.finish({ state: 'failed', failureReason: 'script_failure' }, log.endNs);
   t.same(
     spans.filter((s) => s.status.code === SpanStatusCode.ERROR).map((s) => s.name),
     ['step_script'],
@@ -80,7 +80,7 @@ t.test('a failing script with no cache or artifacts: settled by the final update
   // Cut the log right after after_script (as if no cache/artifact stages were configured).
   const cut = b.indexOf('section_start:', b.indexOf('section_end:', b.indexOf('Running after script')));
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(CTX, (s) => spans.push(s));
+  const job = new LogSpans(CTX, (s) => spans.push(s));
   job.accept(0, b.subarray(0, cut));
   t.notOk(
     spans.find((s) => s.name === 'step_script'),
@@ -90,7 +90,7 @@ t.test('a failing script with no cache or artifacts: settled by the final update
     spans.find((s) => s.name === 'after_script'),
     'after_script is exported at its end',
   );
-  job.finish({ status: 'failed', failureReason: 'script_failure', endTimeUnixNano: log.endNs });
+  job.finish({ state: 'failed', failureReason: 'script_failure' }, log.endNs);
   const step = spans.find((s) => s.name === 'step_script')!;
   t.equal(step.status.code, 2);
   t.equal(step.status.message, 'script_failure');
@@ -100,7 +100,7 @@ t.test('stages are exported when they end, not at the job end', async (t) => {
   const log = buildJobLog('success', { start: START, timestamps: true });
   const b = log.bytes;
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(CTX, (s) => spans.push(s));
+  const job = new LogSpans(CTX, (s) => spans.push(s));
   const afterPrepare = b.indexOf('section_start:', b.indexOf('section_end:') + 1);
   job.accept(0, b.subarray(0, afterPrepare));
   t.same(
@@ -131,9 +131,9 @@ t.test('a canceled job marks the stage it stopped in', async (t) => {
   const b = log.bytes;
   const cut = b.indexOf('Résumé');
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(CTX, (s) => spans.push(s));
+  const job = new LogSpans(CTX, (s) => spans.push(s));
   job.accept(0, b.subarray(0, cut));
-  job.finish({ status: 'canceled', endTimeUnixNano: log.endNs });
+  job.finish({ state: 'canceled' }, log.endNs);
   const step = spans.find((s) => s.name === 'step_script')!;
   t.equal(step.attributes['ci.stage.status'], 'canceled');
   t.equal(step.attributes['ci.stage.truncated'], true);
@@ -146,9 +146,9 @@ t.test('guardrails: span cap counts dropped sections, attribute values are cut',
   lines.push(`section_start:1704067204:${'n'.repeat(200)}\r\x1b[0K\nsection_end:1704067205:${'n'.repeat(200)}\r\x1b[0K\n`);
   lines.push('section_end:1704067209:step_script\r\x1b[0K\n');
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans({ ...CTX, maxSpans: 10, maxAttributeLength: 32 }, (s) => spans.push(s));
+  const job = new LogSpans({ ...CTX, maxSpans: 10, maxAttributeLength: 32 }, (s) => spans.push(s));
   job.accept(0, Buffer.from(lines.join('')));
-  job.finish({ status: 'success', endTimeUnixNano: 1_704_067_300_000_000_000n });
+  job.finish({ state: 'success' }, 1_704_067_300_000_000_000n);
   t.equal(spans.filter((s) => 'ci.section.name' in s.attributes).length, 10);
   t.equal(job.droppedSections, 21);
   t.ok(
@@ -170,9 +170,9 @@ t.test('bad nesting and stray markers never crash and leave nothing open', async
     'section_start:1704067207:after_script\r\x1b[0K\n', // and after_script never ends
   ].join('');
   const spans: SpanRecord[] = [];
-  const job = new JobLogSpans(CTX, (s) => spans.push(s));
+  const job = new LogSpans(CTX, (s) => spans.push(s));
   job.accept(0, Buffer.from(log));
-  job.finish({ status: 'success', endTimeUnixNano: 1_704_067_300_000_000_000n });
+  job.finish({ state: 'success' }, 1_704_067_300_000_000_000n);
   const d = describe(spans);
   t.same(
     d.map((s) => [s.name, s.parent]),
@@ -243,12 +243,12 @@ t.test('FF_CONCRETE: snapshot and restore inside the concrete stage give the sam
   ]) {
     // (not inside an enriched stage: what enrichment gathered before a restart is lost)
     const spans: SpanRecord[] = [];
-    const first = new JobLogSpans(CTX, (s) => spans.push(s));
+    const first = new LogSpans(CTX, (s) => spans.push(s));
     first.accept(0, b.subarray(0, cut));
-    const snap = JSON.parse(JSON.stringify(first.snapshot())) as ReturnType<JobLogSpans['snapshot']>;
-    const second = JobLogSpans.restore(CTX, snap, (s) => spans.push(s));
+    const snap = JSON.parse(JSON.stringify(first.snapshot())) as ReturnType<LogSpans['snapshot']>;
+    const second = LogSpans.restore(CTX, snap, (s) => spans.push(s));
     second.accept(cut, b.subarray(cut));
-    second.finish({ status: 'success', endTimeUnixNano: log.endNs });
+    second.finish({ state: 'success' }, log.endNs);
     t.same(describe(spans), whole, `restored at ${cut}`);
   }
 });
