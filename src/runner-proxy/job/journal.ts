@@ -183,11 +183,11 @@ function readLogSnapshot(raw: unknown, problems: string[]): LogSpansSnapshot | u
   const log = raw.log;
   const spans = raw.spans;
   if (
-    log.v !== 1 ||
+    (log.v !== 1 && log.v !== 2) ||
     typeof log.offset !== 'number' ||
     !(log.offset >= 0) ||
     typeof log.carry !== 'string' ||
-    typeof log.scanFrom !== 'number'
+    (log.v === 1 && typeof log.scanFrom !== 'number')
   ) {
     problems.push('log.log is malformed');
   }
