@@ -21,7 +21,7 @@ export const JOB_ROUTER_MODES: readonly JobRouterMode[] = ['decline', 'pass'];
 const JOB_PATH = /\/api\/v4\/jobs\/(\d+)(\/trace|\/artifacts)?$/;
 
 /** Classifies by method and path; the path may carry a relative-URL prefix before /api/v4. */
-export function classify(method: string | undefined, pathname: string): { route: Route; jobId?: number } {
+export function routeOf(method: string | undefined, pathname: string): { route: Route; jobId?: number } {
   if (pathname.endsWith('/api/v4/jobs/request')) return { route: method === 'POST' ? 'job_request' : 'other' };
   const m = JOB_PATH.exec(pathname);
   if (m) {
@@ -37,7 +37,7 @@ export function classify(method: string | undefined, pathname: string): { route:
 }
 
 /** Bodies larger than these are forwarded but not observed. */
-export const TEE_LIMITS = {
+export const OBSERVED_BODY_LIMITS = {
   /** The runner sends at most 1 MiB per PATCH (DefaultTracePatchLimit). */
   tracePatch: 1024 * 1024,
   jobUpdate: 256 * 1024,

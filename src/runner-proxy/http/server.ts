@@ -2,7 +2,7 @@
 // upstream GitLab. Every request the runner makes goes through here untouched
 // except for the documented payload edits; bodies stream with backpressure,
 // so a multi-GB artifact upload costs constant memory. Telemetry sits beside
-// this path (see tee.ts): the runner never waits on it, and nothing it throws
+// this path (see routes.ts): the runner never waits on it, and nothing it throws
 // can reach a response.
 import http from 'node:http';
 import https from 'node:https';
@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../log.js';
 import { nowNanos } from '../../telemetry/spans.js';
-import { TEE_LIMITS, classify, type ExchangeObserver, type JobRouterMode, type Route } from './routes.js';
+import { OBSERVED_BODY_LIMITS, routeOf, type ExchangeObserver, type JobRouterMode, type Route } from './routes.js';
 
 export interface UpstreamOptions {
   url: URL;
@@ -347,7 +347,7 @@ export class RunnerProxy {
       return;
     }
     const q = target.indexOf('?');
-    const { route, jobId } = classify(req.method, q < 0 ? target : target.slice(0, q));
+    const { route, jobId } = routeOf(req.method, q < 0 ? target : target.slice(0, q));
     const exchange: Exchange = { req, res, target, route, jobId, at, started: process.hrtime.bigint() };
     this.inFlight.add(res);
     res.on('close', () => this.inFlight.delete(res));
@@ -370,7 +370,7 @@ export class RunnerProxy {
     }
     const upstreamReq = this.sendUpstream(exchange, headers);
     if (observer && (route === 'job_update' || route === 'trace_patch')) {
-      const tap = new BodyTap(route === 'trace_patch' ? TEE_LIMITS.tracePatch : TEE_LIMITS.jobUpdate, this.budget);
+      const tap = new BodyTap(route === 'trace_patch' ? OBSERVED_BODY_LIMITS.tracePatch : OBSERVED_BODY_LIMITS.jobUpdate, this.budget);
       exchange.requestTap = tap;
       req.on('data', (chunk: Buffer) => tap.push(chunk));
       res.once('close', () => setImmediate(() => tap.release()));
@@ -490,7 +490,7 @@ export class RunnerProxy {
    */
   private holdJobRequest(exchange: Exchange, headers: string[], observer: ExchangeObserver): void {
     const { req } = exchange;
-    const tap = new BodyTap(TEE_LIMITS.jobRequest, this.budget);
+    const tap = new BodyTap(OBSERVED_BODY_LIMITS.jobRequest, this.budget);
     exchange.res.once('close', () => tap.release());
     const held: Buffer[] = [];
     const onData = (chunk: Buffer): void => {
