@@ -230,7 +230,7 @@ const onboarding: BenchModule = async ({ quick, log }) => {
       ratio: wall / minimum,
       target: '≤ 1.2× the theoretical minimum',
       met: wall / minimum <= 1.2 && first.code === 0 && first.lines === n,
-      note: `${needed} requests needed (${sim.count('POST /graphql')} of them GraphQL pre-checks), ${sim.rateLimited} answered 429`,
+      note: `${needed} requests needed, ${sim.rateLimited} answered 429; ${sim.count('POST /graphql')} of all requests were GraphQL pre-checks (429s included)`,
     });
 
     sim.setRateLimit(null);
