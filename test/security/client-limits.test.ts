@@ -99,19 +99,20 @@ t.test('all clients together are capped, and connections are admitted again once
 t.test('bodies held for telemetry share one budget: past it, exchanges are forwarded whole but not observed', async (t) => {
   const upstream = await okUpstream();
   t.teardown(() => upstream.close());
-  const { proxy } = await start(t, { max_buffered_bytes: '1MiB' }, upstream);
+  const { proxy, base } = await start(t, { max_buffered_bytes: '300KiB' }, upstream);
   const port = proxy.address.port;
-  const chunk = Buffer.alloc(700 * 1024, 0x61);
-  // Two PATCHes each 700 KiB into their bodies, never finished: together past the 1 MiB budget.
+  const chunk = Buffer.alloc(120 * 1024, 0x61);
+  // Two job updates (held whole up to 256 KiB: their token is inside) each 120 KiB into their
+  // bodies; finishing them takes 480 KiB, past the 300 KiB budget.
   const open: http.ClientRequest[] = [];
   t.teardown(() => open.forEach((r) => r.destroy()));
   for (const id of [11, 12]) {
     const req = http.request({
       host: '127.0.0.1',
       port,
-      method: 'PATCH',
-      path: `/api/v4/jobs/${id}/trace`,
-      headers: { 'Content-Range': '0-1433599', 'Content-Length': String(2 * chunk.length) },
+      method: 'PUT',
+      path: `/api/v4/jobs/${id}`,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': String(2 * chunk.length) },
     });
     req.on('error', () => undefined);
     req.write(chunk);
@@ -121,18 +122,23 @@ t.test('bodies held for telemetry share one budget: past it, exchanges are forwa
     JSON.parse((await call(`http://127.0.0.1:${proxy.adminAddress!.port}`, 'GET', '/healthz')).body.toString()) as {
       telemetry_buffered_bytes: number;
     };
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && (await limitHits(proxy, 'buffered_bytes')) === 0) await new Promise((r) => setTimeout(r, 25));
-  t.equal(await limitHits(proxy, 'buffered_bytes'), 1, 'the second body did not fit: counted');
-  t.ok((await health()).telemetry_buffered_bytes <= 1024 * 1024, 'what is held stays within the budget');
-  // Both bodies are still forwarded in full.
+  const held = Date.now() + 10_000;
+  while (Date.now() < held && (await health()).telemetry_buffered_bytes < 2 * chunk.length) await new Promise((r) => setTimeout(r, 25));
+  t.equal((await health()).telemetry_buffered_bytes, 2 * chunk.length, 'both first halves are held');
   const answers = open.map(
     (req) => new Promise<number>((resolve) => req.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0)))),
   );
   for (const req of open) req.end(chunk);
-  t.same(await Promise.all(answers), [202, 202], 'both PATCHes answered');
-  const got = upstream.requests.filter((r) => r.method === 'PATCH').map((r) => r.body.length);
+  t.same(await Promise.all(answers), [200, 200], 'both updates answered');
+  t.equal(await limitHits(proxy, 'buffered_bytes'), 1, 'the second half that did not fit: counted once');
+  // Both bodies are still forwarded in full.
+  const got = upstream.requests.filter((r) => r.method === 'PUT').map((r) => r.body.length);
   t.same(got, [2 * chunk.length, 2 * chunk.length], 'GitLab got every byte of both');
+
+  // A log upload for a job the proxy does not follow (or without that job's token) is not held at all.
+  const patch = await call(base, 'PATCH', '/api/v4/jobs/13/trace', { headers: { 'Content-Range': '0-9' }, body: Buffer.alloc(200 * 1024) });
+  t.equal(patch.status, 202);
+  t.equal(await limitHits(proxy, 'buffered_bytes'), 1, 'no budget used by it');
   const released = Date.now() + 10_000;
   while (Date.now() < released && (await health()).telemetry_buffered_bytes > 0) await new Promise((r) => setTimeout(r, 25));
   t.equal((await health()).telemetry_buffered_bytes, 0, 'the budget is released when the exchanges end');

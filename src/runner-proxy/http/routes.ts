@@ -83,5 +83,7 @@ export interface ExchangeObserver {
   /** Returns replacement text for a 201 job payload, or undefined to forward it as is. */
   editJobPayload(payload: string, requestBody: Buffer | undefined, at: bigint): string | undefined;
   jobUpdate(exchange: JobUpdateExchange): void;
+  /** Whether a log upload for `jobId` presenting `jobToken` would be observed; false: it is not held for telemetry at all. */
+  observesTracePatch?(jobId: number, jobToken: string | undefined): boolean;
   tracePatch(exchange: TracePatchExchange): void;
 }

@@ -369,7 +369,13 @@ export class RunnerProxy {
       return;
     }
     const upstreamReq = this.sendUpstream(exchange, headers);
-    if (observer && (route === 'job_update' || route === 'trace_patch')) {
+    // A log upload is held for telemetry only when it presents the tracked job's token: a neighbour job
+    // cannot make the proxy buffer its bodies (docs/security.md#client-limits).
+    const wanted =
+      route !== 'trace_patch' || jobId === undefined || !observer?.observesTracePatch
+        ? true
+        : observer.observesTracePatch(jobId, presentedJobToken(target, req.rawHeaders));
+    if (observer && wanted && (route === 'job_update' || route === 'trace_patch')) {
       const tap = new BodyTap(route === 'trace_patch' ? OBSERVED_BODY_LIMITS.tracePatch : OBSERVED_BODY_LIMITS.jobUpdate, this.budget);
       exchange.requestTap = tap;
       req.on('data', (chunk: Buffer) => tap.push(chunk));

@@ -260,6 +260,14 @@ export class JobTracker implements ExchangeObserver {
     }
   }
 
+  observesTracePatch(jobId: number, jobToken: string | undefined): boolean {
+    if (!this.tracked(jobId)) return false;
+    // 'unknown' (resumed job): GitLab's answer decides, so the body is needed.
+    if (this.tokens.check(jobId, jobToken) !== 'mismatch') return true;
+    this.options.metrics?.unauthenticated?.inc({ route: 'trace_patch', reason: 'token_mismatch' });
+    return false;
+  }
+
   tracePatch(exchange: TracePatchExchange): void {
     const job = this.tracked(exchange.jobId);
     if (!job) return;
