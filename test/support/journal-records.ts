@@ -7,7 +7,7 @@ import { makeJobPayload } from '../../src/lab/job-payload.js';
 import { journalView, type JournalledJob } from '../../src/runner-proxy/job/journal.js';
 import { LogSpans } from '../../src/runner-proxy/job-log/log-spans.js';
 import { readJobPayload } from '../../src/runner-proxy/wire/payload.js';
-import { frame } from '../../src/telemetry/export/record-file.js';
+import { frameRecord } from '../../src/telemetry/export/record-file.js';
 
 export const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 export const PARENT = '00f067aa0ba902b7';
@@ -44,5 +44,5 @@ export function sampleRecord(over: Partial<JournalledJob> = {}, jobId = 8002): J
 /** Appends a put entry with any content, as another version of the proxy might have written it. */
 export function appendRawPut(journalDir: string, jobId: string, s: unknown): void {
   mkdirSync(journalDir, { recursive: true });
-  appendFileSync(join(journalDir, 'jobs.journal'), frame(Buffer.from(JSON.stringify({ t: 'p', job: jobId, s }))));
+  appendFileSync(join(journalDir, 'jobs.journal'), frameRecord(Buffer.from(JSON.stringify({ t: 'p', job: jobId, s }))));
 }

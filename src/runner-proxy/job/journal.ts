@@ -13,7 +13,7 @@
 // GitLab's payload endpoints are kept as GitLab sent them (URL and audience).
 import { chmodSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { frame, readRecordFile, SyncRecordWriter } from '../../telemetry/export/record-file.js';
+import { frameRecord, readRecordFile, SyncRecordWriter } from '../../telemetry/export/record-file.js';
 import type { PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
 import { isValidSpanId, isValidTraceId } from '../../telemetry/spans.js';
 import type { Contract } from '../wire/negotiation.js';
@@ -353,7 +353,7 @@ export class JobJournal {
 
   /** Rewrites the live entries to a new file and renames it over the old one (atomic on POSIX). */
   private compact(): void {
-    const records = [...this.live].map(([job, s]) => frame(Buffer.from(JSON.stringify({ t: 'p', job, s } satisfies Entry))));
+    const records = [...this.live].map(([job, s]) => frameRecord(Buffer.from(JSON.stringify({ t: 'p', job, s } satisfies Entry))));
     const body = Buffer.concat(records);
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, body, { mode: 0o600 });

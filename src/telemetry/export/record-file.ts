@@ -10,14 +10,14 @@ const HEADER = 8;
 /** A length above this is not a record but a corrupt header. */
 const MAX_RECORD = 256 * 1024 * 1024;
 
-export function frame(payload: Buffer): Buffer {
+export function frameRecord(payload: Buffer): Buffer {
   const header = Buffer.alloc(HEADER);
   header.writeUInt32BE(payload.length, 0);
   header.writeUInt32BE(crc32(payload), 4);
   return Buffer.concat([header, payload]);
 }
 
-export interface ReadResult {
+export interface RecordFileRead {
   payloads: Buffer[];
   /** Records skipped because their checksum failed. */
   corrupt: number;
@@ -25,7 +25,7 @@ export interface ReadResult {
   torn: boolean;
 }
 
-export function readRecords(data: Buffer): ReadResult {
+export function readRecords(data: Buffer): RecordFileRead {
   const payloads: Buffer[] = [];
   let corrupt = 0;
   let offset = 0;
@@ -42,7 +42,7 @@ export function readRecords(data: Buffer): ReadResult {
   return { payloads, corrupt, torn: false };
 }
 
-export function readRecordFile(path: string): ReadResult {
+export function readRecordFile(path: string): RecordFileRead {
   let data: Buffer;
   try {
     data = readFileSync(path);
@@ -65,7 +65,7 @@ export class AsyncRecordWriter {
 
   /** Resolves once the record is in the file (the page cache: it survives the process, not the machine). */
   append(payload: Buffer): Promise<void> {
-    const framed = frame(payload);
+    const framed = frameRecord(payload);
     this.bytes += framed.length;
     this.pending.push(framed);
     const done = new Promise<void>((resolve) => this.pendingDone.push(resolve));
@@ -120,7 +120,7 @@ export class SyncRecordWriter {
     // A closed descriptor's number is soon reused (a socket, another file): writing to it would put
     // these records there. After close, appends fail as a closed descriptor would.
     if (this.fd < 0) throw Object.assign(new Error(`${this.path} is closed`), { code: 'EBADF' });
-    const framed = frame(payload);
+    const framed = frameRecord(payload);
     writeSync(this.fd, framed);
     this.bytes += framed.length;
   }

@@ -6,7 +6,7 @@ import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JobJournal, readJournalledJob, type JournalWarning } from '../../../src/runner-proxy/job/journal.js';
-import { frame } from '../../../src/telemetry/export/record-file.js';
+import { frameRecord } from '../../../src/telemetry/export/record-file.js';
 import { appendRawPut, sampleRecord } from '../../support/journal-records.js';
 
 t.test('journal records: metadata only, and validated field by field when read back', async (t) => {
@@ -81,7 +81,7 @@ t.test('torn and corrupt records are skipped with a warning, never a crash; comp
   // Corrupt the last record's payload and append a torn half-record, as kill -9 mid-write would.
   bytes.writeUInt8(bytes[bytes.length - 2]! ^ 0x55, bytes.length - 2);
   writeFileSync(file, bytes);
-  appendFileSync(file, frame(Buffer.from(JSON.stringify({ t: 'p', job: '5', s: sampleRecord({}, 5) }))).subarray(0, 12));
+  appendFileSync(file, frameRecord(Buffer.from(JSON.stringify({ t: 'p', job: '5', s: sampleRecord({}, 5) }))).subarray(0, 12));
   const warnings: JournalWarning[] = [];
   const reopened = JobJournal.open(dir, (w) => warnings.push(w));
   t.same(reopened.jobs(), ['1'], 'the corrupt put of 4 is skipped; earlier state intact');
@@ -101,6 +101,6 @@ t.test('entries that are not journal entries are ignored', async (t) => {
   j.put('1', sampleRecord({}, 1));
   j.close();
   for (const junk of ['not json', '[]', '{"t":"p"}', '{"t":"z","job":"1"}', '{"t":"x","job":7}'])
-    appendFileSync(file, frame(Buffer.from(junk)));
+    appendFileSync(file, frameRecord(Buffer.from(junk)));
   t.same(JobJournal.open(dir).jobs(), ['1']);
 });

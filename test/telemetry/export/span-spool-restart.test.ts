@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
-import { frame, readRecords } from '../../../src/telemetry/export/record-file.js';
+import { frameRecord, readRecords } from '../../../src/telemetry/export/record-file.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 import { CHILD_NODE_ARGS } from '../../support/child-node.js';
 
@@ -83,8 +83,8 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
 });
 
 t.test('torn and corrupt records are read as far as they go, never a crash', async (t) => {
-  const a = frame(Buffer.from('{"t":"p","job":"1","s":1}'));
-  const b = frame(Buffer.from('{"t":"p","job":"2","s":2}'));
+  const a = frameRecord(Buffer.from('{"t":"p","job":"1","s":1}'));
+  const b = frameRecord(Buffer.from('{"t":"p","job":"2","s":2}'));
   const bad = Buffer.from(b);
   bad.writeUInt8(bad[bad.length - 3]! ^ 0xff, bad.length - 3);
   const r = readRecords(Buffer.concat([a, bad, a, a.subarray(0, 5)]));
