@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, listenAdmin } from './http/admin.js';
 import { securePrivateDir } from '../telemetry/export/private-files.js';
+import { payloadEgress } from './payload-egress.js';
 import { JobJournal } from './job/journal.js';
 import { JobTracker } from './job/tracker.js';
 import { createProxyMetrics } from './metrics.js';
@@ -51,17 +52,20 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     log,
   });
   const journal = config.spool ? openJournal(config.spool.dir, log, pipeline) : undefined;
+  const payloadEndpointDefaults = { metadataUrl: config.telemetry.gcpMetadataUrl, egress: config.telemetry.payloadEndpoints };
+  const egress = payloadEgress(payloadEndpointDefaults, registry, log);
   const tracker = new JobTracker({
     negotiation: {
       policy: config.telemetry.negotiation,
       nativeRunnerSpan: config.telemetry.nativeRunnerSpan,
       usePayloadEndpoints: config.telemetry.usePayloadEndpoints,
       upstreamUrl: config.upstream.url.toString(),
+      servesEndpoint: egress.servesEndpoint,
       traceIds: config.telemetry.traceIds,
     },
     sink: pipeline,
     endpoints: config.endpoints,
-    payloadEndpointDefaults: { metadataUrl: config.telemetry.gcpMetadataUrl },
+    payloadEndpointDefaults,
     resourceAttributes: {
       ...config.telemetry.resourceAttributes,
       [RESOURCE.serviceName]: config.telemetry.serviceName,
@@ -144,6 +148,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
         await pipeline.shutdown(config.shutdown.flushTimeoutMs);
         journal?.close();
         await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
+        egress.close();
         log('info', 'runner proxy stopped');
       })();
       return stopping;
