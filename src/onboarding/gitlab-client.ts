@@ -83,6 +83,32 @@ export function headerlessBackoffMs(streak: number, baseMs: number, random: numb
 }
 
 /**
+ * The streak behind headerlessBackoffMs, counted in episodes, not answers:
+ * the requests already in flight when a header-less 429 came back are
+ * answered 429 too, and must not each double the pause. Only a 429 for a
+ * request sent after the last pause began makes the next pause longer; only a
+ * success for such a request ends the streak. Pure (times are passed in).
+ */
+export class HeaderlessBackoff {
+  private streak = 0;
+  private pausedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly baseMs: number) {}
+
+  /** A header-less 429 for a request sent at `sentAt`: the pause to start now, or null when one is already running for it. */
+  onLimited(sentAt: number, now: number, random: number): number | null {
+    if (sentAt <= this.pausedAt) return null;
+    this.pausedAt = now;
+    return headerlessBackoffMs(this.streak++, this.baseMs, random);
+  }
+
+  /** Any other answer for a request sent at `sentAt`. */
+  onAnswered(sentAt: number): void {
+    if (sentAt > this.pausedAt) this.streak = 0;
+  }
+}
+
+/**
  * How long a 429 (or 503) asks us to wait, in ms: Retry-After (seconds or an
  * HTTP date), else RateLimit-Reset (unix seconds), else undefined.
  */
@@ -104,6 +130,10 @@ class PauseGate {
 
   block(ms: number): void {
     this.until = Math.max(this.until, Date.now() + ms);
+  }
+
+  remaining(): number {
+    return Math.max(0, this.until - Date.now());
   }
 
   async wait(): Promise<void> {
@@ -139,9 +169,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
   const cap = options.requestsPerMinute ? generateRateLimiterFn(options.requestsPerMinute, 60) : undefined;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const maxWaitMs = options.maxWaitMs ?? 300_000;
-  const backoffBaseMs = options.rateLimitBackoffMs ?? 1000;
-  // Consecutive 429s without a named delay, across the client; any other answer resets it.
-  let headerless = 0;
+  const headerless = new HeaderlessBackoff(options.rateLimitBackoffMs ?? 1000);
 
   async function send(endpoint: string, opts: SendOptions): Promise<FormattedResponse> {
     const method = (opts.method ?? 'GET').toUpperCase();
@@ -156,6 +184,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       await gate.wait();
       if (cap) await cap();
       stats.requests += 1;
+      const sentAt = Date.now();
       let response: Response;
       // Not AbortSignal.timeout(): its timer (and what listens to it) would outlive a fast answer by timeoutMs.
       // fetch(url, init), not fetch(new Request(url, init)): a Request built from a Request follows its
@@ -172,7 +201,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
         if (isRefused(err)) throw new Transient(detail); // never reached GitLab: safe to send again
         throw new AbortError(new UncertainWriteError(method, endpoint, detail));
       }
-      if (response.status !== 429) headerless = 0;
+      if (response.status !== 429) headerless.onAnswered(sentAt);
       if (response.ok) {
         try {
           return await parseResponse(response, method, endpoint, opts.asStream ?? false);
@@ -187,7 +216,8 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
         const now = Date.now();
         firstLimitedAt ??= now;
         const named = retryDelayMs(response.headers);
-        const delay = named ?? headerlessBackoffMs(headerless++, backoffBaseMs, Math.random());
+        // Without a named delay, a pause already running for this request's episode is waited out as it is.
+        const delay = named ?? headerless.onLimited(sentAt, now, Math.random()) ?? gate.remaining();
         const left = maxWaitMs - (now - firstLimitedAt);
         if (delay > left) throw new AbortError(new RateLimited(429));
         gate.block(delay);

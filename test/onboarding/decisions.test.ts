@@ -26,7 +26,7 @@ import {
   type IssueWire,
   type ProjectWire,
 } from '../../src/onboarding/gitlab-wire.js';
-import { headerlessBackoffMs, RATE_LIMIT_WINDOW_MS, retryDelayMs } from '../../src/onboarding/gitlab-client.js';
+import { HeaderlessBackoff, headerlessBackoffMs, RATE_LIMIT_WINDOW_MS, retryDelayMs } from '../../src/onboarding/gitlab-client.js';
 import {
   duoStatusQuery,
   unknownNewerFields,
@@ -394,6 +394,20 @@ t.test('a 429 without headers backs off exponentially up to the 60 s window', as
   t.equal(RATE_LIMIT_WINDOW_MS, 60_000);
   t.equal(headerlessBackoffMs(0, 1000, 0.999), 1999, 'jitter adds at most one base');
   t.equal(headerlessBackoffMs(500, 1000, 0), 60_000, 'no overflow for long streaks');
+});
+
+t.test('the header-less backoff doubles per episode, not per concurrent 429', async (t) => {
+  const b = new HeaderlessBackoff(1000);
+  // 16 requests in flight, sent at 0..15 ms, all answered 429 at 20 ms: one pause.
+  t.equal(b.onLimited(0, 20, 0), 1000);
+  for (let sent = 1; sent < 16; sent++) t.equal(b.onLimited(sent, 21, 0), null, `request sent at ${sent} ms: same episode`);
+  b.onAnswered(5); // a late success of a request sent before the pause says nothing about the limit now
+  // After the pause: the first request is refused again → twice as long; its neighbours join that episode.
+  t.equal(b.onLimited(1025, 1030, 0), 2000);
+  t.equal(b.onLimited(1026, 1031, 0), null);
+  t.equal(b.onLimited(3040, 3045, 0), 4000);
+  b.onAnswered(7100); // a request sent after the last pause began went through: the limit is lifted
+  t.equal(b.onLimited(7200, 7210, 0), 1000, 'a new streak starts at the base');
 });
 
 t.test('session notes and our issues', async (t) => {

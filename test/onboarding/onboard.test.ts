@@ -575,6 +575,20 @@ t.test('429s without Retry-After are backed off exponentially and bounded by --m
   t.ok(waits >= 1 && waits < 10, `backed off exponentially: ${waits} attempts within a 1 s budget at a 100 ms base, not dozens`);
 });
 
+t.test('header-less 429s for many projects in flight: one shared pause, then every project goes through', async (t) => {
+  const projects = Array.from({ length: 8 }, (_, i) => eligible(i + 1));
+  const sim = await simulator({ projects, faults: [{ method: 'GET', route: '/projects/:id', kind: '429-bare', times: 8 }] });
+  t.teardown(() => sim.stop());
+  const run = await onboard(sim.url, ['--group', 'acme', '--concurrency', '8'], {}, { rateLimitBackoffMs: 20 });
+  t.equal(run.code, 0, run.stderr);
+  t.same(
+    run.results.map((r) => r.status),
+    Array(8).fill('created'),
+  );
+  t.equal(sim.rateLimited, 8, 'each refused request was sent once more, not in a storm');
+  t.equal(sim.count('GET /projects/:id'), 16);
+});
+
 // Item 6: plaintext.
 t.test('an http:// GITLAB_URL to a non-loopback host is refused before any request', async (t) => {
   const sim = await simulator({ projects: [eligible(1)] });
