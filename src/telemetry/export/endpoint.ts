@@ -384,8 +384,13 @@ export class EndpointExporter {
           },
           shouldConsumeRetry: ({ error }) => !(error instanceof Reauthenticate),
           shouldRetry: async ({ error }) => {
-            // RetryInfo: wait at least what the collector asked for, then back off as usual.
-            if (error instanceof RetryableFailure && error.minDelayMs > 0) await sleep(error.minDelayMs, this.abort.signal);
+            // RetryInfo / Retry-After: wait at least what the collector asked for, then back off as usual; but not past
+            // the batch's max_age, which would hold an export slot for nothing (docs/export.md#retry).
+            if (error instanceof RetryableFailure && error.minDelayMs > 0) {
+              const left = this.settings.queue.maxAgeMs - (Date.now() - oldest);
+              if (error.minDelayMs > left) return false;
+              await sleep(error.minDelayMs, this.abort.signal);
+            }
             return true;
           },
         },

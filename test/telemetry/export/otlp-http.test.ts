@@ -112,6 +112,20 @@ t.test('Retry-After as an HTTP date is honoured', async (t) => {
   t.ok(receiver.calls[1]!.at >= notBefore, `retried at ${receiver.calls[1]!.at}, not before the date ${notBefore}`);
 });
 
+t.test('a Retry-After beyond the batch max_age drops the batch (max_age) instead of holding the export slot', async (t) => {
+  const { receiver, registry, ep, pipeline } = await setup(t, () => ({ kind: 'status', status: 503, retryAfter: '3600' }), {
+    queue: { maxSpans: 100, maxBytes: 1 << 20, maxAgeMs: 400, batchSize: 10, batchDelayMs: 10, maxConcurrentExports: 1 },
+  });
+  pipeline.submit(makeSpans(3), resource, [ep]);
+  await eventually(
+    async () => (await metric(registry, 'gitlab_otel_spans_dropped_total', { reason: 'max_age' })) === 3,
+    5000,
+    'dropped as max_age, long before the hour the collector asked for',
+  );
+  t.equal(receiver.calls.length, 1, 'not retried within the batch age');
+  t.equal(pipeline.health()[0]!.queueSpans, 0, 'the export slot is free again');
+});
+
 t.test('400 and other non-retryable statuses are dropped at once and counted', async (t) => {
   const { receiver, registry, ep, pipeline } = await setup(t, (_c, i) =>
     i === 0 ? { kind: 'status', status: 400, message: 'bad data' } : { kind: 'status', status: 413 },
