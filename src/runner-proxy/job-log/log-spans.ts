@@ -32,8 +32,6 @@ export interface LogSpansContext {
   readonly maxAttributeLength: number;
 }
 
-export const DEFAULT_GUARDRAILS = { maxSpans: 1000, maxAttributeLength: 512 } as const;
-
 /**
  * Built-in stages still exported once user sections have used up `maxSpans`
  * (a job has about a dozen; retries add a few). Past it even stages are dropped,

@@ -48,14 +48,6 @@ export interface JournalledJob {
   readonly log?: LogSpansSnapshot;
 }
 
-export class JournalRecordError extends Error {
-  readonly code = 'JOURNAL_RECORD_INVALID';
-  constructor(message: string) {
-    super(message);
-    this.name = 'JournalRecordError';
-  }
-}
-
 const CONTRACTS: readonly Contract[] = ['tracing', 'job_telemetry', 'variable'];
 const CI_VARIABLE_SET = new Set<string>(CI_VARIABLES);
 const DECIMAL = /^\d{1,24}$/;
