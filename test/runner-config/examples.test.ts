@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { servedCiMetrics } from '../support/ci-metric-names.js';
 import { jobEnv, REPO, runCli } from '../support/in-job-harness.js';
 
 const DIR = join(REPO, 'runner-config');
@@ -161,6 +162,7 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
   const rules = parse(read('prometheus-rules.yml')) as { groups: { name: string; rules: Record<string, any>[] }[] };
   const known = registeredMetrics();
   const suffixes = /_(bucket|sum|count)$/;
+  const served = await servedCiMetrics();
   const alerts = rules.groups.flatMap((g) => g.rules);
   t.ok(alerts.length >= 4);
   for (const r of alerts) {
@@ -179,8 +181,23 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
     }
     t.equal(depth, 0, `${r.alert}: balanced parentheses`);
     const metrics = [...expr.matchAll(/\b(gitlab_otel_[a-z_]+)/g)].map((m) => m[1]!.replace(suffixes, ''));
-    t.ok(metrics.length > 0, `${r.alert} uses a proxy metric`);
+    const bare = expr.replace(/\{[^}]*\}/g, '').replace(/\b(by|on|without|ignoring)\s*\([^)]*\)/g, '');
+    const ciSeries = [...bare.matchAll(/\b((?:ci|cicd)_[a-z_]+)\b/g)].map((m) => m[1]!);
+    t.ok(metrics.length + ciSeries.length > 0, `${r.alert} uses a proxy metric`);
     for (const m of metrics) t.ok(known.has(m), `${r.alert}: ${m} is registered in src/`);
+    for (const m of ciSeries) t.ok(served.series.has(m), `${r.alert}: ${m} is served`);
+    // Grouping labels of the CI/CD alerts must exist on the CI/CD series (the proxy's own metrics are prom-client's).
+    for (const m of ciSeries.length > 0 ? expr.matchAll(/\b(?:by|on)\s*\(([^)]*)\)/g) : []) {
+      for (const label of m[1]!
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x && x !== 'instance')) {
+        t.ok(
+          [...served.labels.values()].some((l) => l.has(label)),
+          `${r.alert}: label ${label} exists`,
+        );
+      }
+    }
   }
   const covered = alerts.map((a) => String(a.expr)).join('\n');
   for (const m of [
@@ -193,21 +210,57 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
   }
 });
 
-t.test('Grafana dashboard: ClickHouse queries over otel_traces for durations, failure rates and slowest stages', async (t) => {
+t.test('Grafana dashboard: ClickHouse queries over otel_traces, Prometheus queries over the CI/CD metrics really served', async (t) => {
   const d = JSON.parse(read('grafana-dashboard.json')) as { title: string; uid: string; panels: any[] };
   t.ok(d.title && d.uid);
   const titles = d.panels.map((p) => String(p.title).toLowerCase()).join('\n');
-  for (const want of ['job duration', 'stage duration', 'failure rate', 'slowest stages']) t.match(titles, want);
+  for (const want of [
+    'job duration',
+    'stage duration',
+    'failure rate',
+    'slowest stages',
+    'queue time',
+    'system failure rate',
+    'previous week',
+  ])
+    t.match(titles, want);
+  const served = await servedCiMetrics();
   const ids = new Set<number>();
+  let prometheusPanels = 0;
   for (const p of d.panels) {
     t.notOk(ids.has(p.id), `panel id ${p.id} unique`);
     ids.add(p.id);
-    t.equal(p.datasource.type, 'grafana-clickhouse-datasource');
+    t.ok(['grafana-clickhouse-datasource', 'prometheus'].includes(p.datasource.type), `${p.title}: a known datasource`);
     for (const q of p.targets) {
-      t.match(q.rawSql, /FROM otel\.otel_traces/);
-      t.match(q.rawSql, /\$__timeFilter\(Timestamp\)/);
-      const sql = String(q.rawSql);
-      t.equal((sql.match(/\(/g) ?? []).length, (sql.match(/\)/g) ?? []).length, `${p.title}: balanced parentheses`);
+      const text = String(p.datasource.type === 'prometheus' ? q.expr : q.rawSql);
+      t.equal((text.match(/\(/g) ?? []).length, (text.match(/\)/g) ?? []).length, `${p.title}: balanced parentheses`);
+      if (p.datasource.type === 'grafana-clickhouse-datasource') {
+        t.match(text, /FROM otel\.otel_traces/);
+        t.match(text, /\$__timeFilter\(Timestamp\)/);
+        continue;
+      }
+      prometheusPanels += 1;
+      // Metric names: what is left once label matchers {…} and grouping clauses by/on (…) are taken out.
+      const bare = text.replace(/\{[^}]*\}/g, '').replace(/\b(by|on|without|ignoring)\s*\([^)]*\)/g, '');
+      const names = [...bare.matchAll(/\b((?:ci|cicd)_[a-z_]+)\b/g)].map((m) => m[1]!);
+      t.ok(names.length > 0, `${p.title}: queries a CI/CD metric`);
+      for (const n of names) t.ok(served.series.has(n), `${p.title}: ${n} is served on /metrics`);
+      for (const m of text.matchAll(/\b((?:ci|cicd|error)_[a-z_]+)\s*=/g)) {
+        t.ok(
+          [...served.labels.values()].some((l) => l.has(m[1]!)),
+          `${p.title}: label ${m[1]} exists`,
+        );
+      }
+      for (const m of text.matchAll(/by \(([^)]*)\)/g)) {
+        for (const label of m[1]!.split(',').map((x) => x.trim())) {
+          if (label === 'instance') continue;
+          t.ok(
+            [...served.labels.values()].some((l) => l.has(label)),
+            `${p.title}: grouping label ${label} exists`,
+          );
+        }
+      }
     }
   }
+  t.ok(prometheusPanels >= 6, 'the CI/CD metric panels are there');
 });
