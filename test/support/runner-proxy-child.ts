@@ -120,7 +120,7 @@ export function journalRecord(spoolDir: string, jobId: number): Record<string, u
   return last;
 }
 
-/** Log bytes the journalled follower had parsed for a job. */
+/** Log bytes the journalled log spans had parsed for a job. */
 export function journalledOffset(spoolDir: string, jobId: number): number | undefined {
   const r = journalRecord(spoolDir, jobId) as { log?: { log?: { offset?: number } } } | undefined;
   return r?.log?.log?.offset;

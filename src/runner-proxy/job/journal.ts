@@ -162,14 +162,14 @@ function readPayloadEndpoints(raw: unknown, problems: string[]): PayloadOtelEndp
 }
 
 /**
- * The follower snapshot's outer shape. Its inner fields are the log parser's
+ * The log spans snapshot's outer shape. Its inner fields are the log parser's
  * own; LogSpans.restore is the authority on them and the caller catches
  * what it throws.
  */
 function readLogSnapshot(raw: unknown, problems: string[]): LogSpansSnapshot | undefined {
   if (raw === undefined) return undefined;
   if (!isObject(raw) || raw.v !== 1 || !isObject(raw.log) || !isObject(raw.spans)) {
-    problems.push('log is not a version 1 follower snapshot');
+    problems.push('log is not a version 1 log spans snapshot');
     return undefined;
   }
   const log = raw.log;
