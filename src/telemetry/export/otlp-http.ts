@@ -139,13 +139,20 @@ export class OtlpHttpClient implements OtlpTransport {
       }
     }
     headers['content-length'] = String(payload.length);
-    return this.post(payload, headers, timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    const first = await this.post(payload, headers, timeoutMs);
+    // A kept-alive socket the collector (or a load balancer) closed while idle fails the next request with a reset
+    // before any answer. Node's documented remedy: send it again at once on a fresh socket, rather than counting a
+    // failure and backing off (the OTLP spec allows the duplicate a real reset may cause).
+    if (first === STALE_SOCKET) return this.post(payload, headers, Math.max(1, deadline - Date.now()), true);
+    return first;
   }
 
-  private post(payload: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<ExportOutcome> {
+  private post(payload: Buffer, headers: Record<string, string>, timeoutMs: number, retried = false): Promise<ExportOutcome> {
     const u = this.plan.url;
     return new Promise<ExportOutcome>((resolve) => {
       let settled = false;
+      let answered = false;
       const finish = (o: ExportOutcome): void => {
         if (settled) return;
         settled = true;
@@ -163,6 +170,7 @@ export class OtlpHttpClient implements OtlpTransport {
           headers,
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (c: Buffer) => {
@@ -191,6 +199,7 @@ export class OtlpHttpClient implements OtlpTransport {
         req.destroy();
       }, timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => {
+        if (!retried && req.reusedSocket && err.code === 'ECONNRESET' && !answered) return finish(STALE_SOCKET);
         // Connection refused or reset, DNS, TLS verification: the spec's network errors are retryable.
         finish(failure(err.code ?? 'NETWORK_ERROR', 'retryable', err.code ?? 'network error'));
       });
@@ -207,6 +216,9 @@ export class OtlpHttpClient implements OtlpTransport {
     this.plan.agent.destroy();
   }
 }
+
+/** Marks a reset on a reused keep-alive socket before any answer: the caller sends once more. */
+const STALE_SOCKET: ExportOutcome = Object.freeze(failure('ECONNRESET', 'retryable', 'kept-alive socket closed by the peer'));
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

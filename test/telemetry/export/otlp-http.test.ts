@@ -174,6 +174,25 @@ t.test('a dropped connection and a collector past the deadline are retried', asy
   t.ok(receiver.calls.length >= 3, `${receiver.calls.length} calls`);
 });
 
+t.test('a kept-alive socket the collector closed is replaced at once: no failure counted, no backoff', async (t) => {
+  const { receiver, registry, logs, ep, pipeline } = await setup(t, (_c, i) => (i === 1 ? { kind: 'reset' } : { kind: 'ok' }), {
+    queue: { maxSpans: 100, maxBytes: 1 << 20, maxAgeMs: 60_000, batchSize: 100, batchDelayMs: 10, maxConcurrentExports: 1 },
+  });
+  pipeline.submit(makeSpans(2), resource, [ep]);
+  await receiver.waitForSpans(2, 10_000);
+  // The second export goes over the same kept-alive socket; the receiver drops it after reading the request.
+  pipeline.submit(makeSpans(3), resource, [ep]);
+  await receiver.waitForSpans(5, 10_000);
+  t.equal(receiver.calls.length, 3, 'ok, reset, the same request again on a fresh socket');
+  t.equal(receiver.spans.length, 5, 'each span once');
+  t.equal(await metric(registry, 'gitlab_otel_spans_retried_total', { endpoint: 'primary' }), 0, 'not a retry of the pipeline');
+  t.same(
+    logs.filter((l) => l.event === 'endpoint_state').map((l) => l.to),
+    ['up'],
+    'never failing',
+  );
+});
+
 t.test('a refused connection (no collector) is retried until it comes up', async (t) => {
   // Find a free port, then close it: the first exports meet ECONNREFUSED.
   const probe = await new OtlpHttpReceiver().start();
