@@ -87,6 +87,8 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
   });
   const resumed = tracker.restore();
   if (resumed > 0) log('info', 'resumed jobs from the journal', { jobs: resumed });
+  // Spools of removed collectors are dropped, never sent; the journalled jobs' payload endpoints resume.
+  pipeline.settleOrphans(tracker.payloadEndpointSettings());
   const proxy = new RunnerProxy({
     upstream: {
       url: config.upstream.url,

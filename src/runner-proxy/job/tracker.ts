@@ -156,6 +156,17 @@ export class JobTracker implements ExchangeObserver {
   }
 
   /**
+   * The payload endpoints of the jobs being followed (after restore(): the
+   * journalled ones, rebuilt from their records and the current configuration):
+   * the only spools besides the configured endpoints' that may be replayed
+   * (docs/security.md#removed-endpoints).
+   */
+  payloadEndpointSettings(): EndpointSettings[] {
+    const configured = new Set(this.options.endpoints.map((e) => e.name));
+    return [...this.jobs.values()].flatMap((job) => job.endpoints.filter((e) => !configured.has(e.name)));
+  }
+
+  /**
    * Shutdown with a journal: every job in progress is written down as it
    * stands and left open for the next process; nothing more is observed.
    * Held spans of unsampled jobs are memory only and are not kept.

@@ -126,7 +126,7 @@ export class EndpointExporter {
         });
         e.spool = spool;
         e.spoolDir = spool.dir;
-        // So the pipeline can recreate a payload endpoint whose spans are still spooled after a restart.
+        // Its name only: what the next process does with these spans is counted under it (docs/security.md#removed-endpoints).
         writeEndpointRecord(spool.dir, settings);
         let replayed = 0;
         for (const g of replay) {

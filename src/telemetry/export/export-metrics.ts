@@ -15,6 +15,7 @@ export const DROP_REASONS = [
   'shutdown', // still queued at shutdown with no spool to keep them
   'endpoint_limit', // too many distinct payload endpoints at once
   'endpoint_invalid', // the endpoint cannot be used (bad URL, insecure auth refused, unreadable TLS file)
+  'endpoint_removed', // spooled before a restart for an endpoint neither configured nor named by a journalled job
   'sampling_hold_full', // an unsampled job's spans did not fit the hold kept until its outcome is known
 ] as const;
 

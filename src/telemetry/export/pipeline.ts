@@ -10,7 +10,7 @@ import { countDropped, createExportMetrics, type ExportMetrics } from './export-
 import type { Logger } from '../../log.js';
 import { EndpointExporter, type EndpointHealth } from './endpoint.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
-import { readEndpointRecord, SpoolBudget, spoolDirs } from './span-spool.js';
+import { discardSpool, readEndpointName, SpoolBudget, spoolDirFor, spoolDirs } from './span-spool.js';
 import type { TokenSource } from '../auth/token.js';
 
 export type { EndpointHealth };
@@ -55,11 +55,13 @@ export class ExportPipeline implements SpanSink {
     for (const e of options.endpoints) this.endpoint(e, false);
   }
 
-  /** Builds the endpoints and replays their spools (and orphaned ones); a promise so callers need not change if that goes async. */
+  /**
+   * Builds the configured endpoints and replays their spools (spools no
+   * configured endpoint owns wait for settleOrphans); a promise so callers need
+   * not change if that goes async.
+   */
   static create(options: ExportPipelineOptions): Promise<ExportPipeline> {
-    const p = new ExportPipeline(options);
-    p.replayOrphans();
-    return Promise.resolve(p);
+    return Promise.resolve(new ExportPipeline(options));
   }
 
   /** The configured endpoints: what a job without payload endpoints exports to. */
@@ -161,23 +163,31 @@ export class ExportPipeline implements SpanSink {
   }
 
   /**
-   * Spool directories of endpoints that are not configured now (payload
-   * endpoints of jobs from before the restart, or an endpoint removed from the
-   * config) are replayed with the settings in their endpoint record. One
-   * without a usable record (an endpoint with static headers, which may hold
-   * secrets and are never written down) cannot be; they are reported so an
-   * operator knows.
+   * Settles the spool directories no configured endpoint owns, once the
+   * journalled jobs are known (docs/security.md#removed-endpoints): a payload
+   * endpoint of a journalled job (`payloadEndpoints`, rebuilt from the job's
+   * record and the current configuration) replays its spool; any other (an
+   * endpoint removed from the configuration, or a payload endpoint of a job
+   * that has ended) is deleted, its spans counted as dropped with reason
+   * endpoint_removed, never sent. Nothing but the endpoint's name is read from
+   * the directory.
    */
-  private replayOrphans(): void {
+  settleOrphans(payloadEndpoints: readonly EndpointSettings[]): void {
     if (!this.options.spool) return;
+    const root = this.options.spool.dir;
     const known = new Set([...this.endpoints.values()].map((e) => e.spoolDir).filter((d): d is string => !!d));
-    let unknown = 0;
-    for (const dir of spoolDirs(this.options.spool.dir)) {
+    const resumable = new Map(payloadEndpoints.map((e) => [spoolDirFor(root, e), e]));
+    for (const dir of spoolDirs(root)) {
       if (known.has(dir)) continue;
-      const settings = readEndpointRecord(dir);
-      if (settings) this.endpoint(settings, true);
-      else unknown++;
+      const settings = resumable.get(dir);
+      if (settings) {
+        this.endpoint(settings, true);
+        continue;
+      }
+      const name = readEndpointName(dir) ?? 'unknown';
+      const dropped = discardSpool(dir);
+      countDropped(this.metrics.dropped, name, 'endpoint_removed', dropped);
+      if (dropped > 0) this.options.log('warn', 'spool_endpoint_removed', { endpoint: name, spans: dropped });
     }
-    if (unknown > 0) this.options.log('warn', 'spool_orphans', { count: unknown });
   }
 }

@@ -6,26 +6,17 @@
 // survives); over the size bound the oldest segment is evicted and its
 // groups are reported so the endpoint drops and counts them.
 //
-// The spool also owns its endpoint record (endpoint.json): the settings of the
-// endpoint it belongs to, so that spans a payload endpoint left behind can be
-// delivered by the next process, which has no job payload to rebuild them
-// from. Written here and parsed back here with a typed parser.
+// The spool also owns its endpoint record (endpoint.json): only the name of
+// the endpoint it belongs to. Which spools are replayed after a restart is
+// decided from the configuration and the journalled jobs, never from disk
+// (docs/security.md#removed-endpoints).
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
 import type { SpanRecord, SpanStatus } from '../spans.js';
 import { AsyncRecordWriter, readRecordFile } from './record-file.js';
-import {
-  OTLP_PROTOCOLS,
-  endpointKey,
-  type AuthSettings,
-  type EndpointSettings,
-  type OidcClientAuth,
-  type QueueSettings,
-  type RetrySettings,
-  type TlsSettings,
-} from './settings.js';
+import { endpointKey, type EndpointSettings } from './settings.js';
 
 interface StoredSpan {
   t: string;
@@ -305,152 +296,53 @@ export function spoolDirs(root: string): string[] {
 const ENDPOINT_RECORD = 'endpoint.json';
 
 /**
- * Writes the endpoint record into its spool directory. Settings with static
- * headers are not written (the headers may hold secrets): such an endpoint
- * comes from the configuration, and only the configuration can rebuild it.
- * Returns whether a record was written.
+ * Writes the endpoint record into its spool directory: the endpoint's name,
+ * for the metrics of what is done with its spans after a restart. Nothing else
+ * is written down (docs/security.md#removed-endpoints): settings, credentials
+ * and TLS come from the configuration and the journalled jobs, never from disk.
  */
-export function writeEndpointRecord(dir: string, settings: EndpointSettings): boolean {
-  if (Object.keys(settings.headers).length > 0) return false;
-  writeFileSync(join(dir, ENDPOINT_RECORD), JSON.stringify(settings), { mode: 0o600 });
-  return true;
+export function writeEndpointRecord(dir: string, settings: Pick<EndpointSettings, 'name'>): void {
+  writeFileSync(join(dir, ENDPOINT_RECORD), JSON.stringify({ name: settings.name }), { mode: 0o600 });
 }
 
-/** The endpoint record of a spool directory; undefined when absent or not one this parser accepts. */
-export function readEndpointRecord(dir: string): EndpointSettings | undefined {
-  let raw: unknown;
+/** The endpoint name recorded in a spool directory; undefined when absent or unreadable. */
+export function readEndpointName(dir: string): string | undefined {
   try {
-    raw = JSON.parse(readFileSync(join(dir, ENDPOINT_RECORD), 'utf8'));
+    const raw = JSON.parse(readFileSync(join(dir, ENDPOINT_RECORD), 'utf8')) as unknown;
+    const name = typeof raw === 'object' && raw !== null ? (raw as { name?: unknown }).name : undefined;
+    return typeof name === 'string' && name !== '' ? name.slice(0, 200) : undefined;
   } catch {
     return undefined;
   }
-  const parsed = parseEndpointRecord(raw);
-  return parsed.ok ? parsed.value : undefined;
 }
 
-export type EndpointRecordRead = { readonly ok: true; readonly value: EndpointSettings } | { readonly ok: false; readonly problem: string };
-
-class RecordProblem extends Error {}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function obj(v: unknown, where: string): Record<string, unknown> {
-  if (!isObject(v)) throw new RecordProblem(`${where} is not an object`);
-  return v;
-}
-function str(o: Record<string, unknown>, k: string, where: string): string {
-  const v = o[k];
-  if (typeof v !== 'string') throw new RecordProblem(`${where}.${k} is not a string`);
-  return v;
-}
-function optStr(o: Record<string, unknown>, k: string, where: string): string | undefined {
-  return o[k] === undefined ? undefined : str(o, k, where);
-}
-function num(o: Record<string, unknown>, k: string, where: string): number {
-  const v = o[k];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RecordProblem(`${where}.${k} is not a non-negative number`);
-  return v;
-}
-function bool(o: Record<string, unknown>, k: string, where: string): boolean {
-  const v = o[k];
-  if (typeof v !== 'boolean') throw new RecordProblem(`${where}.${k} is not a boolean`);
-  return v;
-}
-/** Copies the optional string fields that are present (exactOptionalPropertyTypes: absent stays absent). */
-function optional<K extends string>(o: Record<string, unknown>, keys: readonly K[], where: string): Partial<Record<K, string>> {
-  const out: Partial<Record<K, string>> = {};
-  for (const k of keys) {
-    const v = optStr(o, k, where);
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
-}
-
-function parseTls(v: unknown): TlsSettings {
-  const o = obj(v, 'tls');
-  return { ...optional(o, ['caFile', 'certFile', 'keyFile'], 'tls'), insecureSkipVerify: bool(o, 'insecureSkipVerify', 'tls') };
-}
-
-function parseClientAuth(v: unknown): OidcClientAuth {
-  const o = obj(v, 'auth.clientAuth');
-  const method = o.method;
-  if (method === 'client_secret') return { method, clientSecretFile: str(o, 'clientSecretFile', 'auth.clientAuth') };
-  if (method === 'private_key_jwt')
-    return { method, privateKeyFile: str(o, 'privateKeyFile', 'auth.clientAuth'), ...optional(o, ['keyId'], 'auth.clientAuth') };
-  if (method === 'none') return { method };
-  throw new RecordProblem('auth.clientAuth.method is not client_secret, private_key_jwt or none');
-}
-
-function parseAuth(v: unknown): AuthSettings {
-  const o = obj(v, 'auth');
-  switch (o.type) {
-    case 'none':
-      return { type: 'none' };
-    case 'gcp_workload_identity':
-      return { type: 'gcp_workload_identity', audience: str(o, 'audience', 'auth'), metadataUrl: str(o, 'metadataUrl', 'auth') };
-    case 'oidc_client_credentials':
-    case 'oidc_token_exchange': {
-      const common = {
-        ...optional(o, ['issuer', 'tokenEndpoint', 'scope', 'resource', 'audience'], 'auth'),
-        clientId: str(o, 'clientId', 'auth'),
-        clientAuth: parseClientAuth(o.clientAuth),
-      };
-      if (o.type === 'oidc_client_credentials') return { type: o.type, ...common };
-      return {
-        type: o.type,
-        ...common,
-        subjectTokenFile: str(o, 'subjectTokenFile', 'auth'),
-        subjectTokenType: str(o, 'subjectTokenType', 'auth'),
-      };
-    }
-    default:
-      throw new RecordProblem('auth.type is not a known authentication type');
-  }
-}
-
-function parseQueue(v: unknown): QueueSettings {
-  const o = obj(v, 'queue');
-  return {
-    maxSpans: num(o, 'maxSpans', 'queue'),
-    maxBytes: num(o, 'maxBytes', 'queue'),
-    maxAgeMs: num(o, 'maxAgeMs', 'queue'),
-    batchSize: num(o, 'batchSize', 'queue'),
-    batchDelayMs: num(o, 'batchDelayMs', 'queue'),
-    maxConcurrentExports: num(o, 'maxConcurrentExports', 'queue'),
-  };
-}
-
-function parseRetry(v: unknown): RetrySettings {
-  const o = obj(v, 'retry');
-  return { initialBackoffMs: num(o, 'initialBackoffMs', 'retry'), maxBackoffMs: num(o, 'maxBackoffMs', 'retry') };
-}
-
-/** Validates an endpoint record field by field; a record with static headers is refused (none is ever written). */
-export function parseEndpointRecord(raw: unknown): EndpointRecordRead {
+/**
+ * Removes a spool directory no endpoint will deliver from (its endpoint is no
+ * longer configured and no journalled job names it). Returns how many spans
+ * it still held, for the drop count.
+ */
+export function discardSpool(dir: string): number {
+  let pending = 0;
+  const acked = new Set<number>();
+  const data = new Map<number, number>();
+  let files: string[];
   try {
-    const o = obj(raw, 'endpoint record');
-    const protocol = o.protocol;
-    if (protocol !== undefined && !OTLP_PROTOCOLS.some((p) => p === protocol))
-      throw new RecordProblem('protocol is not a known OTLP protocol');
-    const compression = o.compression;
-    if (compression !== 'gzip' && compression !== 'none') throw new RecordProblem('compression is not gzip or none');
-    if (Object.keys(obj(o.headers, 'headers')).length > 0) throw new RecordProblem('headers are not empty');
-    const value: EndpointSettings = {
-      name: str(o, 'name', 'endpoint record'),
-      ...(protocol !== undefined ? { protocol: protocol as EndpointSettings['protocol'] } : {}),
-      url: str(o, 'url', 'endpoint record'),
-      compression,
-      timeoutMs: num(o, 'timeoutMs', 'endpoint record'),
-      headers: {},
-      ...(o.tls !== undefined ? { tls: parseTls(o.tls) } : {}),
-      allowInsecureAuth: bool(o, 'allowInsecureAuth', 'endpoint record'),
-      auth: parseAuth(o.auth),
-      queue: parseQueue(o.queue),
-      retry: parseRetry(o.retry),
-    };
-    return { ok: true, value };
-  } catch (err) {
-    if (err instanceof RecordProblem) return { ok: false, problem: err.message };
-    throw err;
+    files = readdirSync(dir).filter((f) => SEGMENT.test(f));
+  } catch {
+    return 0;
   }
+  for (const f of files) {
+    for (const p of readRecordFile(join(dir, f)).payloads) {
+      try {
+        const e = JSON.parse(p.toString('utf8')) as Entry;
+        if (e.t === 'd') data.set(e.id, e.s.length);
+        else if (e.t === 'a') acked.add(e.id);
+      } catch {
+        // A record that does not parse holds nothing to count.
+      }
+    }
+  }
+  for (const [id, n] of data) if (!acked.has(id)) pending += n;
+  rmSync(dir, { recursive: true, force: true });
+  return pending;
 }

@@ -5,10 +5,9 @@ import t from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import {
-  parseEndpointRecord,
-  readEndpointRecord,
+  discardSpool,
+  readEndpointName,
   SpanSpool,
   SpoolBudget,
   spoolDirFor,
@@ -104,67 +103,40 @@ t.test('spool directories: one per endpoint identity, listed under the root', as
   t.same(spoolDirs(root), [spoolDirFor(root, a)]);
 });
 
-t.test('the endpoint record: written without secrets, parsed back to the same settings', async (t) => {
-  const settings: EndpointSettings[] = [
-    endpointSettings('plain', 'http://127.0.0.1:4317'),
-    endpointSettings('http', 'https://collector.example:4318/v1/traces', {
-      protocol: 'http/protobuf',
-      compression: 'gzip',
-      tls: { caFile: '/etc/ca.pem', insecureSkipVerify: false },
-    }),
-    endpointSettings('gcp', 'grpcs://collector.example:443', {
-      auth: { type: 'gcp_workload_identity', audience: 'https://collector.example', metadataUrl: 'http://127.0.0.1:1/identity' },
-    }),
-    endpointSettings('oidc', 'https://collector.example:4317', {
-      auth: {
-        type: 'oidc_token_exchange',
-        issuer: 'https://idp.example',
-        clientId: 'proxy',
-        clientAuth: { method: 'private_key_jwt', privateKeyFile: '/keys/proxy.pem', keyId: 'k1' },
-        subjectTokenFile: '/var/run/token',
-        subjectTokenType: 'urn:ietf:params:oauth:token-type:jwt',
-      },
-    }),
-  ];
-  for (const s of settings) {
-    const dir = tmp();
-    t.equal(writeEndpointRecord(dir, s), true, `${s.name}: written`);
-    t.equal(statSync(join(dir, 'endpoint.json')).mode & 0o777, 0o600, `${s.name}: owner-only`);
-    t.same(readEndpointRecord(dir), s, `${s.name}: the same settings back`);
-  }
-  const withHeaders = tmp();
-  t.equal(writeEndpointRecord(withHeaders, endpointSettings('h', 'http://127.0.0.1:4317', { headers: { 'x-api-key': 'secret' } })), false);
-  t.same(readdirSync(withHeaders), [], 'static headers may hold secrets: nothing written');
-  t.equal(readEndpointRecord(withHeaders), undefined, 'no record, no settings');
+t.test('the endpoint record holds the name only: no settings, credentials or TLS are written or read back', async (t) => {
+  const dir = tmp();
+  const s = endpointSettings('oidc', 'https://collector.example:4317', {
+    headers: { 'x-api-key': 'secret' },
+    tls: { caFile: '/etc/ca.pem', certFile: '/etc/client.pem', keyFile: '/etc/client-key.pem', insecureSkipVerify: true },
+    auth: {
+      type: 'oidc_client_credentials',
+      issuer: 'https://idp.example',
+      clientId: 'proxy',
+      clientAuth: { method: 'client_secret', clientSecretFile: '/etc/secret' },
+    },
+  });
+  writeEndpointRecord(dir, s);
+  t.equal(statSync(join(dir, 'endpoint.json')).mode & 0o777, 0o600, 'owner-only');
+  t.same(JSON.parse(readFileSync(join(dir, 'endpoint.json'), 'utf8')), { name: 'oidc' }, 'the name and nothing else');
+  t.equal(readEndpointName(dir), 'oidc');
+  // A record written by an earlier version (whole settings) yields its name, nothing more.
+  writeFileSync(join(dir, 'endpoint.json'), JSON.stringify(s));
+  t.equal(readEndpointName(dir), 'oidc');
+  writeFileSync(join(dir, 'endpoint.json'), '{"name": 1');
+  t.equal(readEndpointName(dir), undefined, 'unparseable: no name');
+  t.equal(readEndpointName(tmp()), undefined, 'absent: no name');
 });
 
-t.test('the endpoint record parser names what is wrong', async (t) => {
-  const good = JSON.parse(JSON.stringify(endpointSettings('x', 'http://127.0.0.1:4317'))) as Record<string, unknown>;
-  t.match(parseEndpointRecord(good), { ok: true });
-  const cases: [string, (r: Record<string, unknown>) => void, RegExp][] = [
-    ['not an object', () => undefined, /./],
-    ['no url', (r) => delete r.url, /url is not a string/],
-    ['an unknown protocol', (r) => (r.protocol = 'carrier-pigeon'), /protocol/],
-    ['an unknown compression', (r) => (r.compression = 'zstd'), /compression/],
-    ['headers', (r) => (r.headers = { authorization: 'Bearer x' }), /headers are not empty/],
-    ['an unknown auth type', (r) => (r.auth = { type: 'magic' }), /auth\.type/],
-    [
-      'an oidc auth without client',
-      (r) => (r.auth = { type: 'oidc_client_credentials', clientAuth: { method: 'none' } }),
-      /auth\.clientId/,
-    ],
-    ['a negative queue bound', (r) => (r.queue = { ...(r.queue as object), maxSpans: -1 }), /queue\.maxSpans/],
-    ['a retry without backoff', (r) => (r.retry = {}), /retry\.initialBackoffMs/],
-    ['tls without its flag', (r) => (r.tls = { caFile: '/ca.pem' }), /tls\.insecureSkipVerify/],
-  ];
-  for (const [what, edit, problem] of cases) {
-    const r = structuredClone(good);
-    edit(r);
-    const read = parseEndpointRecord(what === 'not an object' ? 'nope' : r);
-    t.equal(read.ok, false, `rejected: ${what}`);
-    if (!read.ok) t.match(read.problem, problem, `named: ${what}`);
-  }
-  const dir = tmp();
-  writeFileSync(join(dir, 'endpoint.json'), '{"url": 1');
-  t.equal(readEndpointRecord(dir), undefined, 'unparseable JSON: no settings');
+t.test('discardSpool counts the spans still undelivered and removes the directory', async (t) => {
+  const root = tmp();
+  const dir = spoolDirFor(root, endpointSettings('gone', 'http://127.0.0.1:4317'));
+  const { spool } = open(dir);
+  const first = spool.append({}, makeSpans(3), Date.now());
+  const second = spool.append({}, makeSpans(4), Date.now());
+  await Promise.all([first.written, second.written]);
+  first.ticket.settle(3);
+  await spool.close();
+  t.equal(discardSpool(dir), 4, 'the acknowledged group is not counted');
+  t.same(spoolDirs(root), [], 'the directory is gone');
+  t.equal(discardSpool(dir), 0, 'a missing directory holds nothing');
 });
