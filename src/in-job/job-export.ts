@@ -72,6 +72,11 @@ export function planJobExport(env: Env, options: { idTokenVariable?: string; tim
   else token = env[variable]?.trim() || undefined;
   if (!token && options.idTokenVariable) notes.push(`ID token variable ${variable} is empty or unset; exporting without a bearer token`);
 
+  // The in-job form of allow_insecure_auth (docs/security.md#plaintext-credentials): said on stderr when set.
+  const allowInsecureAuth = env.GITLAB_OTEL_ALLOW_INSECURE_AUTH === 'true';
+  if (allowInsecureAuth && parsed.protocol === 'http:') {
+    notes.push(`GITLAB_OTEL_ALLOW_INSECURE_AUTH=true: credentials may go to ${parsed.host} in clear`);
+  }
   const caFile = env.OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE || env.OTEL_EXPORTER_OTLP_CERTIFICATE || undefined;
   const certFile = env.OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE || env.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE || undefined;
   const keyFile = env.OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY || env.OTEL_EXPORTER_OTLP_CLIENT_KEY || undefined;
@@ -83,7 +88,7 @@ export function planJobExport(env: Env, options: { idTokenVariable?: string; tim
     compression: 'none',
     timeoutMs: options.timeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
     headers: headers.headers,
-    allowInsecureAuth: false,
+    allowInsecureAuth,
     auth: { type: 'none' },
     queue: DEFAULT_QUEUE,
     retry: DEFAULT_RETRY,

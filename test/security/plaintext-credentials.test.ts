@@ -148,4 +148,15 @@ t.test('in-job commands: the same rule, and the job is not failed', async (t) =>
   );
   t.match(result, { ok: false, reason: /static headers \(x-api-key\) over plaintext/ });
   t.notMatch(JSON.stringify(result), SECRET);
+
+  const allowed = planJobExport({
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector.invalid:4317',
+    OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${SECRET}`,
+    GITLAB_OTEL_ALLOW_INSECURE_AUTH: 'true',
+  });
+  t.match(allowed, {
+    kind: 'on',
+    endpoint: { allowInsecureAuth: true },
+    notes: [/GITLAB_OTEL_ALLOW_INSECURE_AUTH=true: credentials may go to collector\.invalid:4317 in clear/],
+  });
 });
