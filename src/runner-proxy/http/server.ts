@@ -206,6 +206,8 @@ export class RunnerProxy {
   private readonly limits: ClientLimits;
   private readonly budget: BufferBudget;
   private readonly perClient = new Map<string, number>();
+  /** Connections that have not sent a request yet: their idle timer. */
+  private readonly firstRequest = new WeakMap<Socket, NodeJS.Timeout>();
   private connections = 0;
 
   constructor(private readonly options: RunnerProxyOptions) {
@@ -297,13 +299,15 @@ export class RunnerProxy {
     this.connections++;
     this.perClient.set(client, mine + 1);
     // Between requests Node's keepAliveTimeout closes the connection; before the
-    // first byte only headersTimeout would, checked every 30 s.
+    // first request only headersTimeout would, checked every 30 s.
     const idle = setTimeout(() => {
       this.limitHit('idle_connection');
       socket.destroy();
     }, this.limits.idleTimeoutMs);
     idle.unref();
-    socket.once('data', () => clearTimeout(idle));
+    // Cleared by the first request (handle()), not by a 'data' listener: one would take the socket off
+    // the HTTP parser's native read path for the connection's whole life.
+    this.firstRequest.set(socket, idle);
     socket.once('close', () => clearTimeout(idle));
     socket.once('close', () => {
       this.connections--;
@@ -338,6 +342,11 @@ export class RunnerProxy {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const at = nowNanos();
+    const idle = this.firstRequest.get(req.socket);
+    if (idle) {
+      clearTimeout(idle);
+      this.firstRequest.delete(req.socket);
+    }
     const target = req.url ?? '';
     if (!target.startsWith('/')) {
       // Absolute-form (or '*') targets are what forward proxies get; this is not one.
