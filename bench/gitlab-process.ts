@@ -30,7 +30,7 @@ function topUp(): void {
       makeJobPayload({
         id: nextId++,
         // GitLab 19 for a top-level pipeline: features.tracing with a trace id, no span_parent_id,
-        // otel_endpoints as OTLP/HTTP URL strings (docs/runner-protocol.md#job-telemetry).
+        // otel_endpoints as given (docs/runner-protocol.md#job-telemetry; bench/proxy.ts passes none).
         contract: { kind: 'tracing', traceId: newTraceId() },
         otelEndpoints: options.otelEndpoints ?? [],
         padVariables: options.pad ?? 0,
