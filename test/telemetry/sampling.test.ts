@@ -86,7 +86,12 @@ t.test('payload endpoints become endpoint settings', async (t) => {
       auth: { type: 'gcp_workload_identity', audience: 'aud' },
       tls: { insecureSkipVerify: false },
     });
-  t.match(endpointFromPayload({ url: 'https://otel.example/v1/traces' }), { ok: false, error: { code: 'UNSUPPORTED_ENDPOINT_SCHEME' } });
+  // http(s):// payload endpoints are OTLP/HTTP, the path used as is (docs/export.md#payload-endpoints); other schemes are refused.
+  t.match(endpointFromPayload({ url: 'https://otel.example/v1/traces' }), {
+    ok: true,
+    endpoint: { protocol: 'http/protobuf', url: 'https://otel.example/v1/traces' },
+  });
+  t.match(endpointFromPayload({ url: 'ftp://otel.example/v1/traces' }), { ok: false, error: { code: 'UNSUPPORTED_ENDPOINT_SCHEME' } });
   t.match(endpointFromPayload({ url: 'grpc://x:1', auth: { type: 'basic' } }), { ok: false, error: { code: 'UNSUPPORTED_AUTH_TYPE' } });
   t.match(endpointFromPayload({ url: 'not a url' }), { ok: false, error: { code: 'INVALID_ENDPOINT_URL' } });
 });
