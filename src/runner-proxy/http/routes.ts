@@ -63,7 +63,8 @@ export interface TracePatchExchange {
   jobToken?: string;
   /** Request `Content-Range: start-end` (inclusive, no unit). */
   contentRange?: string;
-  body: Buffer;
+  /** The body as the chunks it arrived in: the log parser reads them in place, never joined (docs/job-log.md#one-pass-parser). */
+  body: Buffer | readonly Buffer[];
   status: number;
   /** Response `Range: 0-size` (exclusive end). */
   range?: string;

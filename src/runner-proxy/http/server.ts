@@ -483,7 +483,7 @@ export class RunnerProxy {
                   jobId,
                   jobToken,
                   contentRange: header(req.rawHeaders, 'content-range'),
-                  body: tap.body(),
+                  body: tap.chunks,
                   status,
                   range: header(rawHeaders, 'range'),
                   jobStatus,
