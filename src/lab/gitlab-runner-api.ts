@@ -60,7 +60,7 @@ export interface GitLabRunnerApiOptions {
   /**
    * The Job Router this instance advertises on GET /api/v4/runners/router/discovery
    * (200 `{server_url}`); absent: 501, as an instance without the router answers
-   * (docs/simulators.md#job-router).
+   * (docs/simulators.md#gitlab-runner-api).
    */
   jobRouterServerUrl?: string;
 }

@@ -20,7 +20,7 @@ export interface RunnerSimulatorOptions {
   maxPatchBytes?: number;
   /** Bound on every single call. */
   callTimeoutMs?: number;
-  /** `FF_USE_JOB_ROUTER`: discover the Job Router before requesting jobs (docs/simulators.md#job-router). */
+  /** `FF_USE_JOB_ROUTER`: discover the Job Router before requesting jobs (docs/simulators.md#runner). */
   jobRouter?: boolean;
 }
 
