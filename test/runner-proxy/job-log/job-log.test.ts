@@ -335,3 +335,45 @@ t.test('a candidate that outgrows the longest marker gives up, and the byte past
     );
   }
 });
+
+t.test('parser state: a version 1 state resumes at the next line; a malformed one is refused with a code', async (t) => {
+  const r = recorder();
+  const v1 = {
+    v: 1,
+    offset: 10,
+    carry: Buffer.from('section_st').toString('base64'),
+    scanFrom: 0,
+    lineOpen: true,
+    lineCut: false,
+    lineStamped: false,
+    resync: false,
+    outputLimitHit: false,
+    gapBytes: 0,
+    duplicateBytes: 0,
+  } as unknown as ConstructorParameters<typeof JobLog>[1];
+  const p = new JobLog(r, v1);
+  p.accept(10, Buffer.from('art:1704067201:lost\r\x1b[0K\nsection_start:1704067202:found\r\x1b[0K\n'));
+  t.same(
+    r.markers.map((m) => m.name),
+    ['found'],
+    'the cut line is skipped, the next is read',
+  );
+  t.equal(p.offset, 10 + 61);
+  for (const bad of [
+    { v: 3, offset: 0 },
+    { v: 2, offset: -1, carry: '', atLineStart: true, resync: false, outputLimitHit: false, gapBytes: 0, duplicateBytes: 0 },
+    {
+      v: 2,
+      offset: 5,
+      carry: '',
+      atLineStart: false,
+      resync: false,
+      outputLimitHit: false,
+      gapBytes: 0,
+      duplicateBytes: 0,
+      candidate: { bytes: Buffer.from('xyz').toString('base64'), segments: [{ at: 0, offset: 0 }] },
+    },
+  ]) {
+    t.throws(() => new JobLog(recorder(), bad as unknown as ConstructorParameters<typeof JobLog>[1]), { code: 'JOB_LOG_STATE_INVALID' });
+  }
+});
