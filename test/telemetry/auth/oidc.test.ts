@@ -1,3 +1,4 @@
+import '../../support/grpc-test-roots.js'; // first: grpc-js reads its default roots when it loads
 import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -228,7 +229,11 @@ t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the met
   });
   await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
   const metadataUrl = `http://127.0.0.1:${(metadata.address() as AddressInfo).port}/computeMetadata/v1/instance/service-accounts/default/identity`;
+  // GCP ID tokens go only over TLS (grpcs://), and a loopback collector must be let in by name,
+  // as an operator lets in a node-local one (docs/security.md#payload-endpoints).
+  const cert = loopbackCertificate();
   const receiver = await new OtlpReceiver({
+    tls: { key: cert.key, cert: cert.cert },
     verify: async (md) => {
       try {
         await jose.jwtVerify(bearer(md) ?? '', keys.publicKey, { audience: 'https://collector.example' });
@@ -245,10 +250,10 @@ t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the met
   });
   const converted = endpointFromPayload(
     {
-      url: `grpc://127.0.0.1:${receiver.port}`,
+      url: `grpcs://127.0.0.1:${receiver.port}`,
       auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'https://collector.example' } },
     },
-    { metadataUrl },
+    { metadataUrl, egress: { allowedHosts: [{ host: '127.0.0.1', port: receiver.port }] } },
   );
   if (!converted.ok) throw converted.error;
   const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: () => undefined });
