@@ -49,6 +49,11 @@ export interface JobPayloadOptions {
   /** Pad the payload with this many extra variables (realistic payloads are 50–300 KiB). */
   padVariables?: number;
   timeoutSeconds?: number;
+  /**
+   * `job_info.time_in_queue_seconds`: GitLab sends whole seconds since the job
+   * was queued, or null when it has no queued time (docs/metrics.md#queue-time). Default 1.
+   */
+  timeInQueueSeconds?: number | null;
 }
 
 export function jobToken(): string {
@@ -110,7 +115,7 @@ export function makeJobPayload(o: JobPayloadOptions): Record<string, unknown> {
       project_full_path: projectPath,
       namespace_id: 12,
       root_namespace_id: 12,
-      time_in_queue_seconds: 1.25,
+      time_in_queue_seconds: o.timeInQueueSeconds === undefined ? 1 : o.timeInQueueSeconds,
       project_jobs_running_on_instance_runners_count: '+Inf',
       queue_size: 0,
       queue_depth: 0,

@@ -20,6 +20,7 @@ import { payloadEgress } from './payload-egress.js';
 import { JobJournal } from './job/journal.js';
 import { JobTracker } from './job/tracker.js';
 import { createProxyMetrics } from './metrics.js';
+import { startCiMetrics, type CiMetricsExport } from './ci-metrics-export.js';
 import { RunnerProxy } from './http/server.js';
 
 export interface RunningProxy {
@@ -30,6 +31,8 @@ export interface RunningProxy {
   /** The job journal (with a spool only). */
   journal?: JobJournal;
   registry: Registry;
+  /** CI/CD metrics (absent with `metrics.enabled: false`). */
+  ciMetrics?: CiMetricsExport;
   /** Graceful stop: in-flight requests finish (bounded), spans flush (bounded), the rest is spooled. */
   stop(): Promise<void>;
 }
@@ -54,6 +57,20 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
   const journal = config.spool ? openJournal(config.spool.dir, log, pipeline) : undefined;
   const payloadEndpointDefaults = { metadataUrl: config.telemetry.gcpMetadataUrl, egress: config.telemetry.payloadEndpoints };
   const egress = payloadEgress(payloadEndpointDefaults, registry, log);
+  const resourceAttributes = {
+    ...config.telemetry.resourceAttributes,
+    [RESOURCE.serviceName]: config.telemetry.serviceName,
+    [RESOURCE.proxyVersion]: VERSION,
+  };
+  let activeJobs = (): number => 0;
+  const ciMetrics = startCiMetrics({
+    config: config.metrics,
+    resourceAttributes,
+    prometheus: config.admin !== null,
+    activeJobs: () => activeJobs(),
+    registry,
+    log,
+  });
   const tracker = new JobTracker({
     negotiation: {
       policy: config.telemetry.negotiation,
@@ -66,11 +83,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     sink: pipeline,
     endpoints: config.endpoints,
     payloadEndpointDefaults,
-    resourceAttributes: {
-      ...config.telemetry.resourceAttributes,
-      [RESOURCE.serviceName]: config.telemetry.serviceName,
-      [RESOURCE.proxyVersion]: VERSION,
-    },
+    resourceAttributes,
     traceContext: config.telemetry.traceContext,
     logSpans: {
       maxSpansPerJob: config.telemetry.maxSpansPerJob,
@@ -84,7 +97,10 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
       ...metrics,
       spansDropped: pipeline.metrics.dropped,
     },
+    ...(ciMetrics ? { ciMetrics: ciMetrics.ciMetrics } : {}),
+    queueSpan: config.telemetry.queueSpan,
   });
+  activeJobs = () => tracker.activeJobs;
   const resumed = tracker.restore();
   if (resumed > 0) log('info', 'resumed jobs from the journal', { jobs: resumed });
   // Spools of removed collectors are dropped, never sent; the journalled jobs' payload endpoints resume.
@@ -109,6 +125,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
   if (config.admin) {
     admin = createAdminServer({
       registry,
+      ...(ciMetrics ? { extraMetrics: () => ciMetrics.prometheusText() } : {}),
       health: () => ({
         jobs_active: tracker.activeJobs,
         requests_in_flight: proxy.activeRequests,
@@ -138,6 +155,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     pipeline,
     journal,
     registry,
+    ...(ciMetrics ? { ciMetrics } : {}),
     stop() {
       stopping ??= (async () => {
         clearInterval(sweeper);
@@ -147,7 +165,8 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
         if (journal) tracker.suspend();
         else tracker.abandonAll();
         // One bound for the whole flush: shutdown flushes within it, then spools what is left.
-        await pipeline.shutdown(config.shutdown.flushTimeoutMs);
+        // The final metric export (abandoned jobs counted) runs alongside, within the same bound.
+        await Promise.all([pipeline.shutdown(config.shutdown.flushTimeoutMs), ciMetrics?.shutdown(config.shutdown.flushTimeoutMs)]);
         journal?.close();
         await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
         egress.close();

@@ -10,7 +10,8 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { gunzip } from 'node:zlib';
-import { otlpTypes, TRACE_EXPORT_PATH, encodePartialSuccess, encodeRetryInfoStatus } from './otlp-proto.js';
+import { otlpTypes, METRICS_EXPORT_PATH, TRACE_EXPORT_PATH, encodePartialSuccess, encodeRetryInfoStatus } from './otlp-proto.js';
+import { decodeMetricsRequest, ReceivedMetrics, type ReceivedPoint } from './metrics/received-metrics.js';
 
 export type AttributeValue = string | number | boolean | AttributeValue[] | null;
 
@@ -157,6 +158,8 @@ const passThrough = (b: Buffer): Buffer => b;
 
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
+  /** Metric data points from MetricsService/Export calls (docs/metrics.md#receiver). */
+  readonly metrics = new ReceivedMetrics();
   readonly calls: ExportCall[] = [];
   behaviour: Behaviour;
   private readonly server = new grpc.Server();
@@ -181,6 +184,41 @@ export class OtlpReceiver {
       },
       { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => this.handle(call, cb) },
     );
+    this.server.addService(
+      {
+        Export: {
+          path: METRICS_EXPORT_PATH,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: passThrough,
+          requestDeserialize: passThrough,
+          responseSerialize: passThrough,
+          responseDeserialize: passThrough,
+        },
+      },
+      { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => this.handleMetrics(call, cb) },
+    );
+  }
+
+  /** A MetricsService/Export call: decoded and kept (after `verify`, as for traces); the answer is an empty response. */
+  private handleMetrics(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void {
+    let points: ReceivedPoint[];
+    try {
+      points = decodeMetricsRequest(call.request);
+    } catch (err) {
+      cb({ code: grpc.status.INVALID_ARGUMENT, details: `undecodable metrics request: ${(err as Error).message}` });
+      return;
+    }
+    Promise.resolve()
+      .then(() => this.options.verify?.(call.metadata))
+      .then(
+        (refusal) => {
+          if (refusal?.kind === 'error') return cb({ code: refusal.code, details: refusal.details ?? 'receiver refused' });
+          this.metrics.accept(points);
+          cb(null, Buffer.alloc(0));
+        },
+        () => cb({ code: grpc.status.UNAUTHENTICATED, details: 'verification failed' }),
+      );
   }
 
   get port(): number {
@@ -368,6 +406,8 @@ export interface HttpReceiverOptions {
   port?: number;
   /** Default `/v1/traces`. */
   path?: string;
+  /** Where metrics are posted; default the trace path with `v1/metrics` for `v1/traces` (else `/v1/metrics`). */
+  metricsPath?: string;
   tls?: { key: Buffer | string; cert: Buffer | string; clientCa?: Buffer | string; requireClientCertificate?: boolean };
   behaviour?: HttpBehaviour;
   onSpans?: (spans: ReceivedSpan[], call: HttpExportCall) => void;
@@ -396,6 +436,9 @@ function statusCodeFor(httpStatus: number): number {
 
 export class OtlpHttpReceiver {
   readonly spans: ReceivedSpan[] = [];
+  /** Metric data points from POSTs to the metrics path (docs/metrics.md#receiver). */
+  readonly metrics = new ReceivedMetrics();
+  private readonly metricsPath: string;
   readonly calls: HttpExportCall[] = [];
   readonly refusals: HttpRefusal[] = [];
   behaviour: HttpBehaviour;
@@ -408,6 +451,8 @@ export class OtlpHttpReceiver {
   constructor(private readonly options: HttpReceiverOptions = {}) {
     this.behaviour = options.behaviour ?? (() => ({ kind: 'ok' }));
     this.path = options.path ?? '/v1/traces';
+    this.metricsPath =
+      options.metricsPath ?? (this.path.endsWith('/v1/traces') ? `${this.path.slice(0, -'traces'.length)}metrics` : '/v1/metrics');
     this.maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024;
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
     const tls = options.tls;
@@ -509,7 +554,9 @@ export class OtlpHttpReceiver {
     req.on('error', () => undefined);
     req.on('end', () => {
       if (req.method !== 'POST') return this.refuse(res, 405, `method ${req.method ?? ''} is not POST`);
-      if ((req.url ?? '').split('?')[0] !== this.path) return this.refuse(res, 404, `path ${req.url ?? ''} is not ${this.path}`);
+      const path = (req.url ?? '').split('?')[0];
+      const metrics = path === this.metricsPath && path !== this.path;
+      if (path !== this.path && !metrics) return this.refuse(res, 404, `path ${req.url ?? ''} is not ${this.path}`);
       const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== PROTOBUF) return this.refuse(res, 415, `Content-Type ${type || '(none)'} is not ${PROTOBUF}`);
       const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
@@ -517,6 +564,7 @@ export class OtlpHttpReceiver {
       if (tooBig) return this.refuse(res, 413, `body over ${this.maxBodyBytes} bytes`);
       const raw = Buffer.concat(chunks);
       const decode = (body: Buffer): void => {
+        if (metrics) return this.acceptMetrics(body, req, res);
         let spans: ReceivedSpan[];
         try {
           spans = decodeExportRequest(body);
@@ -560,6 +608,35 @@ export class OtlpHttpReceiver {
         this.refuse(res, 400, `Content-Encoding gzip but the body does not gunzip: ${err.message}`);
       });
     });
+  }
+
+  /** A metrics POST: decoded and kept after `verify` (same auth as traces); the answer is an empty response. */
+  private acceptMetrics(body: Buffer, req: http.IncomingMessage, res: http.ServerResponse): void {
+    let points: ReceivedPoint[];
+    try {
+      points = decodeMetricsRequest(body);
+    } catch (err) {
+      return this.refuse(res, 400, `undecodable ExportMetricsServiceRequest: ${(err as Error).message}`);
+    }
+    const call: HttpExportCall = {
+      spans: [],
+      headers: req.headers,
+      ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+      contentEncoding: (req.headers['content-encoding'] ?? '').trim().toLowerCase() === 'gzip' ? 'gzip' : 'identity',
+      bytes: body.length,
+      at: Date.now(),
+    };
+    Promise.resolve()
+      .then(() => this.options.verify?.(call))
+      .then(
+        (refusal) => {
+          if (refusal?.kind === 'status') return this.refuse(res, refusal.status, refusal.message ?? 'receiver refused');
+          this.metrics.accept(points);
+          res.writeHead(200, { 'content-type': PROTOBUF, 'content-length': 0 });
+          res.end();
+        },
+        () => this.refuse(res, 401, 'verification failed'),
+      );
   }
 
   private answer(answer: HttpExportAnswer, call: HttpExportCall, res: http.ServerResponse): void {

@@ -35,6 +35,8 @@ export function envDefaults(env: Env): { defaults: EnvDefaults; warnings: string
       serviceName: env.OTEL_SERVICE_NAME || undefined,
       resourceAttributes: resource.headers,
       sampling: sampling.settings,
+      metricsEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim() || undefined,
+      genericEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || undefined,
     },
     warnings,
   };

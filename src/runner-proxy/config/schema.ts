@@ -23,6 +23,7 @@ import {
   OTLP_PROTOCOLS,
 } from '../../telemetry/export/settings.js';
 import { appendTracesPath, type EnvProtocol } from '../../telemetry/export/env-endpoint.js';
+import { metricEndpoints } from '../../telemetry/metrics/metric-endpoints.js';
 import type { NativeRunnerSpan, NegotiationPolicy } from '../wire/negotiation.js';
 import { TRACE_ID_SCHEMES, type TraceIdScheme } from '../../telemetry/pipeline-ids.js';
 import { JOB_ROUTER_MODES, type JobRouterMode } from '../http/routes.js';
@@ -69,12 +70,29 @@ export interface ProxyConfig {
     maxAttributeLength: number;
     /** A job with no final update is closed this long after its own timeout. */
     abandonAfterMs: number;
+    /** A `job_queued` span from enqueue to pick-up, sibling of job_execution (docs/metrics.md#queue-time). */
+    queueSpan: boolean;
   };
   endpoints: EndpointSettings[];
+  /** CI/CD metrics from every job the proxy sees (docs/metrics.md). */
+  metrics: MetricsConfig;
   spool?: SpoolSettings;
   sampling: SamplingSettings;
   shutdown: { graceMs: number; flushTimeoutMs: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export interface MetricsConfig {
+  enabled: boolean;
+  /** Where OTLP metrics go: the trace endpoints with their metrics URL (metric-endpoints.ts), or none. */
+  endpoints: EndpointSettings[];
+  /** Trace endpoints that get no metrics, and why (logged at start). */
+  skippedEndpoints: { endpoint: string; reason: string }[];
+  projectAttribute: boolean;
+  pipelineNameAttribute: boolean;
+  maxAttributeValues: number;
+  /** The runner manager's `concurrent`, for job-slot utilisation. */
+  concurrent?: number;
 }
 
 export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE' | 'CONFIG_SYNTAX';
@@ -235,6 +253,7 @@ const TOP_KEYS = [
   'sampling',
   'shutdown',
   'log_level',
+  'metrics',
 ];
 
 /** What the environment contributes (OTEL_* variables), already parsed by the loader. */
@@ -251,6 +270,10 @@ export interface EnvDefaults {
   serviceName?: string;
   resourceAttributes: Record<string, string>;
   sampling: SamplingSettings;
+  /** OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (used as is for the environment's endpoint). */
+  metricsEndpoint?: string;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT, for `v1/metrics` over OTLP/HTTP when the traces-specific variable gave the trace URL. */
+  genericEndpoint?: string;
 }
 
 function readTls(r: Reader, path: string, v: unknown): TlsSettings | undefined {
@@ -449,6 +472,45 @@ const SAMPLERS: readonly SamplerName[] = [
   'parentbased_traceidratio',
 ];
 
+/** The `metrics:` section (docs/metrics.md#configuration). */
+function readMetrics(
+  r: Reader,
+  v: unknown,
+  traceEndpoints: readonly EndpointSettings[],
+  env: EnvDefaults,
+  fromEnv: boolean,
+): MetricsConfig {
+  const m =
+    r.object('metrics', v, [
+      'enabled',
+      'endpoints',
+      'project_attribute',
+      'pipeline_name_attribute',
+      'max_attribute_values',
+      'concurrent',
+    ]) ?? {};
+  const enabled = r.bool('metrics.enabled', m.enabled) ?? true;
+  const target = r.oneOf('metrics.endpoints', m.endpoints, ['same-as-traces', 'none'] as const) ?? 'same-as-traces';
+  const derived =
+    enabled && target === 'same-as-traces'
+      ? metricEndpoints(traceEndpoints, {
+          metricsEndpoint: env.metricsEndpoint,
+          genericEndpoint: env.genericEndpoint,
+          ...(fromEnv && env.endpoint ? { envEndpointName: 'default' } : {}),
+        })
+      : { endpoints: [], skipped: [] };
+  const concurrent = r.int('metrics.concurrent', m.concurrent, 1, 100_000);
+  return {
+    enabled,
+    endpoints: derived.endpoints,
+    skippedEndpoints: derived.skipped,
+    projectAttribute: r.bool('metrics.project_attribute', m.project_attribute) ?? false,
+    pipelineNameAttribute: r.bool('metrics.pipeline_name_attribute', m.pipeline_name_attribute) ?? false,
+    maxAttributeValues: r.int('metrics.max_attribute_values', m.max_attribute_values, 1, 10_000) ?? 100,
+    ...(concurrent !== undefined ? { concurrent } : {}),
+  };
+}
+
 /** Validates a parsed YAML document (plus environment defaults) into ProxyConfig. Throws ConfigError. */
 export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): ProxyConfig {
   const r = new Reader();
@@ -473,6 +535,7 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       'max_spans_per_job',
       'max_attribute_length',
       'abandon_after',
+      'queue_span',
     ]) ?? {};
   const tc = r.object('telemetry.trace_context', tel.trace_context, ['inject', 'otlp_endpoint']) ?? {};
   const pe = r.object('telemetry.payload_endpoints', tel.payload_endpoints, ['allowed_hosts', 'allowed_audiences']) ?? {};
@@ -574,8 +637,10 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       maxSpansPerJob: r.int('telemetry.max_spans_per_job', tel.max_spans_per_job, 1, 100_000) ?? 1000,
       maxAttributeLength: r.int('telemetry.max_attribute_length', tel.max_attribute_length, 16, 1_000_000) ?? 4096,
       abandonAfterMs: r.duration('telemetry.abandon_after', tel.abandon_after) ?? 3_600_000,
+      queueSpan: r.bool('telemetry.queue_span', tel.queue_span) ?? false,
     },
     endpoints,
+    metrics: readMetrics(r, root.metrics, endpoints, env, root.endpoints === undefined || root.endpoints === null),
     spool,
     sampling,
     shutdown: {

@@ -7,6 +7,12 @@ import type { Registry } from 'prom-client';
 
 export interface AdminOptions {
   registry: Registry;
+  /**
+   * More series in the same text format, appended to the registry's (the
+   * CI/CD metrics' Prometheus reader: docs/metrics.md#prometheus). Its
+   * failure leaves them out; the proxy's own series are still served.
+   */
+  extraMetrics?: () => Promise<string>;
   health: () => Record<string, unknown>;
   /**
    * When set, /metrics and the details of /healthz need `Authorization: Bearer <token>`;
@@ -52,8 +58,13 @@ export function createAdminServer(options: AdminOptions): http.Server {
         res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('bearer token required\n');
         return;
       }
-      options.registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': options.registry.contentType }).end(text),
+      const extra = options.extraMetrics?.().catch(() => '') ?? Promise.resolve('');
+      Promise.all([options.registry.metrics(), extra]).then(
+        // Both are Prometheus text format 0.0.4 (the registry's Content-Type); families end with a newline.
+        ([text, more]) =>
+          res
+            .writeHead(200, { 'Content-Type': options.registry.contentType })
+            .end(more === '' ? text : `${text.endsWith('\n') || text === '' ? text : `${text}\n`}${more}`),
         (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(err)),
       );
       return;

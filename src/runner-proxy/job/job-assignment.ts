@@ -30,6 +30,11 @@ export type Assignment =
       readonly bytes?: number;
       /** The job, when the payload could be read. */
       readonly jobId?: number;
+      /**
+       * The payload's metadata and the runner's self-description when the payload
+       * could be read: the job is still followed for CI/CD metrics (docs/metrics.md#every-job).
+       */
+      readonly metricsOnly?: { readonly view: JobView; readonly runner: RunnerView; readonly jobToken?: string };
     }
   | {
       readonly telemetry: true;
@@ -69,14 +74,22 @@ export function readAssignment(payload: string, requestBody: Buffer | undefined,
   if (!read.ok)
     return { telemetry: false, outcome: 'unreadable', warning: `job payload unusable for telemetry: ${read.problem}; forwarded untouched` };
   const decision = negotiate(read.value, options);
-  if (!decision.enabled) {
-    return decision.warning
-      ? { telemetry: false, outcome: 'invalid', warning: `telemetry off for this job: ${decision.warning}`, jobId: read.value.jobId }
-      : { telemetry: false, outcome: 'none' };
-  }
   const runner = readRunnerInfo(requestBody ? parseJson(requestBody) : undefined);
   const token = (json as { token?: unknown }).token;
-  return { telemetry: true, view: read.value, runner, decision, ...(typeof token === 'string' && token !== '' ? { jobToken: token } : {}) };
+  const jobToken = typeof token === 'string' && token !== '' ? { jobToken: token } : {};
+  if (!decision.enabled) {
+    const metricsOnly = { view: read.value, runner, ...jobToken };
+    return decision.warning
+      ? {
+          telemetry: false,
+          outcome: 'invalid',
+          warning: `telemetry off for this job: ${decision.warning}`,
+          jobId: read.value.jobId,
+          metricsOnly,
+        }
+      : { telemetry: false, outcome: 'none', metricsOnly };
+  }
+  return { telemetry: true, view: read.value, runner, decision, ...jobToken };
 }
 
 /** The trace context handed to the job's own tools, as job variables. */

@@ -13,7 +13,8 @@ import type { JobOutcome } from './job-outcome.js';
 export interface JobSpanInput {
   job: JobView;
   runner: RunnerView;
-  contract: Contract;
+  /** `none`: a job followed for CI/CD metrics only, whose span is never exported (docs/metrics.md#every-job). */
+  contract: Contract | 'none';
   traceId: string;
   spanId: string;
   /** undefined: the job span is a root span (a top-level pipeline job; docs/runner-protocol.md#job-telemetry). */
@@ -39,7 +40,7 @@ export function taskRunResult(outcome: JobOutcome): TaskRunResult {
 }
 
 /** Attributes known when the job starts (set at span start: sampling-relevant per semconv). */
-export function jobStartAttributes(job: JobView, runner: RunnerView, contract: Contract): Attributes {
+export function jobStartAttributes(job: JobView, runner: RunnerView, contract: Contract | 'none'): Attributes {
   const ci = job.ci;
   const pipelineId = job.pipelineId ?? (ci.CI_PIPELINE_ID ? Number(ci.CI_PIPELINE_ID) : undefined);
   const runnerId = ci.CI_RUNNER_ID ? Number(ci.CI_RUNNER_ID) : undefined;
@@ -107,5 +108,43 @@ export function buildJobSpan(input: JobSpanInput): SpanRecord {
     endTimeUnixNano: input.endTimeUnixNano,
     attributes,
     status: result === 'success' ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message },
+  };
+}
+
+export interface QueuedSpanInput {
+  job: JobView;
+  traceId: string;
+  spanId: string;
+  /** job_execution's parent: the queued span is its sibling. */
+  parentSpanId?: string;
+  /** When the runner picked the job up (the 201 went out). */
+  pickedUpAt: bigint;
+}
+
+/**
+ * The optional `job_queued` span (telemetry.queue_span): from enqueue to
+ * pick-up, enqueue being the pick-up time minus GitLab's
+ * `job_info.time_in_queue_seconds` (whole seconds; docs/metrics.md#queue-time).
+ * undefined when GitLab sent no queue time (null: the job never queued).
+ */
+export function buildQueuedSpan(input: QueuedSpanInput): SpanRecord | undefined {
+  const seconds = input.job.timeInQueueSeconds;
+  if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return undefined;
+  const queuedNs = BigInt(Math.round(seconds * 1e9));
+  const start = input.pickedUpAt > queuedNs ? input.pickedUpAt - queuedNs : 0n;
+  return {
+    traceId: input.traceId,
+    spanId: input.spanId,
+    ...(input.parentSpanId !== undefined ? { parentSpanId: input.parentSpanId, parentIsRemote: true } : {}),
+    name: 'job_queued',
+    kind: SpanKind.INTERNAL,
+    startTimeUnixNano: start,
+    endTimeUnixNano: input.pickedUpAt,
+    attributes: {
+      [CI.jobId]: input.job.jobId,
+      [CICD.taskRunId]: String(input.job.jobId),
+      [CI.jobTimeInQueue]: seconds,
+    },
+    status: { code: SpanStatusCode.UNSET },
   };
 }

@@ -9,11 +9,13 @@ import type { LogSpans } from '../job-log/log-spans.js';
 import { configuredNames } from './job-endpoints.js';
 import { journalView, JOURNAL_RECORD_VERSION, type JournalledJob } from './journal.js';
 import type { SpanRoute } from './sampling-hold.js';
+import type { SpanRecord } from '../../telemetry/spans.js';
 
 export interface TrackedJob extends SpanRoute {
   readonly view: JobView;
   readonly runner: RunnerView;
-  readonly contract: Contract;
+  /** `none`: followed for CI/CD metrics only — nothing edited, exported or journalled (docs/metrics.md#every-job). */
+  readonly contract: Contract | 'none';
   readonly traceId: string;
   readonly jobSpanId: string;
   /** undefined: the job span is a root span. */
@@ -31,6 +33,15 @@ export interface TrackedJob extends SpanRoute {
   logSpans?: LogSpans;
   /** Epoch ms after which the job is given up on. */
   readonly deadline: number;
+  /** The runner's build-stage spans so far, for the CI/CD metrics at the job's end (a closed set: a dozen at most). */
+  stageSpans?: SpanRecord[];
+}
+
+/** A job whose spans are exported (and journalled): any contract but `none`. */
+export type ExportedJob = TrackedJob & { readonly contract: Contract };
+
+export function isExported(job: TrackedJob): job is ExportedJob {
+  return job.contract !== 'none';
 }
 
 /**
@@ -54,7 +65,7 @@ export function journalEndpoint(e: PayloadOtelEndpoint): PayloadOtelEndpoint {
 }
 
 /** The job's journal record. `configured`: the proxy's configured endpoints (named in the record, not copied). */
-export function journalRecord(job: TrackedJob, configured: readonly EndpointSettings[]): JournalledJob {
+export function journalRecord(job: ExportedJob, configured: readonly EndpointSettings[]): JournalledJob {
   return {
     v: JOURNAL_RECORD_VERSION,
     job: journalView(job.view),

@@ -20,7 +20,7 @@ import { CI } from '../../telemetry/attributes.js';
 import type { SpansDropped } from '../../telemetry/export/export-metrics.js';
 import type { SpanSink } from '../../telemetry/export/pipeline.js';
 import type { EndpointSettings, SamplingSettings } from '../../telemetry/export/settings.js';
-import { newSpanId, nowNanos } from '../../telemetry/spans.js';
+import { newSpanId, newTraceId, nowNanos, type SpanRecord } from '../../telemetry/spans.js';
 import type { NegotiationOptions } from '../wire/negotiation.js';
 import { readJobUpdate } from '../wire/payload.js';
 import { LogSpans } from '../job-log/log-spans.js';
@@ -36,12 +36,13 @@ import {
 import { configuredByName, jobEndpoints, type PayloadEndpointDefaults } from './job-endpoints.js';
 import { JobResources } from './job-resources.js';
 import type { JobOutcome } from './job-outcome.js';
-import { buildJobSpan } from './job-span.js';
+import { buildJobSpan, buildQueuedSpan } from './job-span.js';
 import type { JobJournal, JournalledJob } from './journal.js';
 import { JournalWriter } from './journal-writer.js';
 import { JobTokens, presentedToken } from './job-tokens.js';
 import { SamplingHold } from './sampling-hold.js';
-import { journalRecord, type TrackedJob } from './tracked-job.js';
+import { isExported, journalRecord, type TrackedJob } from './tracked-job.js';
+import type { JobView, RunnerView } from '../wire/payload.js';
 
 export type { TraceContextOptions };
 
@@ -77,6 +78,14 @@ export interface JobTrackerOptions {
   journal?: JobJournal;
   log: Logger;
   metrics?: JobTrackerMetrics;
+  /**
+   * CI/CD metrics (ci-metrics.ts). When set, every job whose payload can be
+   * read is followed, with telemetry or not, and its finished spans are
+   * observed before sampling (docs/metrics.md#every-job).
+   */
+  ciMetrics?: { observe(spans: readonly SpanRecord[]): void };
+  /** telemetry.queue_span: a `job_queued` span before each exported job (docs/metrics.md#queue-time). */
+  queueSpan?: boolean;
   clock?: () => bigint;
 }
 
@@ -101,7 +110,8 @@ export class JobTracker implements ExchangeObserver {
       options.journal,
       (id) => {
         const job = this.jobs.get(id);
-        return job && journalRecord(job, this.options.endpoints);
+        // Jobs followed for metrics only are never written down (docs/metrics.md#every-job).
+        return job && isExported(job) ? journalRecord(job, this.options.endpoints) : undefined;
       },
       options.log,
     );
@@ -119,7 +129,8 @@ export class JobTracker implements ExchangeObserver {
   /** Trace context of a job the tracker follows (for tests and the demo). */
   jobContext(jobId: number): { traceId: string; spanId: string; sampled: boolean } | undefined {
     const s = this.jobs.get(jobId);
-    return s && { traceId: s.traceId, spanId: s.jobSpanId, sampled: s.sampled };
+    if (!s || !isExported(s)) return undefined;
+    return { traceId: s.traceId, spanId: s.jobSpanId, sampled: s.sampled };
   }
 
   /**
@@ -173,7 +184,7 @@ export class JobTracker implements ExchangeObserver {
    */
   suspend(): void {
     if (this.suspended) return;
-    this.journal.suspend(this.jobs.keys());
+    this.journal.suspend([...this.jobs.values()].filter(isExported).map((j) => j.jobId));
     this.suspended = true;
     if (this.heldSpans > 0)
       this.options.log('info', 'spans held for unsampled jobs are not kept across the restart', { spans: this.heldSpans });
@@ -193,6 +204,7 @@ export class JobTracker implements ExchangeObserver {
         const { bytes, jobId } = assignment;
         log('warn', assignment.warning, bytes !== undefined ? { bytes } : jobId !== undefined ? { job_id: jobId } : undefined);
       }
+      if (assignment.metricsOnly && this.options.ciMetrics) this.followForMetrics(assignment.metricsOnly, at);
       return undefined;
     }
     const { view, runner, decision } = assignment;
@@ -228,7 +240,7 @@ export class JobTracker implements ExchangeObserver {
       canceled: false,
       deadline: Date.now() + (view.timeoutSeconds ?? 3600) * 1000 + this.options.abandonAfterMs,
     };
-    if (view.traceSections) job.logSpans = new LogSpans(this.logSpansContext(job), (span) => this.sampling.emit(job, [span]));
+    if (view.traceSections) job.logSpans = new LogSpans(this.logSpansContext(job), (span) => this.stageSpan(job, span));
     if (this.jobs.has(view.jobId)) {
       log('warn', 'job assigned again while still tracked; restarting its telemetry', { job_id: view.jobId });
       this.sampling.discard(view.jobId);
@@ -338,6 +350,45 @@ export class JobTracker implements ExchangeObserver {
     };
   }
 
+  /**
+   * A job without telemetry, followed for CI/CD metrics only: its log is
+   * parsed for stages after each PATCH's answer, as for any job, but the
+   * payload is not edited, nothing is exported and nothing is journalled
+   * (docs/metrics.md#every-job).
+   */
+  private followForMetrics(read: { view: JobView; runner: RunnerView; jobToken?: string }, at: bigint): void {
+    const { view, runner } = read;
+    const job: TrackedJob = {
+      view,
+      jobId: view.jobId,
+      runner,
+      contract: 'none',
+      // Ids only to link stage spans to their job inside this process; never sent anywhere.
+      traceId: newTraceId(),
+      jobSpanId: newSpanId(),
+      resource: this.resources.forRunner(runner),
+      endpoints: [],
+      payloadEndpoints: [],
+      sampled: false,
+      assignedAt: at,
+      canceled: false,
+      deadline: Date.now() + (view.timeoutSeconds ?? 3600) * 1000 + this.options.abandonAfterMs,
+    };
+    if (view.traceSections) job.logSpans = new LogSpans(this.logSpansContext(job), (span) => this.stageSpan(job, span));
+    if (this.jobs.has(view.jobId)) this.sampling.discard(view.jobId);
+    this.jobs.set(view.jobId, job);
+    if (read.jobToken) this.tokens.learn(view.jobId, read.jobToken);
+    else this.tokens.forget(view.jobId);
+    this.options.metrics?.jobsActive.set(this.jobs.size);
+    this.options.log('debug', 'job followed for metrics only', { job_id: view.jobId });
+  }
+
+  /** A finished span from the job's log: kept for the metrics if it is a build stage, exported if the job is. */
+  private stageSpan(job: TrackedJob, span: SpanRecord): void {
+    if (this.options.ciMetrics && span.attributes[CI.stageName] !== undefined) (job.stageSpans ??= []).push(span);
+    if (isExported(job)) this.sampling.emit(job, [span]);
+  }
+
   private noteJobStatus(job: TrackedJob, jobStatus: string | undefined): void {
     if (jobStatus === 'canceling' || jobStatus === 'canceled') job.canceled = true;
   }
@@ -368,11 +419,40 @@ export class JobTracker implements ExchangeObserver {
         ...(logSpans.droppedSections > 0 ? { [CI.droppedSections]: logSpans.droppedSections } : {}),
       },
     });
+    // Before the sampling hold: sampled-out and metrics-only jobs count too (docs/metrics.md#every-job).
+    this.observeMetrics(job, span);
+    if (!isExported(job)) {
+      this.options.metrics?.jobs.inc({ contract: job.contract, result: outcome.state });
+      this.options.log('debug', 'job finished', { job_id: job.jobId, result: outcome.state, metrics_only: true });
+      return;
+    }
+    if (this.options.queueSpan) {
+      const queued = buildQueuedSpan({
+        job: job.view,
+        traceId: job.traceId,
+        spanId: newSpanId(),
+        parentSpanId: job.parentSpanId,
+        pickedUpAt: job.assignedAt,
+      });
+      if (queued) this.sampling.emit(job, [queued]);
+    }
     this.sampling.finish(job, outcome, span);
     // After the submit: the spans are in the export queue (and its spool) before the job's record goes.
     this.journal.delete(job.jobId);
     this.options.metrics?.jobs.inc({ contract: job.contract, result: outcome.state });
     this.options.log('info', 'job finished', { job_id: job.jobId, result: outcome.state, sampled: job.sampled });
+  }
+
+  /** A metrics failure never reaches the job: it is logged once per job and forgotten. */
+  private observeMetrics(job: TrackedJob, jobSpan: SpanRecord): void {
+    const ci = this.options.ciMetrics;
+    if (!ci) return;
+    try {
+      ci.observe([...(job.stageSpans ?? []), jobSpan]);
+    } catch (err) {
+      this.options.log('warn', 'CI/CD metrics could not record a job', { job_id: job.jobId, error: (err as Error).message });
+    }
+    job.stageSpans = undefined;
   }
 
   /** Rebuilds a job from its journal record; undefined (logged) if its log state cannot be restored. */
@@ -402,7 +482,7 @@ export class JobTracker implements ExchangeObserver {
     };
     if (r.log) {
       try {
-        job.logSpans = LogSpans.restore(this.logSpansContext(job), r.log, (span) => this.sampling.emit(job, [span]));
+        job.logSpans = LogSpans.restore(this.logSpansContext(job), r.log, (span) => this.stageSpan(job, span));
       } catch (err) {
         this.options.log('warn', `journalled log state unusable, its telemetry is lost: ${(err as Error).message}`, {
           code: 'JOURNAL_RECORD_INVALID',

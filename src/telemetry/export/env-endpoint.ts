@@ -8,6 +8,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 /** The signal path OTLP/HTTP appends to the generic endpoint. */
 export const TRACES_PATH = 'v1/traces';
+/** The metrics signal's path (docs/metrics.md#export). */
+export const METRICS_PATH = 'v1/metrics';
 
 export interface EnvEndpoint {
   readonly url: string;
@@ -56,7 +58,12 @@ export function protocolFromEnv(env: Env): EnvProtocol {
  * Query and fragment are kept off: the spec's examples have none.
  */
 export function appendTracesPath(base: string): string {
+  return appendSignalPath(base, TRACES_PATH);
+}
+
+/** The generic endpoint plus a signal's path (`v1/traces`, `v1/metrics`), relative to its path. */
+export function appendSignalPath(base: string, signalPath: string): string {
   const u = new URL(base);
   const path = u.pathname.endsWith('/') ? u.pathname : `${u.pathname}/`;
-  return `${u.protocol}//${u.host}${path}${TRACES_PATH}`;
+  return `${u.protocol}//${u.host}${path}${signalPath}`;
 }

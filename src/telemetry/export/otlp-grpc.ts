@@ -22,11 +22,13 @@ export class OtlpGrpcClient implements OtlpTransport {
   constructor(
     private readonly plan: ChannelPlan,
     private readonly headers: Readonly<Record<string, string>>,
+    /** The service method: traces by default, MetricsService/Export for metrics (docs/metrics.md#export). */
+    private readonly path: string = TRACE_EXPORT_PATH,
   ) {
     this.client = new grpc.Client(plan.address, plan.credentials, plan.channelOptions);
   }
 
-  /** Sends one serialised ExportTraceServiceRequest. Never rejects. */
+  /** Sends one serialised Export*ServiceRequest of this client's signal. Never rejects. */
   async export(body: Buffer, timeoutMs: number): Promise<ExportOutcome> {
     const metadata = new grpc.Metadata();
     for (const [k, v] of Object.entries(this.headers)) metadata.set(k, v);
@@ -38,26 +40,18 @@ export class OtlpGrpcClient implements OtlpTransport {
       }
     }
     return new Promise((resolve) => {
-      this.client.makeUnaryRequest(
-        TRACE_EXPORT_PATH,
-        identity,
-        identity,
-        body,
-        metadata,
-        { deadline: Date.now() + timeoutMs },
-        (err, response) => {
-          if (err) {
-            resolve(fromServiceError(err));
-            return;
-          }
-          try {
-            resolve(parseExportResponse(response ?? Buffer.alloc(0)));
-          } catch {
-            // The collector took the data but answered garbage: not retryable (we would duplicate).
-            resolve({ kind: 'ok' });
-          }
-        },
-      );
+      this.client.makeUnaryRequest(this.path, identity, identity, body, metadata, { deadline: Date.now() + timeoutMs }, (err, response) => {
+        if (err) {
+          resolve(fromServiceError(err));
+          return;
+        }
+        try {
+          resolve(parseExportResponse(response ?? Buffer.alloc(0)));
+        } catch {
+          // The collector took the data but answered garbage: not retryable (we would duplicate).
+          resolve({ kind: 'ok' });
+        }
+      });
     });
   }
 

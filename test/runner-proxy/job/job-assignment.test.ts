@@ -14,16 +14,21 @@ const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 t.test('readAssignment: telemetry or the reason for none', async (t) => {
   t.match(readAssignment('{"id":', undefined, NEGOTIATION), { telemetry: false, outcome: 'unreadable', bytes: 6 });
   t.match(readAssignment('[1]', undefined, NEGOTIATION), { telemetry: false, outcome: 'unreadable', warning: /unusable/ });
-  t.same(readAssignment(JSON.stringify(makeJobPayload({ id: 5, contract: { kind: 'none' } })), undefined, NEGOTIATION), {
-    telemetry: false,
-    outcome: 'none',
-  });
+  // No telemetry, but the job is still followed for CI/CD metrics: its metadata and the runner's self-description come back.
+  const none = readAssignment(
+    JSON.stringify(makeJobPayload({ id: 5, contract: { kind: 'none' } })),
+    Buffer.from(JSON.stringify({ info: { executor: 'shell' } })),
+    NEGOTIATION,
+  );
+  t.match(none, { telemetry: false, outcome: 'none', metricsOnly: { view: { jobId: 5 }, runner: { executor: 'shell' } } });
+  t.notOk('warning' in none, 'no warning for a job that simply has no telemetry');
   const bad = makeJobPayload({ id: 6, contract: { kind: 'tracing', traceId: 'nothex' } });
   t.match(readAssignment(JSON.stringify(bad), undefined, NEGOTIATION), {
     telemetry: false,
     outcome: 'invalid',
     jobId: 6,
     warning: /trace/,
+    metricsOnly: { view: { jobId: 6 } },
   });
   const request = Buffer.from(JSON.stringify({ info: { version: '19.4.0', executor: 'docker' } }));
   const ok = readAssignment(JSON.stringify(makeJobPayload({ id: 7, contract: { kind: 'tracing', traceId: TRACE } })), request, NEGOTIATION);

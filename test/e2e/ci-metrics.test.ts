@@ -1,0 +1,268 @@
+// CI/CD metrics end to end (docs/metrics.md): jobs run by the runner simulator
+// through the real proxy against the GitLab simulator; the OTLP metrics the
+// proxy exports are decoded by the real receiver, the /metrics text parsed by a
+// real Prometheus text parser. Histogram counts and bucket sums are checked
+// against the jobs run (their log's stamps) and the queue time against what the
+// simulator put in job_info.
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import { startLab, type Lab } from '../../src/lab/lab.js';
+import { buildJobLog, type JobLogScenario } from '../../src/lab/job-log-builder.js';
+import { makeJobPayload, type JobPayloadOptions } from '../../src/lab/job-payload.js';
+import type { RunnerSimulator } from '../../src/lab/runner.js';
+import { CI, CICD, ERROR_TYPE } from '../../src/telemetry/attributes.js';
+import { BUCKETS, CI_METRIC } from '../../src/runner-proxy/job/ci-metrics.js';
+import { OtlpHttpReceiver } from '../../src/telemetry/receiver.js';
+import { distribution, TEMPORALITY, type ReceivedMetrics } from '../../src/telemetry/metrics/received-metrics.js';
+import { parseExposition } from '../support/prometheus-text.js';
+import { servedCiMetrics } from '../support/ci-metric-names.js';
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const NS = 1e9;
+
+interface Run {
+  /** Expected job_execution duration in seconds (the log's first to last stamp). */
+  jobSeconds: number;
+  /** Expected step_script duration in seconds. */
+  scriptSeconds: number;
+}
+
+/** One job through the proxy: `failureReason` overrides the scenario's (e.g. a system failure on a script-failure log). */
+async function runJob(
+  lab: Lab,
+  runner: RunnerSimulator,
+  payload: JobPayloadOptions,
+  o: { scenario?: JobLogScenario; failureReason?: string; scriptMs?: number } = {},
+): Promise<Run> {
+  lab.gitlab.enqueue(makeJobPayload(payload));
+  const log = buildJobLog(o.scenario ?? 'success', {
+    start: new Date(),
+    timestamps: true,
+    ...(o.scriptMs !== undefined ? { durationsMs: { step_script: o.scriptMs } } : {}),
+  });
+  const received = await runner.requestJob();
+  if (!received) throw new Error('the runner got no job');
+  await runner.runJob(received, {
+    log: log.bytes,
+    state: log.outcome.status,
+    failureReason: o.failureReason ?? log.outcome.failureReason,
+    exitCode: log.outcome.exitCode,
+  });
+  const script = log.sections.find((s) => s.kind === 'stage' && s.name === 'step_script');
+  if (!script?.endNs || log.firstTimestamp === undefined || log.lastTimestamp === undefined) throw new Error('log without stamps');
+  return {
+    jobSeconds: Number(log.lastTimestamp - log.firstTimestamp) / NS,
+    scriptSeconds: Number(script.endNs - script.startNs) / NS,
+  };
+}
+
+function get(url: string): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+      })
+      .on('error', reject);
+  });
+}
+
+const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-6;
+
+/** Sets environment variables for the proxy started next; restored at teardown. */
+function withEnv(t: Test, vars: Record<string, string>): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+}
+
+t.test(
+  'OTLP/gRPC, cumulative: every job counted (with or without telemetry), queue time as GitLab sent it, system failures only',
+  async (t) => {
+    const lab = await startLab({ proxyConfig: { metrics: { concurrent: 4 } } });
+    let stopped = false;
+    t.teardown(() => (stopped ? lab.gitlab.stop().then(() => lab.receiver!.stop()) : lab.stop()));
+    const runner = lab.runner();
+    const runs: Run[] = [];
+    // Exported (GitLab's tracing contract), success, queued 3 s.
+    runs.push(
+      await runJob(lab, runner, { id: 7101, contract: { kind: 'tracing', traceId: TRACE }, timeInQueueSeconds: 3 }, { scriptMs: 2_000 }),
+    );
+    // No telemetry at all: followed for metrics only; script failure, queued 45 s.
+    runs.push(
+      await runJob(
+        lab,
+        runner,
+        { id: 7102, contract: { kind: 'none' }, timeInQueueSeconds: 45 },
+        { scenario: 'script-failure', scriptMs: 40_000 },
+      ),
+    );
+    // No telemetry, a system failure; GitLab sent null (no queued time).
+    runs.push(
+      await runJob(
+        lab,
+        runner,
+        { id: 7103, contract: { kind: 'none' }, timeInQueueSeconds: null },
+        { scenario: 'script-failure', failureReason: 'runner_system_failure', scriptMs: 700 },
+      ),
+    );
+    t.equal(lab.proxy.tracker.activeJobs, 0, 'every job ended');
+    t.notOk(
+      lab.receiver!.spans.some((s) => s.attributes[CI.jobId] === 7102 || s.attributes[CI.jobId] === 7103),
+      'metrics-only jobs export no span',
+    );
+
+    // The same series on the admin listener, parsed with a real text-format parser.
+    const scrape = await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`);
+    t.equal(scrape.status, 200);
+    t.match(scrape.type, /^text\/plain; version=0\.0\.4/, "prom-client's Content-Type, valid for both parts");
+    const exposition = parseExposition(scrape.body);
+    const series = (name: string, labels: Record<string, string> = {}) =>
+      exposition.series.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    const total = (name: string, labels?: Record<string, string>) => series(name, labels).reduce((n, s) => n + s.value, 0);
+    t.equal(total('ci_job_duration_count'), 3, 'three jobs in the job duration histogram');
+    t.equal(total('ci_job_queue_duration_count'), 2, 'null queue time is no observation');
+    t.equal(total('ci_job_queue_duration_sum'), 48);
+    t.equal(total('cicd_system_errors_total', { error_type: 'runner_system_failure' }), 1);
+    t.equal(total('cicd_system_errors_total'), 1, 'script_failure is not a system error');
+    t.equal(total('cicd_worker_count', { cicd_worker_state: 'available' }), 4, 'no job running: every slot available');
+    t.ok(total('gitlab_otel_jobs_total', { contract: 'none' }) === 2, 'the proxy counts the metrics-only jobs with contract none');
+    // Every family the dashboards are checked against (test/support/ci-metric-names.ts) is served by a running proxy.
+    const served = new Set(exposition.series.map((s) => s.name));
+    const expected = (await servedCiMetrics()).series;
+    for (const name of expected) {
+      if (name.startsWith('gitlab_otel_metrics_attribute_overflow')) continue; // only once a cap is hit (next test)
+      t.ok(served.has(name), `${name} served on /metrics`);
+    }
+
+    // Nothing went out yet (interval 60 s): the final export at stop carries it all.
+    t.equal(lab.receiver!.metrics.exports.length, 0, 'no export before the interval');
+    await lab.proxy.stop();
+    stopped = true;
+    const m = lab.receiver!.metrics;
+    t.ok(m.exports.length >= 1, 'the final export on stop reached the collector');
+
+    const job = distribution(m.of(CI_METRIC.jobDuration));
+    t.equal(job?.count, 3);
+    t.ok(
+      close(
+        job!.sum,
+        runs.reduce((n, r) => n + r.jobSeconds, 0),
+      ),
+      `job duration sum ${job?.sum} is the jobs' log spans`,
+    );
+    t.same(job!.bounds, BUCKETS.job);
+    t.equal(m.of(CI_METRIC.jobDuration)[0]!.unit, 's', 'histograms declare their unit');
+    t.equal(m.of(CI_METRIC.jobDuration)[0]!.temporality, TEMPORALITY.cumulative);
+
+    const failed = distribution(m.of(CI_METRIC.jobDuration, { [CI.jobStatus]: 'failed', [CICD.taskRunResult]: 'failure' }));
+    t.equal(failed?.count, 2, 'by ci.job.status and cicd.pipeline.task.run.result');
+    t.ok(
+      m.of(CI_METRIC.jobDuration).every((p) => p.attributes[CI.runnerExecutor] === 'docker'),
+      'by executor',
+    );
+    t.ok(
+      m.of(CI_METRIC.jobDuration).every((p) => !(CI.jobId in p.attributes) && !(CI.projectPath in p.attributes)),
+      'no job id; no project unless opted in',
+    );
+
+    const queue = distribution(m.of(CI_METRIC.jobQueueDuration));
+    t.equal(queue?.count, 2);
+    t.equal(queue?.sum, 48, 'queue sum = what the GitLab simulator put in job_info');
+    const bucketOf = (v: number) => BUCKETS.queue.findIndex((b) => v <= b);
+    const want = new Array<number>(BUCKETS.queue.length + 1).fill(0);
+    want[bucketOf(3)]!++;
+    want[bucketOf(45)]!++;
+    t.same(queue?.counts, want, '3 s and 45 s in their buckets');
+
+    const script = distribution(m.of(CI_METRIC.stageDuration, { [CI.stageName]: 'step_script' }));
+    t.equal(script?.count, 3, 'step_script of every job, exported or not');
+    t.ok(
+      close(
+        script!.sum,
+        runs.reduce((n, r) => n + r.scriptSeconds, 0),
+      ),
+      `step_script sum ${script?.sum} matches the logs`,
+    );
+    t.equal(distribution(m.of(CI_METRIC.stageDuration, { [CI.stageName]: 'step_script', [CI.stageStatus]: 'failed' }))?.count, 2);
+
+    const sys = m.of(CI_METRIC.systemErrors);
+    t.same(
+      sys.map((p) => [p.attributes[ERROR_TYPE], p.value]),
+      [['runner_system_failure', 1]],
+      'cicd.system.errors: the system failure only',
+    );
+    const jobs = m.of(CI_METRIC.jobs);
+    t.equal(
+      jobs.filter((p) => p.attributes[CI.jobFailureReason] === 'script_failure').reduce((n, p) => n + p.value!, 0),
+      1,
+      'the script failure is in ci.jobs by reason',
+    );
+    t.same(
+      m
+        .of(CI_METRIC.workerCount)
+        .map((p) => [p.attributes['cicd.worker.state'], p.value])
+        .sort(),
+      [
+        ['available', 4],
+        ['busy', 0],
+      ],
+    );
+  },
+);
+
+t.test('OTLP/HTTP, delta, OTEL_METRIC_EXPORT_INTERVAL honoured; project attribute capped with an other bucket', async (t) => {
+  withEnv(t, {
+    OTEL_METRIC_EXPORT_INTERVAL: '150',
+    OTEL_METRIC_EXPORT_TIMEOUT: '100',
+    OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta',
+  });
+  const collector = await new OtlpHttpReceiver().start();
+  t.teardown(() => collector.stop());
+  const lab = await startLab({
+    receiver: false,
+    proxyConfig: {
+      endpoints: [{ name: 'http', protocol: 'http/protobuf', url: collector.url, compression: 'gzip', queue: { batch_delay: '20ms' } }],
+      metrics: { project_attribute: true, max_attribute_values: 2 },
+    },
+  });
+  t.teardown(() => lab.stop());
+  const runner = lab.runner();
+  const projects = ['acme/shop', 'acme/api', 'acme/web', 'acme/docs'];
+  for (const [i, projectPath] of projects.entries()) {
+    await runJob(lab, runner, { id: 7200 + i, contract: { kind: 'tracing', traceId: TRACE }, projectPath, timeInQueueSeconds: 1 });
+  }
+  const m: ReceivedMetrics = collector.metrics;
+  // Exports arrive while the proxy runs: the interval came from the environment (the default is 60 s).
+  await m.waitFor((x) => (distribution(x.of(CI_METRIC.jobDuration))?.count ?? 0) >= 4, 10_000);
+  t.ok(m.exports.length >= 1, 'exported before stop');
+  const points = m.of(CI_METRIC.jobDuration);
+  t.ok(
+    points.every((p) => p.temporality === TEMPORALITY.delta),
+    'histograms are delta',
+  );
+  t.ok(
+    m.of(CI_METRIC.jobs).every((p) => p.temporality === TEMPORALITY.delta),
+    'counters are delta',
+  );
+  const byProject = new Map<string, number>();
+  for (const p of points) {
+    const k = String(p.attributes[CI.projectPath]);
+    byProject.set(k, (byProject.get(k) ?? 0) + (p.count ?? 0));
+  }
+  t.same(Object.fromEntries(byProject), { 'acme/shop': 1, 'acme/api': 1, other: 2 }, 'two projects of their own, the rest other');
+  const overflow = m.of(CI_METRIC.attributeOverflow).reduce((n, p) => n + p.value!, 0);
+  t.equal(overflow, 2, 'each substitution counted');
+  // Delta: later exports carry no repeat of the same jobs.
+  const before = distribution(m.of(CI_METRIC.jobDuration))!.count;
+  const exportsBefore = m.exports.length;
+  await m.waitFor((x) => x.exports.length >= exportsBefore + 2, 5_000);
+  t.equal(distribution(m.of(CI_METRIC.jobDuration))!.count, before, 'quiet intervals add nothing');
+});
