@@ -16,7 +16,10 @@ export interface BenchResults {
   quick: boolean;
   machine: Record<string, string | number>;
   durationSeconds: number;
+  /** Modules whose figures were refreshed by partial runs since the full run this file started from. */
   modulesRefreshed?: string[];
+  /** The last partial run: when, at which commit, which modules. */
+  refreshed?: { date: string; commit: string; modules: string[] };
   figures: (BenchFigure & { module: string })[];
   method?: { module: string; line: string }[];
   failures: { module: string; error: string }[];
@@ -46,7 +49,7 @@ export function renderReadmeTable(results: BenchResults): string {
   const lines = [
     START,
     `Run of ${results.date.slice(0, 10)}${results.commit ? ` at ${results.commit}` : ''} (${source}${results.quick ? ', quick' : ''}; ` +
-      `${results.durationSeconds} s${results.modulesRefreshed ? `; modules refreshed since: ${results.modulesRefreshed.join(', ')}` : ''}) on ${machine}.`,
+      `${results.durationSeconds} s${results.modulesRefreshed ? `; figures of ${results.modulesRefreshed.join(', ')} refreshed since${results.refreshed ? `, last on ${results.refreshed.date.slice(0, 10)} at ${results.refreshed.commit}` : ''}` : ''}) on ${machine}.`,
     '',
     '| suite | figure | value | baseline | ratio | target | met | notes |',
     '|---|---|---|---|---|---|---|---|',

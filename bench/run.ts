@@ -167,8 +167,16 @@ if (quick) {
     const previous = JSON.parse(readFileSync(out, 'utf8')) as BenchResults;
     results.figures = [...previous.figures.filter((f) => !only.includes(f.module)), ...figures];
     results.method = [...(previous.method ?? []).filter((m) => !only.includes(m.module)), ...method];
+    // The run the other figures come from keeps its date; the refresh is recorded beside it.
+    results.date = previous.date;
+    results.commit = previous.commit;
+    results.machine = { ...previous.machine, ...machine };
+    results.durationSeconds = previous.durationSeconds;
+    results.modulesRefreshed = [...new Set([...(previous.modulesRefreshed ?? []).filter((m) => !only.includes(m)), ...only])];
+    results.refreshed = { date, commit: sha, modules: only };
+  } else {
+    results.modulesRefreshed = only;
   }
-  results.modulesRefreshed = only;
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   refreshReadme(results);
   process.stdout.write(`written to bench/results.json (modules refreshed: ${only.join(', ')})\n`);
