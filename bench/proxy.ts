@@ -642,7 +642,7 @@ async function collectorOutage(quick: boolean, log: (s: string) => void, method:
     return [
       {
         suite: 'export',
-        name: `runner-side p99 latency through the proxy, collector down vs up (${jobs} concurrent jobs)`,
+        name: `runner-side p99 latency through the proxy, collector down vs up (${jobs} concurrent jobs, ${outageMs / 1000} s outage)`,
         value: round(downP99),
         baseline: round(upP99),
         ratio: round(downP99 / upP99, 2),
