@@ -2,6 +2,7 @@
 // hung into trees (job_execution → stages → user sections). Pure: the
 // inspector, the demo and the HTML report all render from these trees.
 import type { ReceivedSpan } from '../telemetry/receiver.js';
+import { isQueueBar, queueBars } from './queue-bars.js';
 
 /** OTLP Span.flags bits telling whether the parent lives in another process. */
 const HAS_IS_REMOTE = 0x100;
@@ -99,6 +100,9 @@ function assembleOne(traceId: string, spans: ReceivedSpan[]): Trace {
   // A span re-sent by a retrying exporter arrives twice; the later copy wins.
   const byId = new Map<string, Draft>();
   for (const span of spans) byId.set(span.spanId, { span, parent: 'none', children: [] });
+  const received = byId.size;
+  // A `queued` bar before each job, from its queue-time attribute (queue-bars.ts).
+  for (const bar of queueBars([...byId.values()].map((d) => d.span))) byId.set(bar.spanId, { span: bar, parent: 'none', children: [] });
 
   const roots: Draft[] = [];
   for (const draft of byId.values()) {
@@ -165,7 +169,7 @@ function assembleOne(traceId: string, spans: ReceivedSpan[]): Trace {
   return {
     traceId,
     roots: top.sort((a, b) => compareSpans(a.span, b.span)),
-    spanCount: byId.size,
+    spanCount: received,
     errorCount,
     startTimeUnixNano: start ?? 0n,
     endTimeUnixNano: end ?? 0n,
@@ -212,7 +216,11 @@ export function* walk(trace: Trace): Generator<TraceNode> {
 
 /** The span a trace is named after: its first local root, else its first top-level span. */
 export function headSpan(trace: Trace): ReceivedSpan | undefined {
-  return (trace.roots.find((r) => isLocalRoot(r.span)) ?? trace.roots[0])?.span;
+  return (
+    trace.roots.find((r) => isLocalRoot(r.span) && !isQueueBar(r.span)) ??
+    trace.roots.find((r) => !isQueueBar(r.span)) ??
+    trace.roots[0]
+  )?.span;
 }
 
 /** Where a span sits on its trace's time axis, as fractions of the trace's extent (0..1). */

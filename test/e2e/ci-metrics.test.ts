@@ -266,3 +266,31 @@ t.test('OTLP/HTTP, delta, OTEL_METRIC_EXPORT_INTERVAL honoured; project attribut
   await m.waitFor((x) => x.exports.length >= exportsBefore + 2, 5_000);
   t.equal(distribution(m.of(CI_METRIC.jobDuration))!.count, before, 'quiet intervals add nothing');
 });
+
+t.test(
+  'telemetry.queue_span: job_queued from enqueue to pick-up, sibling of job_execution; job_execution keeps the queue time',
+  async (t) => {
+    const lab = await startLab({ proxyConfig: { telemetry: { queue_span: true } } });
+    t.teardown(() => lab.stop());
+    const runner = lab.runner();
+    const parent = '00f067aa0ba902b7';
+    const before = BigInt(Date.now()) * 1_000_000n;
+    await runJob(lab, runner, { id: 7401, contract: { kind: 'tracing', traceId: TRACE, spanParentId: parent }, timeInQueueSeconds: 12 });
+    const after = BigInt(Date.now()) * 1_000_000n;
+    await runJob(lab, runner, { id: 7402, contract: { kind: 'tracing', traceId: TRACE }, timeInQueueSeconds: null });
+    await lab.receiver!.waitFor((s) => s.filter((x) => x.name === 'job_execution').length === 2);
+    await lab.proxy.pipeline.flush(2000);
+    const spans = lab.receiver!.spans;
+    const job = spans.find((s) => s.name === 'job_execution' && s.attributes[CI.jobId] === 7401)!;
+    t.equal(job.attributes[CI.jobTimeInQueue], 12);
+    const queued = spans.filter((s) => s.name === 'job_queued');
+    t.equal(queued.length, 1, 'one job_queued span: none for a job GitLab sent null for');
+    const q = queued[0]!;
+    t.equal(q.traceId, job.traceId);
+    t.equal(q.parentSpanId, parent, 'same parent as job_execution');
+    t.equal(job.parentSpanId, parent);
+    t.equal(q.endTimeUnixNano - q.startTimeUnixNano, 12_000_000_000n, 'as long as GitLab says the job waited');
+    t.ok(q.endTimeUnixNano >= before && q.endTimeUnixNano <= after, 'ends at pick-up (the 201 going to the runner)');
+    t.equal(q.attributes[CI.jobId], 7401);
+  },
+);
