@@ -25,6 +25,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { Registry } from 'prom-client';
 import { OtlpHttpReceiver, OtlpReceiver, type ReceivedSpan } from '../src/telemetry/receiver.js';
 import { ExportPipeline } from '../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../src/telemetry/export/export-metrics.js';
 import type { EndpointSettings } from '../src/telemetry/export/settings.js';
 import { envDefaults } from '../src/runner-proxy/config/load.js';
 import { validateConfig } from '../src/runner-proxy/config/schema.js';
@@ -269,7 +270,7 @@ function ours(transport: 'grpc' | 'http', over: Partial<EndpointSettings> = {}, 
     transport,
     async start(url) {
       const ep = { ...userDefaults(url, transport === 'http' ? 'http/protobuf' : undefined), ...over };
-      const pipeline = await ExportPipeline.create({ endpoints: [ep], registry: new Registry(), log: () => undefined });
+      const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(new Registry()), log: () => undefined });
       return {
         submit: (spans) => pipeline.submit(spans, resource, [ep]),
         flush: () => pipeline.flush(10_000),
@@ -518,7 +519,7 @@ async function outage(collector: Collector, quick: boolean, log: (line: string) 
   const jobs = quick ? 200 : 1000;
   const outageMs = quick ? 5000 : 60_000;
   const ep = userDefaults(collector.grpcUrl);
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry: new Registry(), log: () => undefined });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(new Registry()), log: () => undefined });
   collector.reset();
   await collector.progress(50);
   collector.received = 0;

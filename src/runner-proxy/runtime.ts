@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import { Registry } from 'prom-client';
 import { RESOURCE } from '../telemetry/attributes.js';
+import { createExportMetrics, type ExportMetrics } from '../telemetry/export/export-metrics.js';
 import { ExportPipeline } from '../telemetry/export/pipeline.js';
 import type { ProxyConfig } from './config/schema.js';
 import type { Logger } from '../log.js';
@@ -48,13 +49,14 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
   // One registry per proxy (not prom-client's global one): tests run several proxies in one process.
   const registry = new Registry();
   const metrics = createProxyMetrics(registry);
+  const exportMetrics = createExportMetrics(registry);
   const pipeline = await ExportPipeline.create({
     endpoints: config.endpoints,
     spool: config.spool,
-    registry,
+    metrics: exportMetrics,
     log,
   });
-  const journal = config.spool ? openJournal(config.spool.dir, log, pipeline) : undefined;
+  const journal = config.spool ? openJournal(config.spool.dir, log, exportMetrics) : undefined;
   const payloadEndpointDefaults = { metadataUrl: config.telemetry.gcpMetadataUrl, egress: config.telemetry.payloadEndpoints };
   const egress = payloadEgress(payloadEndpointDefaults, registry, log);
   const resourceAttributes = {
@@ -95,7 +97,7 @@ export async function startRunnerProxy(config: ProxyConfig, options: StartOption
     log,
     metrics: {
       ...metrics,
-      spansDropped: pipeline.metrics.dropped,
+      spansDropped: exportMetrics.dropped,
     },
     ...(ciMetrics ? { ciMetrics: ciMetrics.ciMetrics } : {}),
     queueSpan: config.telemetry.queueSpan,
@@ -200,12 +202,12 @@ function logInsecureSettings(config: ProxyConfig, log: Logger): void {
  * outlive. Without it the proxy still runs; a restart then loses the jobs in
  * progress.
  */
-function openJournal(spoolDir: string, log: Logger, pipeline: ExportPipeline): JobJournal | undefined {
+function openJournal(spoolDir: string, log: Logger, metrics: ExportMetrics): JobJournal | undefined {
   try {
     // The spool holds span attributes and the journal a job's unparsed log tail: owner-only.
     mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
     return JobJournal.open(join(spoolDir, 'journal'), (w) => {
-      pipeline.metrics.spoolCorrupt.inc({ file: 'journal' }, w.corrupt + (w.torn ? 1 : 0));
+      metrics.spoolCorrupt.inc({ file: 'journal' }, w.corrupt + (w.torn ? 1 : 0));
       log('warn', 'torn or corrupt job journal records skipped', { file: w.file, corrupt: w.corrupt, torn: w.torn });
     });
   } catch (err) {

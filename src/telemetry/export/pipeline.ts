@@ -4,9 +4,8 @@
 // budget and answers /healthz.
 import { mkdirSync } from 'node:fs';
 import type { Resource } from '@opentelemetry/resources';
-import type { Registry } from 'prom-client';
 import type { SpanRecord } from '../spans.js';
-import { countDropped, createExportMetrics, type ExportMetrics } from './export-metrics.js';
+import { countDropped, type ExportMetrics } from './export-metrics.js';
 import type { Logger } from '../../log.js';
 import { EndpointExporter, type EndpointHealth } from './endpoint.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
@@ -23,7 +22,8 @@ export interface SpanSink {
 export interface ExportPipelineOptions {
   endpoints: EndpointSettings[];
   spool?: SpoolSettings;
-  registry: Registry;
+  /** Created by the caller on the registry it serves (createExportMetrics); the pipeline and its endpoints count there. */
+  metrics: ExportMetrics;
   /** Messages are stable event names (see endpoint.ts); the level is chosen where each is logged. */
   log: Logger;
   /** Token sources by endpoint name, replacing the ones built from settings (tests). */
@@ -36,12 +36,12 @@ export class ExportPipeline implements SpanSink {
   private readonly onDemand: string[] = [];
   /** Evicted endpoints still shutting down; `shutdown` waits for them. */
   private readonly retiring = new Set<Promise<void>>();
-  readonly metrics: ExportMetrics;
+  private readonly metrics: ExportMetrics;
   private readonly budget?: SpoolBudget;
   private closed = false;
 
   private constructor(private readonly options: ExportPipelineOptions) {
-    this.metrics = createExportMetrics(options.registry);
+    this.metrics = options.metrics;
     if (options.spool) {
       this.budget = new SpoolBudget(options.spool.maxBytes);
       try {

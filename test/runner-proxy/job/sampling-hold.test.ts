@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { SamplingHold, type SpanRoute } from '../../../src/runner-proxy/job/sampling-hold.js';
 import { DEFAULT_SAMPLING, type SamplingSettings } from '../../../src/telemetry/export/settings.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { endpointSettings, makeSpans, metric, resource } from '../../support/export.js';
 
@@ -14,12 +15,13 @@ async function setup(t: Test, settings: SamplingSettings | undefined) {
   const receiver = await new OtlpReceiver().start();
   const registry = new Registry();
   const collector = endpointSettings('collector', receiver.url);
-  const pipeline = await ExportPipeline.create({ endpoints: [collector], registry, log: () => undefined });
+  const exportMetrics = createExportMetrics(registry);
+  const pipeline = await ExportPipeline.create({ endpoints: [collector], metrics: exportMetrics, log: () => undefined });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
   });
-  const hold = new SamplingHold(settings, pipeline, pipeline.metrics.dropped);
+  const hold = new SamplingHold(settings, pipeline, exportMetrics.dropped);
   const route = (jobId: number, sampled: boolean): SpanRoute => ({ jobId, sampled, resource, endpoints: [collector] });
   return { receiver, registry, pipeline, hold, route };
 }

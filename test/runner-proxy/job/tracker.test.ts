@@ -15,6 +15,7 @@ import { JobTracker, type JobTrackerOptions } from '../../../src/runner-proxy/jo
 import { createProxyMetrics } from '../../../src/runner-proxy/metrics.js';
 import { CICD } from '../../../src/telemetry/attributes.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { nowNanos } from '../../../src/telemetry/spans.js';
 import { endpointSettings, metric } from '../../support/export.js';
@@ -27,7 +28,8 @@ async function harness(t: Test, over: Partial<JobTrackerOptions> = {}) {
   const receiver = await new OtlpReceiver().start();
   const registry = new Registry();
   const collector = endpointSettings('collector', receiver.url);
-  const pipeline = await ExportPipeline.create({ endpoints: [collector], registry, log: () => undefined });
+  const exportMetrics = createExportMetrics(registry);
+  const pipeline = await ExportPipeline.create({ endpoints: [collector], metrics: exportMetrics, log: () => undefined });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -47,7 +49,7 @@ async function harness(t: Test, over: Partial<JobTrackerOptions> = {}) {
     logSpans: { maxSpansPerJob: 100, maxAttributeLength: 100 },
     abandonAfterMs: 0,
     log,
-    metrics: { ...createProxyMetrics(registry), spansDropped: pipeline.metrics.dropped },
+    metrics: { ...createProxyMetrics(registry), spansDropped: exportMetrics.dropped },
     ...over,
   };
   return { receiver, registry, pipeline, log, options, tracker: new JobTracker(options) };

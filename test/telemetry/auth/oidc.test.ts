@@ -10,6 +10,7 @@ import * as jose from 'jose';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type ExportAnswer } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { endpointFromPayload, TOKEN_TYPE_JWT, type AuthSettings } from '../../../src/telemetry/export/settings.js';
 import { planChannel } from '../../../src/telemetry/auth/channel.js';
@@ -68,7 +69,7 @@ t.test('client credentials over TLS: every export carries a valid JWT; UNAUTHENT
     auth: ccAuth(idp.issuer),
     tls: { caFile: loopbackCertificate().certFile, insecureSkipVerify: false },
   });
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: recordEvents(logs) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -107,7 +108,7 @@ t.test('tokens are refreshed before they expire', async (t) => {
   });
   const pipeline = await ExportPipeline.create({
     endpoints: [ep],
-    registry: new Registry(),
+    metrics: createExportMetrics(new Registry()),
     log: () => undefined,
     tokenSources: { secure: cache.source },
   });
@@ -148,7 +149,7 @@ t.test('token exchange of a workload identity token read from a file (re-read on
   });
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: recordEvents(logs) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -196,7 +197,7 @@ t.test('bearer tokens over plaintext: loopback allowed, a remote host refused', 
   t.doesNotThrow(() => planChannel({ ...remote, allowInsecureAuth: true }));
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [remote], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [remote], metrics: createExportMetrics(registry), log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(500));
   pipeline.submit(makeSpans(4), resource, [remote]);
   t.equal(pipeline.health()[0]!.state, 'invalid');
@@ -256,7 +257,7 @@ t.test('GitLab payload endpoint with http_bearer_gcp_oidc: ID token from the met
     { metadataUrl, egress: { allowedHosts: [{ host: '127.0.0.1', port: receiver.port }] } },
   );
   if (!converted.ok) throw converted.error;
-  const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: () => undefined });
+  const pipeline = await ExportPipeline.create({ endpoints: [], metrics: createExportMetrics(new Registry()), log: () => undefined });
   t.teardown(() => pipeline.shutdown(500));
   pipeline.submit(makeSpans(3), resource, [converted.endpoint]);
   await receiver.waitForSpans(3, 15_000);

@@ -12,6 +12,7 @@ import { Registry } from 'prom-client';
 import { OtlpReceiver, type ExportAnswer } from '../../../src/telemetry/receiver.js';
 import { oidcTokenSource } from '../../../src/telemetry/auth/oidc.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import type { AuthSettings } from '../../../src/telemetry/export/settings.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
@@ -92,7 +93,7 @@ for (const { alg, kid } of cases) {
       });
       const registry = new Registry();
       const logs: LogEvent[] = [];
-      const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
+      const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: recordEvents(logs) });
       t.teardown(() => pipeline.shutdown(1000));
 
       pipeline.submit(makeSpans(3), resource, [ep]);
@@ -140,7 +141,7 @@ t.test('a key the identity provider does not know: invalid_client, counted, no c
   });
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: recordEvents(logs) });
   pipeline.submit(makeSpans(2), resource, [ep]);
   await eventually(
     async () => (await metric(registry, 'gitlab_otel_auth_token_failures_total', { endpoint: 'pkjwt' })) >= 1,

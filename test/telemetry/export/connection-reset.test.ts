@@ -6,6 +6,7 @@ import net from 'node:net';
 import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
 
 /** Forwards TCP to `target`, destroying the first `cut` connections once they have sent `afterBytes`. */
@@ -60,7 +61,7 @@ t.test('connection resets mid-export are retried; every span arrives exactly onc
   const front = await resettingFront(receiver.port, 2, 200);
   const registry = new Registry();
   const ep = endpointSettings('reset', `http://127.0.0.1:${front.port}`);
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: () => {} });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: () => {} });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await front.close();

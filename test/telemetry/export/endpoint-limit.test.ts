@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type ExportCall } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
@@ -35,7 +36,11 @@ t.test('beyond the limit: refused while all are busy, then the least recently us
   const configured = ep('configured');
   const registry = new Registry();
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [configured], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({
+    endpoints: [configured],
+    metrics: createExportMetrics(registry),
+    log: recordEvents(logs),
+  });
   t.teardown(() => pipeline.shutdown(1000));
   const names = () =>
     pipeline
@@ -104,7 +109,7 @@ t.test('an endpoint still holding spans is never evicted, even when it is the le
   t.teardown(() => receiver.stop());
   const ep = (name: string): EndpointSettings => endpointSettings(name, receiver.url, { headers: { 'x-endpoint': name } });
   const registry = new Registry();
-  const pipeline = await ExportPipeline.create({ endpoints: [], registry, log: () => undefined });
+  const pipeline = await ExportPipeline.create({ endpoints: [], metrics: createExportMetrics(registry), log: () => undefined });
   t.teardown(() => pipeline.shutdown(500));
   for (let i = 0; i < LIMIT; i++) pipeline.submit(makeSpans(1), resource, [ep(`e${i}`)]);
   await receiver.waitForSpans(LIMIT - 1, 10_000);
@@ -121,7 +126,7 @@ t.test('an endpoint still holding spans is never evicted, even when it is the le
 
 t.test('after shutdown a new endpoint is not created, and its spans count as shutdown, not as the limit', async (t) => {
   const registry = new Registry();
-  const pipeline = await ExportPipeline.create({ endpoints: [], registry, log: () => undefined });
+  const pipeline = await ExportPipeline.create({ endpoints: [], metrics: createExportMetrics(registry), log: () => undefined });
   await pipeline.shutdown(500);
   pipeline.submit(makeSpans(2), resource, [endpointSettings('late', 'http://127.0.0.1:9')]);
   t.same(pipeline.health(), []);
@@ -134,7 +139,7 @@ t.test('endpoints named together are all in use: a new one never evicts its sibl
   t.teardown(() => receiver.stop());
   const ep = (name: string): EndpointSettings => endpointSettings(name, receiver.url, { headers: { 'x-endpoint': name } });
   const logs: LogEvent[] = [];
-  const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [], metrics: createExportMetrics(new Registry()), log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(500));
   for (let i = 0; i < LIMIT; i++) pipeline.submit(makeSpans(1), resource, [ep(`e${i}`)]);
   await receiver.waitForSpans(LIMIT, 10_000);

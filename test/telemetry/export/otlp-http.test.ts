@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { OtlpHttpReceiver, type HttpBehaviour, type HttpReceiverOptions } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { endpointFromPayload, type EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import type { TokenSource } from '../../../src/telemetry/auth/token.js';
@@ -33,7 +34,7 @@ async function setup(
   const ep = http(receiver.url, over);
   const pipeline = await ExportPipeline.create({
     endpoints: [ep],
-    registry,
+    metrics: createExportMetrics(registry),
     log: recordEvents(logs),
     ...(tokenSource ? { tokenSources: { primary: tokenSource } } : {}),
   });
@@ -201,7 +202,7 @@ t.test('a refused connection (no collector) is retried until it comes up', async
   const registry = new Registry();
   const logs: LogEvent[] = [];
   const ep = http(`http://127.0.0.1:${port}/v1/traces`);
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: recordEvents(logs) });
   t.teardown(() => pipeline.shutdown(1000));
   pipeline.submit(makeSpans(4), resource, [ep]);
   await eventually(() => pipeline.health()[0]!.state === 'failing', 10_000, 'failing');
@@ -260,7 +261,12 @@ t.test('a bearer token over plaintext HTTP to a non-loopback host is refused bef
   const logs: LogEvent[] = [];
   const source: TokenSource = { kind: 'test', fetch: () => Promise.resolve({ value: 'secret-token' }) };
   const ep = http('http://collector.example.invalid:4318/v1/traces');
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs), tokenSources: { primary: source } });
+  const pipeline = await ExportPipeline.create({
+    endpoints: [ep],
+    metrics: createExportMetrics(registry),
+    log: recordEvents(logs),
+    tokenSources: { primary: source },
+  });
   t.teardown(() => pipeline.shutdown(500));
   pipeline.submit(makeSpans(2), resource, [ep]);
   t.equal(pipeline.health()[0]!.state, 'invalid');
@@ -308,14 +314,19 @@ t.test('spans spooled while the collector refused them are delivered after a res
   t.teardown(() => receiver.stop());
   const ep = http(receiver.url);
   const spool = { dir, maxBytes: 16 << 20 };
-  const first = await ExportPipeline.create({ endpoints: [ep], registry: new Registry(), log: () => undefined, spool });
+  const first = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(new Registry()), log: () => undefined, spool });
   const spans = makeSpans(5);
   first.submit(spans, resource, [ep]);
   await eventually(() => receiver.calls.length > 0, 10_000, 'first attempt');
   await first.shutdown(300);
   t.equal(receiver.spans.length, 0);
   down = false;
-  const second = await ExportPipeline.create({ endpoints: [ep], registry: new Registry(), log: () => undefined, spool });
+  const second = await ExportPipeline.create({
+    endpoints: [ep],
+    metrics: createExportMetrics(new Registry()),
+    log: () => undefined,
+    spool,
+  });
   t.teardown(() => second.shutdown(1000));
   await receiver.waitForSpans(5, 10_000);
   t.same(new Set(receiver.spans.map((s) => s.spanId)), new Set(spans.map((s) => s.spanId)));
@@ -349,7 +360,7 @@ t.test('an https:// payload endpoint with http_bearer_gcp_oidc: OTLP/HTTP to the
   t.equal(made.endpoint.url, receiver.url, 'the path is used as is');
   // The receiver's certificate is self-signed; trust it as a custom CA would be.
   const ep: EndpointSettings = { ...made.endpoint, tls: { caFile: cert.certFile, insecureSkipVerify: false } };
-  const pipeline = await ExportPipeline.create({ endpoints: [], registry: new Registry(), log: () => undefined });
+  const pipeline = await ExportPipeline.create({ endpoints: [], metrics: createExportMetrics(new Registry()), log: () => undefined });
   t.teardown(() => pipeline.shutdown(1000));
   pipeline.submit(makeSpans(3), resource, [ep]);
   await receiver.waitForSpans(3, 10_000);

@@ -11,6 +11,7 @@ import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { spoolDirFor, spoolDirs } from '../../../src/telemetry/export/span-spool.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
@@ -30,7 +31,7 @@ t.test('after a restart: a journalled job’s payload endpoint replays its spool
   const before = await ExportPipeline.create({
     endpoints: [],
     spool: { dir, maxBytes: 8 << 20 },
-    registry: new Registry(),
+    metrics: createExportMetrics(new Registry()),
     log: () => undefined,
   });
   before.submit(kept, resource, [payloadEp]);
@@ -42,7 +43,12 @@ t.test('after a restart: a journalled job’s payload endpoint replays its spool
   accept = true;
   const logs: LogEvent[] = [];
   const registry = new Registry();
-  const after = await ExportPipeline.create({ endpoints: [], spool: { dir, maxBytes: 8 << 20 }, registry, log: recordEvents(logs) });
+  const after = await ExportPipeline.create({
+    endpoints: [],
+    spool: { dir, maxBytes: 8 << 20 },
+    metrics: createExportMetrics(registry),
+    log: recordEvents(logs),
+  });
   t.teardown(() => after.shutdown(500));
   t.same(after.health(), [], 'nothing rebuilt from disk by itself');
   after.settleOrphans([payloadEp]);

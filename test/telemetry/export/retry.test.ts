@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver, type Behaviour } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
@@ -12,7 +13,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, behaviour: Behavi
   const registry = new Registry();
   const logs: LogEvent[] = [];
   const ep = endpointSettings('primary', receiver.url, over);
-  const pipeline = await ExportPipeline.create({ endpoints: [ep], registry, log: recordEvents(logs) });
+  const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(registry), log: recordEvents(logs) });
   t.teardown(async () => {
     await pipeline.shutdown(1000);
     await receiver.stop();
@@ -129,7 +130,7 @@ t.test('a dead endpoint does not delay another', async (t) => {
   const registry = new Registry();
   const a = endpointSettings('dead', dead.url);
   const b = endpointSettings('live', live.url);
-  const pipeline = await ExportPipeline.create({ endpoints: [a, b], registry, log: () => undefined });
+  const pipeline = await ExportPipeline.create({ endpoints: [a, b], metrics: createExportMetrics(registry), log: () => undefined });
   t.teardown(async () => {
     await pipeline.shutdown(500);
     await dead.stop();

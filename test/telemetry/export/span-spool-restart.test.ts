@@ -7,6 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { recordEvents, type LogEvent } from '../../support/memory-logger.js';
 import { frameRecord, readRecords } from '../../../src/telemetry/export/record-file.js';
 import { endpointSettings, eventually, makeSpans, metric, resource } from '../../support/export.js';
@@ -42,7 +43,7 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   const pipeline = await ExportPipeline.create({
     endpoints: [sameEp],
     spool: { dir, maxBytes: 8 << 20 },
-    registry,
+    metrics: createExportMetrics(registry),
     log: recordEvents(logs),
   });
   t.teardown(async () => {
@@ -68,7 +69,7 @@ t.test('kill -9 while spans are queued: the restarted pipeline delivers them onc
   const third = await ExportPipeline.create({
     endpoints: [sameEp],
     spool: { dir, maxBytes: 8 << 20 },
-    registry: new Registry(),
+    metrics: createExportMetrics(new Registry()),
     log: recordEvents(logs),
   });
   t.teardown(() => third.shutdown(500));
@@ -100,7 +101,7 @@ t.test('a corrupt spool segment is skipped and the rest replayed', async (t) => 
   const p1 = await ExportPipeline.create({
     endpoints: [ep],
     spool: { dir, maxBytes: 1 << 20 },
-    registry: new Registry(),
+    metrics: createExportMetrics(new Registry()),
     log: () => undefined,
   });
   p1.submit(makeSpans(3), resource, [ep]);
@@ -121,7 +122,12 @@ t.test('a corrupt spool segment is skipped and the rest replayed', async (t) => 
   const ok = await new OtlpReceiver({ port: receiver.port }).start();
   const logs: LogEvent[] = [];
   const registry = new Registry();
-  const p2 = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes: 1 << 20 }, registry, log: recordEvents(logs) });
+  const p2 = await ExportPipeline.create({
+    endpoints: [ep],
+    spool: { dir, maxBytes: 1 << 20 },
+    metrics: createExportMetrics(registry),
+    log: recordEvents(logs),
+  });
   t.teardown(async () => {
     await p2.shutdown(500);
     await ok.stop();
@@ -139,7 +145,12 @@ t.test('over the spool bound the oldest spans are evicted and counted; the files
   const ep = endpointSettings('primary', receiver.url, { retry: { initialBackoffMs: 5000, maxBackoffMs: 5000 } });
   const registry = new Registry();
   const maxBytes = 200_000;
-  const p = await ExportPipeline.create({ endpoints: [ep], spool: { dir, maxBytes }, registry, log: () => undefined });
+  const p = await ExportPipeline.create({
+    endpoints: [ep],
+    spool: { dir, maxBytes },
+    metrics: createExportMetrics(registry),
+    log: () => undefined,
+  });
   t.teardown(async () => {
     await p.shutdown(300);
     await receiver.stop();
