@@ -87,29 +87,77 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-function connectionTokens(raw: string[]): Set<string> {
-  const tokens = new Set<string>();
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === 'connection') {
-      for (const t of raw[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
-    }
-  }
+const NO_SKIP: ReadonlySet<string> = new Set();
+
+/** Adds the field names a `Connection` header lists (they are hop-by-hop too, RFC 9110 §7.6.1). */
+function addConnectionTokens(value: string, named: Set<string> | undefined): Set<string> {
+  const tokens = named ?? new Set<string>();
+  for (const t of value.split(',')) tokens.add(t.trim().toLowerCase());
   return tokens;
 }
 
-/** Raw header pairs minus hop-by-hop fields (and `skip`), keeping order, case and repeats. */
-function endToEnd(raw: string[], skip: ReadonlySet<string> = new Set()): string[] {
-  const named = connectionTokens(raw);
+/** `pairs` without the fields a `Connection` header named (rare: the runner sends none). */
+function withoutNamed(pairs: string[], named: ReadonlySet<string>): string[] {
   const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named.has(name) || skip.has(name)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
-  }
+  for (let i = 0; i < pairs.length; i += 2) if (!named.has(pairs[i]!.toLowerCase())) out.push(pairs[i]!, pairs[i + 1]!);
   return out;
 }
 
-const REQUEST_SKIP = new Set(['host', 'x-forwarded-for']);
+/**
+ * Raw header pairs minus hop-by-hop fields (and `skip`), keeping order, case and repeats. One pass, one
+ * lower-casing per field: this runs twice per proxied call (docs/performance.md#forwarding-path).
+ */
+function endToEnd(raw: string[], skip: ReadonlySet<string> = NO_SKIP): string[] {
+  let named: Set<string> | undefined;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'connection') named = addConnectionTokens(raw[i + 1]!, named);
+    if (HOP_BY_HOP.has(name) || skip.has(name)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return named ? withoutNamed(out, named) : out;
+}
+
+/** A runner request's headers read in the same single pass that filters them. */
+interface RequestHeaders {
+  /** End-to-end fields minus Host and X-Forwarded-For (the proxy sets both). */
+  forward: string[];
+  xForwardedFor?: string;
+  jobToken?: string;
+  contentRange?: string;
+}
+
+function requestHeaders(raw: string[]): RequestHeaders {
+  let named: Set<string> | undefined;
+  const h: RequestHeaders = { forward: [] };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    switch (name) {
+      case 'host':
+        continue;
+      case 'x-forwarded-for':
+        h.xForwardedFor ??= value;
+        continue;
+      case 'connection':
+        named = addConnectionTokens(value, named);
+        continue;
+      case 'job-token':
+        h.jobToken ??= value;
+        break;
+      case 'content-range':
+        h.contentRange ??= value;
+        break;
+      default:
+        if (HOP_BY_HOP.has(name)) continue;
+    }
+    h.forward.push(raw[i]!, value);
+  }
+  if (named) h.forward = withoutNamed(h.forward, named);
+  return h;
+}
+
 const LENGTH_SKIP = new Set(['content-length']);
 
 function header(raw: string[], name: string): string | undefined {
@@ -118,10 +166,10 @@ function header(raw: string[], name: string): string | undefined {
 }
 
 /** What GitLab reads as the job token after the body: the query's `token`, else `JOB-TOKEN`. */
-function presentedJobToken(target: string, raw: string[]): string | undefined {
+function presentedJobToken(target: string, jobTokenHeader: string | undefined): string | undefined {
   const q = target.indexOf('?');
   const query = q < 0 ? undefined : new URLSearchParams(target.slice(q + 1)).get('token');
-  return query || header(raw, 'job-token') || undefined;
+  return query || jobTokenHeader || undefined;
 }
 
 function isJson(contentType: string | undefined): boolean {
@@ -193,7 +241,16 @@ interface Exchange {
   at: bigint;
   /** Arrival, monotonic, for latency. */
   started: bigint;
+  /** The runner's request headers, read once (docs/performance.md#forwarding-path). */
+  headers: RequestHeaders;
+  /** The job token the request presents (job updates and log uploads only). */
+  jobToken?: string;
   requestTap?: BodyTap;
+  upstreamReq?: http.ClientRequest;
+  /** GitLab's response, once its headers are in. */
+  upstreamRes?: http.IncomingMessage;
+  /** Hand the exchange to telemetry once the runner has the whole answer. */
+  observeOnFinish?: boolean;
 }
 
 export class RunnerProxy {
@@ -357,40 +414,88 @@ export class RunnerProxy {
     }
     const q = target.indexOf('?');
     const { route, jobId } = routeOf(req.method, q < 0 ? target : target.slice(0, q));
-    const exchange: Exchange = { req, res, target, route, jobId, at, started: process.hrtime.bigint() };
+    const reqHeaders = requestHeaders(req.rawHeaders);
+    const exchange: Exchange = { req, res, target, route, jobId, at, started: process.hrtime.bigint(), headers: reqHeaders };
     this.inFlight.add(res);
-    res.on('close', () => this.inFlight.delete(res));
-    const metrics = this.options.metrics;
-    if (metrics) res.on('finish', () => metrics.requests.inc({ route, status: String(res.statusCode) }));
+    // One 'close' and one 'finish' listener per exchange: an emitter with several listeners for an
+    // event copies its listener array on every emit (docs/performance.md#forwarding-path).
+    res.on('close', () => this.responseClosed(exchange));
+    const observer = this.options.observer;
+    if (this.options.metrics || observer) res.on('finish', () => this.responseFinished(exchange));
 
     const clientIp = req.socket.remoteAddress ?? '';
-    const priorXff = header(req.rawHeaders, 'x-forwarded-for');
-    const headers = endToEnd(req.rawHeaders, REQUEST_SKIP);
+    const priorXff = reqHeaders.xForwardedFor;
+    const headers = reqHeaders.forward;
     headers.push('Host', this.hostHeader, 'X-Forwarded-For', priorXff ? `${priorXff}, ${clientIp}` : clientIp);
 
     if (route === 'router_discovery' && (this.options.jobRouter ?? 'decline') === 'decline') {
       this.declineRouterDiscovery(req, res);
       return;
     }
-    const observer = this.options.observer;
     if (observer && route === 'job_request') {
       this.holdJobRequest(exchange, headers, observer);
       return;
     }
     const upstreamReq = this.sendUpstream(exchange, headers);
-    // A log upload is held for telemetry only when it presents the tracked job's token: a neighbour job
-    // cannot make the proxy buffer its bodies (docs/security.md#client-limits).
-    const wanted =
-      route !== 'trace_patch' || jobId === undefined || !observer?.observesTracePatch
-        ? true
-        : observer.observesTracePatch(jobId, presentedJobToken(target, req.rawHeaders));
-    if (observer && wanted && (route === 'job_update' || route === 'trace_patch')) {
-      const tap = new BodyTap(route === 'trace_patch' ? OBSERVED_BODY_LIMITS.tracePatch : OBSERVED_BODY_LIMITS.jobUpdate, this.budget);
-      exchange.requestTap = tap;
-      req.on('data', (chunk: Buffer) => tap.push(chunk));
-      res.once('close', () => setImmediate(() => tap.release()));
+    if (observer && jobId !== undefined && (route === 'job_update' || route === 'trace_patch')) {
+      exchange.jobToken = presentedJobToken(target, reqHeaders.jobToken);
+      // A log upload is held for telemetry only when it presents the tracked job's token: a neighbour job
+      // cannot make the proxy buffer its bodies (docs/security.md#client-limits).
+      const wanted = route !== 'trace_patch' || !observer.observesTracePatch || observer.observesTracePatch(jobId, exchange.jobToken);
+      if (wanted) {
+        const tap = new BodyTap(route === 'trace_patch' ? OBSERVED_BODY_LIMITS.tracePatch : OBSERVED_BODY_LIMITS.jobUpdate, this.budget);
+        exchange.requestTap = tap;
+        req.on('data', (chunk: Buffer) => tap.push(chunk));
+      }
     }
     req.pipe(upstreamReq);
+  }
+
+  /** The runner's side of the exchange is over (answered, or gone). */
+  private responseClosed(exchange: Exchange): void {
+    const { res, upstreamReq, requestTap } = exchange;
+    this.inFlight.delete(res);
+    // A runner that goes away mid-response: stop the upstream side.
+    if (upstreamReq && !res.writableFinished) upstreamReq.destroy();
+    // After the telemetry hand-over queued at 'finish' (which still reads the chunks).
+    if (requestTap) setImmediate(() => requestTap.release());
+  }
+
+  /** The runner has the whole answer: count it, then hand the exchange to telemetry. */
+  private responseFinished(exchange: Exchange): void {
+    const { res, route } = exchange;
+    this.options.metrics?.requests.inc({ route, status: String(res.statusCode) });
+    if (exchange.observeOnFinish) this.observe(exchange);
+  }
+
+  /** Hands a job update or log upload GitLab answered to telemetry, after the runner has its answer. */
+  private observe(exchange: Exchange): void {
+    const { req, route, jobId, requestTap: tap, upstreamRes, at } = exchange;
+    const observer = this.options.observer;
+    if (!observer || !tap || !upstreamRes || jobId === undefined || tap.overflow || !req.complete) return;
+    const status = upstreamRes.statusCode ?? 502;
+    const rawHeaders = upstreamRes.rawHeaders;
+    const jobStatus = header(rawHeaders, 'job-status');
+    const jobToken = exchange.jobToken;
+    // Telemetry runs after the runner has its answer, and never throws into the proxy.
+    setImmediate(() => {
+      try {
+        if (route === 'job_update') observer.jobUpdate({ jobId, body: tap.body(), status, jobStatus, jobToken, at });
+        else
+          observer.tracePatch({
+            jobId,
+            jobToken,
+            contentRange: exchange.headers.contentRange,
+            body: tap.chunks,
+            status,
+            range: header(rawHeaders, 'range'),
+            jobStatus,
+            at,
+          });
+      } catch (err) {
+        this.options.log('error', 'telemetry failed on an observed exchange', { route, error: String(err) });
+      }
+    });
   }
 
   /**
@@ -409,7 +514,7 @@ export class RunnerProxy {
 
   /** Opens the upstream request and wires its response back to the runner. */
   private sendUpstream(exchange: Exchange, headers: string[]): http.ClientRequest {
-    const { req, res, route, jobId, at } = exchange;
+    const { req, res, route, at } = exchange;
     const { url } = this.options.upstream;
     const metrics = this.options.metrics;
     const observer = this.options.observer;
@@ -445,12 +550,10 @@ export class RunnerProxy {
         res.destroy(err);
       }
     });
+    exchange.upstreamReq = upstreamReq;
     req.on('aborted', () => upstreamReq.destroy());
-    // A runner that goes away mid-response: stop the upstream side, never crash.
+    // A runner that goes away mid-response: stop the upstream side (also on 'close': responseClosed), never crash.
     res.on('error', () => upstreamReq.destroy());
-    res.on('close', () => {
-      if (!res.writableFinished) upstreamReq.destroy();
-    });
 
     upstreamReq.on('response', (upstreamRes) => {
       responded = true;
@@ -467,33 +570,9 @@ export class RunnerProxy {
       }
       res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders) as unknown as http.OutgoingHttpHeaders);
       upstreamRes.pipe(res);
-
-      const tap = exchange.requestTap;
-      if (observer && tap && jobId !== undefined && (route === 'job_update' || route === 'trace_patch')) {
-        res.on('finish', () => {
-          if (tap.overflow || !req.complete) return;
-          const jobStatus = header(rawHeaders, 'job-status');
-          const jobToken = presentedJobToken(exchange.target, req.rawHeaders);
-          // Telemetry runs after the runner has its answer, and never throws into the proxy.
-          setImmediate(() => {
-            try {
-              if (route === 'job_update') observer.jobUpdate({ jobId, body: tap.body(), status, jobStatus, jobToken, at });
-              else
-                observer.tracePatch({
-                  jobId,
-                  jobToken,
-                  contentRange: header(req.rawHeaders, 'content-range'),
-                  body: tap.chunks,
-                  status,
-                  range: header(rawHeaders, 'range'),
-                  jobStatus,
-                  at,
-                });
-            } catch (err) {
-              this.options.log('error', 'telemetry failed on an observed exchange', { route, error: String(err) });
-            }
-          });
-        });
+      if (exchange.requestTap && (route === 'job_update' || route === 'trace_patch')) {
+        exchange.upstreamRes = upstreamRes;
+        exchange.observeOnFinish = true;
       }
     });
     return upstreamReq;
