@@ -125,7 +125,10 @@ function startOurs(upstream: string, collector: string, variant: Record<string, 
       ...variant,
     }),
   );
-  return startNodeProxy(['dist/cli.js', 'runner-proxy', '--config', config]);
+  // BENCH_OURS_CLI: another build of ours (a before/after comparison without touching dist/);
+  // BENCH_OURS_NODE_ARGS: node flags for ours alone (space-separated), e.g. V8 heap settings.
+  const nodeArgs = (process.env.BENCH_OURS_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  return startNodeProxy([...nodeArgs, process.env.BENCH_OURS_CLI ?? 'dist/cli.js', 'runner-proxy', '--config', config]);
 }
 
 async function startNginxProcess(upstream: string): Promise<ProxyProcess> {
