@@ -4,8 +4,6 @@
 
 export type Route = 'job_request' | 'job_update' | 'trace_patch' | 'artifacts' | 'router_discovery' | 'runners' | 'other';
 
-export const ROUTES: readonly Route[] = ['job_request', 'job_update', 'trace_patch', 'artifacts', 'router_discovery', 'runners', 'other'];
-
 /**
  * What the proxy does with the runner's Job Router discovery call
  * (docs/runner-protocol.md#job-router). A runner with `FF_USE_JOB_ROUTER`
