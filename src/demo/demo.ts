@@ -25,6 +25,7 @@ import { replayChunks } from './log-replay.js';
 import { arrivalLines, clock, painter, summaryLines, type Paint, type Tone } from './narration.js';
 import { freshDemoIds, planDemoPipeline, type DemoIds, type DemoJobPlan } from './pipeline-plan.js';
 import { JOB_SPAN_NAME, SpanProgress } from './span-progress.js';
+import { metricsSummaryLines, summarizeMetrics, type MetricsSummary } from './metrics-summary.js';
 
 export interface DemoOptions {
   /** Jobs of the pipeline, all run at once. */
@@ -52,7 +53,12 @@ export interface DemoOutput {
 }
 
 export type DemoProblemCode =
-  'DEMO_RUNNER_CALL_FAILED' | 'DEMO_COLLECTOR_LISTEN_FAILED' | 'DEMO_SPANS_NOT_DELIVERED' | 'DEMO_SPANS_DROPPED' | 'DEMO_JOB_NOT_FOLLOWED';
+  | 'DEMO_RUNNER_CALL_FAILED'
+  | 'DEMO_COLLECTOR_LISTEN_FAILED'
+  | 'DEMO_SPANS_NOT_DELIVERED'
+  | 'DEMO_SPANS_DROPPED'
+  | 'DEMO_JOB_NOT_FOLLOWED'
+  | 'DEMO_METRICS_NOT_DELIVERED';
 
 export interface DemoProblem {
   code: DemoProblemCode;
@@ -108,6 +114,8 @@ export interface DemoResult {
     /** Spans that ended before the collector listened: the proxy held them and delivered them after. */
     spansHeldWhileDown: number;
   };
+  /** CI/CD metrics as the collector received them (docs/metrics.md#demo). */
+  metrics: MetricsSummary;
   problems: DemoProblem[];
   wallMs: number;
 }
@@ -208,6 +216,11 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
         // A loopback collector is refused unless named (docs/security.md#payload-endpoints).
         payload_endpoints: { allowed_hosts: [`127.0.0.1:${collectorPort}`] },
       },
+      // CI/CD metrics go to configured collectors only, never to a payload's: name the demo's for them.
+      // They arrive with the final export when the proxy stops (docs/metrics.md#demo).
+      metrics: {
+        endpoints: [{ name: 'demo', protocol: 'http/protobuf', url: `http://127.0.0.1:${collectorPort}/v1/metrics`, compression: 'none' }],
+      },
       shutdown: { grace: '2s', flush_timeout: '3s' },
     },
   });
@@ -248,6 +261,8 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
           pipelineId: plan.pipelineId,
           // A top-level pipeline's job as GitLab 19 sends it: no span_parent_id.
           contract: { kind: 'tracing', endpoints: [collectorUrl] },
+          // GitLab's whole seconds of waiting: the real wait before this job's pick-up (docs/metrics.md#queue-time).
+          timeInQueueSeconds: Math.floor(job.pickupDelayMs / 1000),
         }),
       );
     }
@@ -363,6 +378,11 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
     problem('DEMO_SPANS_NOT_DELIVERED', `${spanProgress.unplaced} span(s) arrived whose parent never did`);
   }
 
+  const metrics = summarizeMetrics(receiver.metrics.points, receiver.metrics.exports.length);
+  if (collectorUp && metrics.job?.count !== results.length) {
+    problem('DEMO_METRICS_NOT_DELIVERED', `the collector counted ${metrics.job?.count ?? 0} of ${results.length} jobs in ci.job.duration`);
+  }
+
   const traces: Trace[] = assembleTraces(received);
   const jobs = [...results].sort((a, b) => a.id - b.id);
   for (const job of jobs) {
@@ -408,6 +428,7 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
       jobsFinishedWhileDown: jobs.filter((j) => j.finishedWhileCollectorDown).length,
       spansHeldWhileDown: heldSpans,
     },
+    metrics,
     problems,
     wallMs,
   };
@@ -418,6 +439,8 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
   }
   output.out('\n');
   for (const trace of traces) output.out(`${renderWaterfall(trace, { width: options.width, color: options.color, attributes: false })}\n`);
+  for (const line of metricsSummaryLines(metrics, paint)) output.out(`${line}\n`);
+  output.out('\n');
   for (const line of summaryLines(
     {
       pipelineId: plan.pipelineId,

@@ -21,6 +21,8 @@ export interface LabOptions {
   /** false: no receiver (endpoints come from proxyConfig, or none). */
   receiver?: ReceiverOptions | false;
   log?: Logger;
+  /** OTEL_* variables the proxy reads as a deployment would (default none), e.g. OTEL_METRIC_EXPORT_INTERVAL. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface Lab {
@@ -57,7 +59,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       },
     ];
   }
-  const config = validateConfig(doc, envDefaults({}).defaults);
+  const config = validateConfig(doc, envDefaults(options.env ?? {}).defaults);
   const proxy = await startRunnerProxy(config, { log: options.log ?? silentLogger });
   const proxyUrl = `http://127.0.0.1:${proxy.address.port}`;
   const runners: RunnerSimulator[] = [];

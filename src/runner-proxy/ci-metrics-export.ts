@@ -8,7 +8,6 @@ import type { Attributes } from '@opentelemetry/api';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import { createTransport } from '../telemetry/export/otlp-client.js';
-import { metricExportFromEnv } from '../telemetry/metrics/metric-env.js';
 import { MetricPipeline } from '../telemetry/metrics/metric-pipeline.js';
 import type { MetricTransport } from '../telemetry/metrics/otlp-metric-exporter.js';
 import { VERSION } from '../version.js';
@@ -32,14 +31,13 @@ export interface CiMetricsExportOptions {
   readonly activeJobs: () => number;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly env?: NodeJS.ProcessEnv;
 }
 
-/** undefined when metrics are off (`metrics.enabled: false`). Throws MetricEnvError for a bad OTEL_METRIC_* variable. */
+/** undefined when metrics are off (`metrics.enabled: false`). */
 export function startCiMetrics(options: CiMetricsExportOptions): CiMetricsExport | undefined {
   const { config, log } = options;
   if (!config.enabled) return undefined;
-  const settings = metricExportFromEnv(options.env ?? process.env);
+  const settings = config.export;
   for (const s of config.skippedEndpoints) log('warn', `no metrics to this endpoint: ${s.reason}`, { endpoint: s.endpoint });
   const exports = new Counter({
     name: 'gitlab_otel_metric_exports_total',

@@ -299,6 +299,14 @@ function checkStructure(t: Test, result: DemoResult, jobs: number): void {
   t.ok(result.counts.runnerCalls > jobs * 3, 'job request, ack, log and final update per job');
   // The proxy has no collector of its own in the demo: the spans reached the one each payload named.
   t.match(result.collector.url, /^http:\/\/127\.0\.0\.1:\d+\/v1\/traces$/, "GitLab's OTLP/HTTP collector URL");
+  // The metrics summary comes from what the collector received (docs/metrics.md#demo).
+  t.ok(result.metrics.exports >= 1, 'metric exports reached the collector');
+  t.equal(result.metrics.job?.count, jobs, 'every job in the received ci.job.duration histogram');
+  t.equal(result.metrics.queue?.count, jobs, 'every job in the received queue-time histogram');
+  t.ok(
+    result.metrics.stages.some((s) => s.stage === 'step_script' && s.count === jobs),
+    'step_script of every job in the stage breakdown',
+  );
 }
 
 t.test('runDemo --json (quick): one JSON document with the trace, jobs and counts, and nothing else on stdout', async (t) => {
@@ -373,6 +381,7 @@ t.test('runDemo text mode: progress, waterfall and summary on stdout; colour onl
   t.match(plain.out, /picked up by the runner/);
   t.match(plain.out, new RegExp(`trace ${TRACE_ID}`), 'the waterfall');
   t.match(plain.out, /├─ prepare_executor/);
+  t.match(plain.out, /^metrics \(what the collector received[^\n]*\n {2}queue time +p50 ≤ /m, 'the metrics summary, queue time first');
   t.match(plain.out, /pipeline 4242: 1 job \(1 succeeded\)/);
   const coloured = await demo({ json: false, jobs: 1, fail: true, color: true });
   t.match(coloured.out, ANSI);

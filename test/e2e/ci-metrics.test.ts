@@ -4,7 +4,7 @@
 // real Prometheus text parser. Histogram counts and bucket sums are checked
 // against the jobs run (their log's stamps) and the queue time against what the
 // simulator put in job_info.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import http from 'node:http';
 import { startLab, type Lab } from '../../src/lab/lab.js';
 import { buildJobLog, type JobLogScenario } from '../../src/lab/job-log-builder.js';
@@ -70,18 +70,6 @@ function get(url: string): Promise<{ status: number; type: string; body: string 
 }
 
 const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-6;
-
-/** Sets environment variables for the proxy started next; restored at teardown. */
-function withEnv(t: Test, vars: Record<string, string>): void {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, vars);
-  t.teardown(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
-}
 
 t.test(
   'OTLP/gRPC, cumulative: every job counted (with or without telemetry), queue time as GitLab sent it, system failures only',
@@ -219,15 +207,16 @@ t.test(
 );
 
 t.test('OTLP/HTTP, delta, OTEL_METRIC_EXPORT_INTERVAL honoured; project attribute capped with an other bucket', async (t) => {
-  withEnv(t, {
-    OTEL_METRIC_EXPORT_INTERVAL: '150',
-    OTEL_METRIC_EXPORT_TIMEOUT: '100',
-    OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta',
-  });
   const collector = await new OtlpHttpReceiver().start();
   t.teardown(() => collector.stop());
   const lab = await startLab({
     receiver: false,
+    // As a deployment sets them: read by the product (the SDK's periodic reader reads none of them).
+    env: {
+      OTEL_METRIC_EXPORT_INTERVAL: '150',
+      OTEL_METRIC_EXPORT_TIMEOUT: '100',
+      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta',
+    },
     proxyConfig: {
       endpoints: [{ name: 'http', protocol: 'http/protobuf', url: collector.url, compression: 'gzip', queue: { batch_delay: '20ms' } }],
       metrics: { project_attribute: true, max_attribute_values: 2 },

@@ -5,6 +5,7 @@ import { YAMLParseError, parse } from 'yaml';
 import { otlpHeadersFromEnv, parseOtlpHeaders } from '../../telemetry/auth/headers.js';
 import { samplingFromEnv } from '../../telemetry/sampling.js';
 import { endpointFromEnv, protocolFromEnv } from '../../telemetry/export/env-endpoint.js';
+import { metricExportFromEnv, MetricEnvError, type MetricExportSettings } from '../../telemetry/metrics/metric-env.js';
 import { ConfigError, validateConfig, type EnvDefaults, type ProxyConfig } from './schema.js';
 
 export interface Overrides {
@@ -26,6 +27,14 @@ export function envDefaults(env: Env): { defaults: EnvDefaults; warnings: string
   const sampling = samplingFromEnv(env);
   warnings.push(...sampling.warnings);
   const endpoint = endpointFromEnv(env);
+  let metricExport: MetricExportSettings | { variable: string; message: string };
+  try {
+    metricExport = metricExportFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof MetricEnvError)) throw err;
+    // Reported by validateConfig with the other problems, under the variable's name.
+    metricExport = { variable: err.variable, message: err.message.slice(err.variable.length + 2) };
+  }
   return {
     defaults: {
       endpoint: endpoint?.url,
@@ -37,6 +46,7 @@ export function envDefaults(env: Env): { defaults: EnvDefaults; warnings: string
       sampling: sampling.settings,
       metricsEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim() || undefined,
       genericEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || undefined,
+      metricExport,
     },
     warnings,
   };

@@ -24,6 +24,7 @@ import {
 } from '../../telemetry/export/settings.js';
 import { appendTracesPath, type EnvProtocol } from '../../telemetry/export/env-endpoint.js';
 import { metricEndpoints } from '../../telemetry/metrics/metric-endpoints.js';
+import { DEFAULT_METRIC_EXPORT, type MetricExportSettings } from '../../telemetry/metrics/metric-env.js';
 import type { NativeRunnerSpan, NegotiationPolicy } from '../wire/negotiation.js';
 import { TRACE_ID_SCHEMES, type TraceIdScheme } from '../../telemetry/pipeline-ids.js';
 import { JOB_ROUTER_MODES, type JobRouterMode } from '../http/routes.js';
@@ -93,6 +94,8 @@ export interface MetricsConfig {
   maxAttributeValues: number;
   /** The runner manager's `concurrent`, for job-slot utilisation. */
   concurrent?: number;
+  /** OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT and the temporality preference (metric-env.ts). */
+  export: MetricExportSettings;
 }
 
 export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE' | 'CONFIG_SYNTAX';
@@ -274,6 +277,8 @@ export interface EnvDefaults {
   metricsEndpoint?: string;
   /** OTEL_EXPORTER_OTLP_ENDPOINT, for `v1/metrics` over OTLP/HTTP when the traces-specific variable gave the trace URL. */
   genericEndpoint?: string;
+  /** OTEL_METRIC_EXPORT_* and the temporality preference, or the variable that is wrong (absent: the defaults). */
+  metricExport?: MetricExportSettings | { readonly variable: string; readonly message: string };
 }
 
 function readTls(r: Reader, path: string, v: unknown): TlsSettings | undefined {
@@ -490,15 +495,29 @@ function readMetrics(
       'concurrent',
     ]) ?? {};
   const enabled = r.bool('metrics.enabled', m.enabled) ?? true;
-  const target = r.oneOf('metrics.endpoints', m.endpoints, ['same-as-traces', 'none'] as const) ?? 'same-as-traces';
-  const derived =
-    enabled && target === 'same-as-traces'
-      ? metricEndpoints(traceEndpoints, {
-          metricsEndpoint: env.metricsEndpoint,
-          genericEndpoint: env.genericEndpoint,
-          ...(fromEnv && env.endpoint ? { envEndpointName: 'default' } : {}),
-        })
-      : { endpoints: [], skipped: [] };
+  // A list: collectors for metrics alone, each URL posted to as given (as `endpoints:` entries are).
+  const listed: EndpointSettings[] | undefined = Array.isArray(m.endpoints) ? [] : undefined;
+  if (listed) {
+    (m.endpoints as unknown[]).forEach((e, i) => {
+      const ep = readEndpoint(r, join('metrics.endpoints', i), e, env);
+      if (ep) listed.push(ep);
+    });
+  }
+  const target = listed ? 'listed' : (r.oneOf('metrics.endpoints', m.endpoints, ['same-as-traces', 'none'] as const) ?? 'same-as-traces');
+  const derived = !enabled
+    ? { endpoints: [], skipped: [] }
+    : listed
+      ? { endpoints: listed, skipped: [] }
+      : target === 'same-as-traces'
+        ? metricEndpoints(traceEndpoints, {
+            metricsEndpoint: env.metricsEndpoint,
+            genericEndpoint: env.genericEndpoint,
+            ...(fromEnv && env.endpoint ? { envEndpointName: 'default' } : {}),
+          })
+        : { endpoints: [], skipped: [] };
+  let metricExport = DEFAULT_METRIC_EXPORT;
+  if (env.metricExport && 'variable' in env.metricExport) r.fail(env.metricExport.variable, env.metricExport.message);
+  else if (env.metricExport) metricExport = env.metricExport;
   const concurrent = r.int('metrics.concurrent', m.concurrent, 1, 100_000);
   return {
     enabled,
@@ -508,6 +527,7 @@ function readMetrics(
     pipelineNameAttribute: r.bool('metrics.pipeline_name_attribute', m.pipeline_name_attribute) ?? false,
     maxAttributeValues: r.int('metrics.max_attribute_values', m.max_attribute_values, 1, 10_000) ?? 100,
     ...(concurrent !== undefined ? { concurrent } : {}),
+    export: metricExport,
   };
 }
 

@@ -177,6 +177,22 @@ export function quantile(d: Distribution, q: number): number {
   return d.bounds[d.bounds.length - 1] ?? NaN;
 }
 
+/**
+ * The upper bound of the bucket the q-quantile falls in: what the histogram
+ * can honestly say ("p95 ≤ 10 s"), without interpolating inside the bucket.
+ * Infinity when it falls in the +Inf bucket; NaN for an empty distribution.
+ */
+export function quantileBound(d: Distribution, q: number): number {
+  if (d.count === 0) return NaN;
+  const rank = q * d.count;
+  let below = 0;
+  for (let i = 0; i < d.counts.length; i++) {
+    below += d.counts[i]!;
+    if (below >= rank && d.counts[i]! > 0) return i < d.bounds.length ? d.bounds[i]! : Infinity;
+  }
+  return Infinity;
+}
+
 /** What a receiver keeps of the metric exports it accepted, and a bounded wait on them. */
 export class ReceivedMetrics {
   readonly points: ReceivedPoint[] = [];

@@ -69,6 +69,45 @@ t.test('errors name their key path', async (t) => {
   t.match(problems('telemetry: { queue_span: 1 }\n'), [/^telemetry\.queue_span: expected true or false/]);
 });
 
+t.test('OTEL_METRIC_EXPORT_* and the temporality preference: read into the config, a bad one is a config error naming it', async (t) => {
+  t.same(fromEnv({}).config.metrics.export, { intervalMs: 60_000, timeoutMs: 30_000, temporality: 'cumulative' });
+  t.same(
+    fromEnv({
+      OTEL_METRIC_EXPORT_INTERVAL: '5000',
+      OTEL_METRIC_EXPORT_TIMEOUT: '2000',
+      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'Delta',
+    }).config.metrics.export,
+    { intervalMs: 5000, timeoutMs: 2000, temporality: 'delta' },
+  );
+  let err: unknown;
+  try {
+    fromEnv({ OTEL_METRIC_EXPORT_INTERVAL: '10s' });
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof ConfigError);
+  t.match((err as ConfigError).problems, [{ path: 'OTEL_METRIC_EXPORT_INTERVAL', message: /positive whole number of milliseconds/ }]);
+});
+
+t.test('metrics.endpoints as a list: collectors for metrics alone, URLs as given, key paths in errors', async (t) => {
+  const c = load(`
+endpoints: [{ name: traces, url: "https://t.example:4317" }]
+metrics:
+  endpoints:
+    - { name: m, protocol: http/protobuf, url: "http://127.0.0.1:4318/v1/metrics" }
+`);
+  t.same(
+    c.metrics.endpoints.map((e) => [e.name, e.protocol, e.url]),
+    [['m', 'http/protobuf', 'http://127.0.0.1:4318/v1/metrics']],
+  );
+  t.same(
+    c.endpoints.map((e) => e.name),
+    ['traces'],
+    'the trace endpoints are untouched',
+  );
+  t.match(problems('metrics: { endpoints: [{ name: m }] }\n'), ['metrics.endpoints[0].url: required']);
+});
+
 t.test('OTLP/HTTP: the metrics URL is derived the way the trace URL was', async (t) => {
   const file = load(`
 endpoints:
