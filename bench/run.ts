@@ -22,6 +22,7 @@ const MODULES: Record<string, () => Promise<{ default: BenchModule }>> = {
   export: () => import('./export.js'),
   onboarding: () => import('./onboarding.js'),
   security: () => import('./security.js'),
+  metrics: () => import('./metrics.js'),
 };
 
 const args = process.argv.slice(2);

@@ -1,0 +1,258 @@
+// The CI/CD metrics' cost (issue #14, docs/metrics.md): what following every
+// job for metrics adds to forwarding, and whether the proxy's memory stays
+// flat as jobs go by.
+//  1. Forwarding p99 with metrics on vs off, in the same run: two proxy
+//     processes of ours (the built CLI, defaults except `metrics.enabled`) in
+//     front of one GitLab stand-in, runner jobs interleaved in rounds so both
+//     see the same machine noise. Half the jobs come without telemetry: with
+//     metrics on those are followed metrics-only (log parsed, spans built and
+//     dropped), with metrics off they are not followed at all, so the figure
+//     holds the whole added cost.
+//  2. Memory from 1,000 to 10,000 jobs: a fresh metrics-on proxy with the
+//     project attribute opted in over more projects than its cap; its resident
+//     set (VmRSS from /proc) after the first 1,000 jobs and after 10,000.
+// Every process is a child: GitLab stand-in (bench/gitlab-process.ts),
+// collector (bench/collector-process.ts) and the proxies; the runner
+// simulators that time the calls run here.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { BenchFigure, BenchModule } from './types.js';
+import { buildJobLog } from '../src/lab/job-log-builder.js';
+import { RunnerSimulator } from '../src/lab/runner.js';
+
+const RUNNER_TOKEN = 'glrt-bench';
+const CLK_TCK = 100;
+const MiB = 1024 * 1024;
+
+function forkTs(entry: string, args: string[]): ChildProcess {
+  return fork(entry, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+}
+
+function ask<T>(child: ChildProcess, msg: unknown, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer within 20 s`)), 20_000);
+    child.once('message', (m) => {
+      clearTimeout(timer);
+      resolve(m as T);
+    });
+    if (msg !== undefined) child.send(msg as string);
+  });
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+interface Proc {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Our proxy as in production (BENCH_OURS_CLI / BENCH_OURS_NODE_ARGS as in bench/proxy.ts), `metrics` as given. */
+async function startOurs(upstream: string, collector: string, metrics: Record<string, unknown>): Promise<Proc> {
+  const config = join(mkdtempSync(join(tmpdir(), 'gitlab-otel-bench-metrics-')), 'proxy.yml');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      listen: '127.0.0.1:0',
+      admin: null,
+      upstream: { url: upstream },
+      endpoints: [{ name: 'bench', url: collector }],
+      metrics,
+    }),
+  );
+  const nodeArgs = (process.env.BENCH_OURS_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+  const child = spawn(process.execPath, [...nodeArgs, process.env.BENCH_OURS_CLI ?? 'dist/cli.js', 'runner-proxy', '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
+  const tail: string[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start within 20 s: ${tail.join('\n')}`)), 20_000);
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      const m = /"listen":"[^"]*:(\d+)"/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`proxy exited with ${code}: ${tail.join('\n')}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: stopper(child) };
+}
+
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+function rssBytes(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return kb ? Number(kb[1]) * 1024 : NaN;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+const round = (n: number, d = 3): number => Number(n.toFixed(d));
+
+interface Shape {
+  log: Buffer;
+  patchSizes: number[];
+}
+
+/** `workers` runners running `jobsEach` jobs back to back; every call's round trip goes to `times`. */
+async function load(url: string, shape: Shape, workers: number, jobsEach: number, times: number[]): Promise<number> {
+  let jobs = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      const runner = new RunnerSimulator({ url, token: RUNNER_TOKEN, callTimeoutMs: 120_000 });
+      runner.record = false;
+      runner.onCall = (ex) => times.push(ex.ms);
+      try {
+        for (let i = 0; i < jobsEach; i++) {
+          const job = await runner.requestJob();
+          if (!job) continue;
+          const r = await runner.runJob(job, { log: shape.log, state: 'success', patchSizes: shape.patchSizes });
+          if (r.finalStatus !== 200) throw new Error(`job ${job.id}: final update answered ${r.finalStatus}`);
+          jobs++;
+        }
+      } finally {
+        runner.close();
+      }
+    }),
+  );
+  return jobs;
+}
+
+const run: BenchModule = async ({ quick, log, method }) => {
+  const figures: BenchFigure[] = [];
+  const collectorChild = forkTs('bench/collector-process.ts', ['0', '0']);
+  const bound = await ask<{ grpcPort: number }>(collectorChild, undefined, 'collector start');
+  const collector = `http://127.0.0.1:${bound.grpcPort}`;
+  const stopCollector = stopper(collectorChild);
+  const gitlabChild = forkTs('bench/gitlab-process.ts', [JSON.stringify({ pad: 20, noTelemetryEvery: 2, projects: 500 })]);
+  const { url: gitlab } = await ask<{ url: string }>(gitlabChild, undefined, 'GitLab simulator start');
+  const stopGitLab = stopper(gitlabChild);
+  try {
+    // ---- 1. forwarding p99, metrics on vs off
+    const big = buildJobLog('user-sections', { start: new Date(), timestamps: true, scriptOutputBytes: quick ? 64 * 1024 : 512 * 1024 });
+    const patches = 8;
+    const shape: Shape = { log: big.bytes, patchSizes: Array<number>(patches).fill(Math.ceil(big.bytes.length / patches)) };
+    const on = await startOurs(gitlab, collector, { project_attribute: true });
+    const off = await startOurs(gitlab, collector, { enabled: false });
+    const rounds = quick ? 2 : 6;
+    const workers = quick ? 2 : 4;
+    const jobsEach = quick ? 5 : 15;
+    const times = { on: [] as number[], off: [] as number[] };
+    const cpu = { on: 0, off: 0 };
+    const jobs = { on: 0, off: 0 };
+    try {
+      // Warm-up, not counted.
+      await load(on.url, shape, workers, 2, []);
+      await load(off.url, shape, workers, 2, []);
+      for (let r = 0; r < rounds; r++) {
+        // Alternate which side goes first: neither always meets the machine's later state.
+        for (const side of r % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+          const p = side === 'on' ? on : off;
+          const c0 = cpuMs(p.pid);
+          jobs[side] += await load(p.url, shape, workers, jobsEach, times[side]);
+          cpu[side] += cpuMs(p.pid) - c0;
+        }
+        log(`round ${r + 1}/${rounds}: ${jobs.on} + ${jobs.off} jobs`);
+      }
+    } finally {
+      await on.stop();
+      await off.stop();
+    }
+    const p99 = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        99,
+      );
+    const onP99 = p99(times.on);
+    const offP99 = p99(times.off);
+    figures.push({
+      suite: 'ci-metrics',
+      name: 'runner call p99, metrics on',
+      value: round(onP99),
+      unit: 'ms',
+      baseline: round(offP99),
+      ratio: round(onP99 / offP99),
+      target: '≤ 1.1× (noise)',
+      met: onP99 / offP99 <= 1.1,
+      note: `${times.on.length} + ${times.off.length} calls; half the jobs without telemetry (metrics-only when on)`,
+    });
+    const perJob = { on: cpu.on / jobs.on, off: cpu.off / jobs.off };
+    figures.push({
+      suite: 'ci-metrics',
+      name: 'proxy CPU per job, metrics on',
+      value: round(perJob.on),
+      unit: 'ms',
+      baseline: round(perJob.off),
+      ratio: round(perJob.on / perJob.off),
+      note: 'utime+stime of each proxy process over its rounds; with metrics off, jobs without telemetry are only forwarded',
+    });
+    method?.(
+      `forwarding: ${rounds} rounds × ${workers} runners × ${jobsEach} jobs per side, sides alternating first; ` +
+        `a ${(big.bytes.length / 1024).toFixed(0)} KiB log in ${patches} PATCHes per job; p99 over every runner call (request, updates, PATCHes)`,
+    );
+
+    // ---- 2. memory from 1,000 to 10,000 jobs
+    const first = quick ? 200 : 1_000;
+    const total = quick ? 2_000 : 10_000;
+    const small = buildJobLog('success', { start: new Date(), timestamps: true });
+    const smallShape: Shape = { log: small.bytes, patchSizes: [small.bytes.length] };
+    const mem = await startOurs(gitlab, collector, { project_attribute: true });
+    try {
+      const memWorkers = 4;
+      await load(mem.url, smallShape, memWorkers, first / memWorkers, []);
+      const rssFirst = rssBytes(mem.pid);
+      log(`memory: ${first} jobs, RSS ${(rssFirst / MiB).toFixed(1)} MiB`);
+      await load(mem.url, smallShape, memWorkers, (total - first) / memWorkers, []);
+      const rssTotal = rssBytes(mem.pid);
+      log(`memory: ${total} jobs, RSS ${(rssTotal / MiB).toFixed(1)} MiB`);
+      figures.push({
+        suite: 'ci-metrics',
+        name: `proxy RSS after ${total} jobs vs ${first}`,
+        value: round(rssTotal / MiB, 1),
+        unit: 'MiB',
+        baseline: round(rssFirst / MiB, 1),
+        ratio: round(rssTotal / rssFirst),
+        target: '≤ 1.1× (flat)',
+        met: rssTotal / rssFirst <= 1.1,
+        note: 'metrics on, project attribute opted in over 500 projects (cap 100), half the jobs metrics-only',
+      });
+      method?.(
+        `memory: one fresh metrics-on proxy, VmRSS after ${first} and after ${total} jobs (4 runners, a ${small.bytes.length}-byte log per job)`,
+      );
+    } finally {
+      await mem.stop();
+    }
+  } finally {
+    await stopGitLab();
+    await stopCollector();
+  }
+  return figures;
+};
+
+export default run;
