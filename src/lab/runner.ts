@@ -10,6 +10,9 @@ import http from 'node:http';
 import { Readable } from 'node:stream';
 import { crc32, gunzipSync } from 'node:zlib';
 
+/** The largest job payload the simulator decodes (gitlab-runner reads whatever GitLab sends; ours stays bounded). */
+const MAX_DECODED_PAYLOAD = 64 * 1024 * 1024;
+
 export interface RunnerSimulatorOptions {
   /** The runner's `url` (the proxy, or GitLab directly). */
   url: string;
@@ -262,7 +265,9 @@ export class RunnerSimulator {
     if (ex.status === 204) return null;
     if (ex.status !== 201) throw new Error(`job request answered ${ex.status}`);
     if (!/^application\/json/.test(String(ex.headers['content-type']))) throw new Error('job payload is not JSON');
-    const text = (ex.headers['content-encoding'] === 'gzip' ? gunzipSync(ex.rawBody) : ex.rawBody).toString('utf8');
+    // Bounded like the proxy's own decoding (docs/security.md#decoded-body-bound): a payload cannot inflate the simulator either.
+    const gzip = ex.headers['content-encoding'] === 'gzip';
+    const text = (gzip ? gunzipSync(ex.rawBody, { maxOutputLength: MAX_DECODED_PAYLOAD }) : ex.rawBody).toString('utf8');
     const payload = JSON.parse(text) as Record<string, unknown>;
     const mismatch = tracingTypeMismatch(payload);
     if (mismatch) throw new Error(`decoding json payload: ${mismatch}`);
