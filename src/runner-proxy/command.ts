@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/schema.js';
 import { loadConfig } from './config/load.js';
-import { jsonLogger } from '../log.js';
+import { asyncJsonLogger } from './async-logger.js';
 import { startRunnerProxy } from './runtime.js';
 
 const HELP = `Usage: gitlab-otel runner-proxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--admin-listen HOST:PORT]
@@ -52,7 +52,8 @@ export async function runnerProxyCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const log = jsonLogger(undefined, loaded.config.logLevel);
+  // Asynchronous: no log line is a synchronous write on the forwarding event loop (docs/performance.md#logging).
+  const log = asyncJsonLogger(loaded.config.logLevel);
   for (const w of loaded.warnings) log('warn', w);
   const running = await startRunnerProxy(loaded.config, { log });
   const code = await new Promise<number>((resolve) => {
