@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { crc32, gunzipSync } from 'node:zlib';
+import { isJsonObject as isObject } from '../json-guards.js';
 
 /** The largest job payload the simulator decodes (gitlab-runner reads whatever GitLab sends; ours stays bounded). */
 const MAX_DECODED_PAYLOAD = 64 * 1024 * 1024;
@@ -114,8 +115,6 @@ const FEATURES = [
   'two_phase_job_commit',
   'job_inputs',
 ];
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * What Go's encoding/json rejects in `features.tracing` when decoding into the

@@ -3,6 +3,7 @@
 // enter; everything past these functions trusts the types. A body that does
 // not match throws MALFORMED_RESPONSE.
 import { OnboardingError } from './errors.js';
+import { isJsonObject as isObject } from '../json-guards.js';
 
 export interface AccessWire {
   access_level: number;
@@ -86,10 +87,6 @@ export interface WorkflowWire {
 
 function fail(what: string, why: string): never {
   throw new OnboardingError('MALFORMED_RESPONSE', `GitLab returned a malformed ${what}: ${why}`);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function int(o: Record<string, unknown>, key: string, what: string): number {

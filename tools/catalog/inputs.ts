@@ -1,6 +1,7 @@
 // `spec:inputs` as GitLab defines them (docs/gitlab-api.md#inputs-and-interpolation): types,
 // defaults, options, regex, and how given values are checked against them.
 // Shared by the template parser and the catalog.yml model. Pure.
+import { isJsonObject as isRecord } from '../../src/json-guards.js';
 
 export const INPUT_TYPES = ['string', 'number', 'boolean', 'array'] as const;
 export type InputType = (typeof INPUT_TYPES)[number];
@@ -41,9 +42,7 @@ const INPUT_KEYS = new Set(['type', 'default', 'description', 'options', 'regex'
 /** GitLab input names: interpolation accepts word characters and `-`. */
 export const INPUT_NAME = /^[A-Za-z0-9_-]+$/;
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isRecord };
 
 export function typeOfValue(v: unknown): InputType | 'other' {
   if (typeof v === 'string') return 'string';

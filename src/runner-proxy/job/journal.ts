@@ -19,6 +19,7 @@ import { isValidSpanId, isValidTraceId } from '../../telemetry/spans.js';
 import type { Contract } from '../wire/negotiation.js';
 import { CI_VARIABLES, type CiVariable, type JobView, type ReadResult, type RunnerView } from '../wire/payload.js';
 import type { LogSpansSnapshot } from '../job-log/log-spans.js';
+import { isJsonObject as isObject } from '../../json-guards.js';
 
 export const JOURNAL_RECORD_VERSION = 1;
 
@@ -51,8 +52,6 @@ export interface JournalledJob {
 const CONTRACTS: readonly Contract[] = ['tracing', 'job_telemetry', 'variable'];
 const CI_VARIABLE_SET = new Set<string>(CI_VARIABLES);
 const DECIMAL = /^\d{1,24}$/;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function journalView(view: JobView): JournalledJobView {
   const { tracing: _t, jobTelemetry: _j, traceContext: _c, schemaProblems: _s, ...rest } = view;

@@ -16,6 +16,7 @@ import { pipelineRootSpanId, instanceScopedTraceId, rootPipelineId, traceIdFor, 
 import { isValidSpanId, isValidTraceId } from '../../telemetry/spans.js';
 import type { JobView, TracingFeature } from './payload.js';
 import { fallbackOptInValue } from '../../telemetry/fallback-opt-in.js';
+import { isJsonObject as isObject } from '../../json-guards.js';
 
 export type NegotiationPolicy = 'payload' | 'payload-or-variable';
 export type NativeRunnerSpan = 'replace' | 'keep';
@@ -85,8 +86,6 @@ export type Negotiation =
       samplingKey: string;
       warnings: string[];
     };
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const REASONS: Record<string, LeftToRunnerReason> = {
   UNSUPPORTED_ENDPOINT_SCHEME: 'unsupported_scheme',

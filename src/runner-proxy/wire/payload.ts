@@ -8,6 +8,7 @@
 // repo_url with an embedded token, dependency tokens, secrets). `JobView` is
 // the only thing the rest of the proxy sees, and it holds none of them.
 import type { PayloadOtelEndpoint } from '../../telemetry/export/settings.js';
+import { isJsonObject as isObject } from '../../json-guards.js';
 
 /** `info` in POST /api/v4/jobs/request and every PUT /api/v4/jobs/:id. */
 export interface RunnerInfoWire {
@@ -150,8 +151,6 @@ export type CiVariable = (typeof CI_VARIABLES)[number];
 const CI_VARIABLE_SET = new Set<string>(CI_VARIABLES);
 
 export type ReadResult<T> = { ok: true; value: T } | { ok: false; problem: string };
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function optional<T>(
   obj: Record<string, unknown>,
