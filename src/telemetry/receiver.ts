@@ -411,6 +411,8 @@ export interface HttpReceiverOptions {
   tls?: { key: Buffer | string; cert: Buffer | string; clientCa?: Buffer | string; requireClientCertificate?: boolean };
   behaviour?: HttpBehaviour;
   onSpans?: (spans: ReceivedSpan[], call: HttpExportCall) => void;
+  /** Told about every request refused for breaking the protocol (also kept in `refusals`). */
+  onRefusal?: (refusal: HttpRefusal) => void;
   /** Checked before `behaviour`, e.g. a bearer token: return an answer (typically 401) to refuse. */
   verify?: (call: HttpExportCall) => HttpExportAnswer | undefined | Promise<HttpExportAnswer | undefined>;
   /** Largest request body accepted, before and after gunzip; default 20 MiB, the OTLP spec's recommended limit (413 beyond). */
@@ -535,7 +537,9 @@ export class OtlpHttpReceiver {
   }
 
   private refuse(res: http.ServerResponse, status: number, reason: string): void {
-    this.refusals.push({ status, reason, at: Date.now() });
+    const refusal = { status, reason, at: Date.now() };
+    this.refusals.push(refusal);
+    this.options.onRefusal?.(refusal);
     this.wake();
     const body = rpcStatusBody(statusCodeFor(status), reason);
     res.writeHead(status, { 'content-type': PROTOBUF, 'content-length': body.length });
@@ -556,7 +560,8 @@ export class OtlpHttpReceiver {
       if (req.method !== 'POST') return this.refuse(res, 405, `method ${req.method ?? ''} is not POST`);
       const path = (req.url ?? '').split('?')[0];
       const metrics = path === this.metricsPath && path !== this.path;
-      if (path !== this.path && !metrics) return this.refuse(res, 404, `path ${req.url ?? ''} is not ${this.path}`);
+      // The path without its query: a query string may carry a credential, and the reason reaches stderr in inspect.
+      if (path !== this.path && !metrics) return this.refuse(res, 404, `path ${path} is not ${this.path}`);
       const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== PROTOBUF) return this.refuse(res, 415, `Content-Type ${type || '(none)'} is not ${PROTOBUF}`);
       const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
