@@ -1,16 +1,26 @@
-// End to end: spans go out through the real OTLP/gRPC exporter, arrive at
-// the inspector's receiver, and come out as the waterfall, JSON and HTML.
+// End to end: spans go out through the real OTLP exporters (gRPC, and the
+// stock OTLP/HTTP protobuf exporter), arrive at the inspector's receivers, and
+// come out as the waterfall, JSON and HTML.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as OTLPHttpTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { toReadableSpan, type SpanRecord } from '../../src/telemetry/spans.js';
-import { parseListen, startInspector, InspectError } from '../../src/inspect/command.js';
+import {
+  parseListen,
+  parseHttpListen,
+  isLoopbackHost,
+  nonLoopbackNotice,
+  startInspector,
+  InspectError,
+} from '../../src/inspect/command.js';
 import type { TraceJson } from '../../src/inspect/trace-json.js';
 import { FIXTURE_SPANS, RESOURCE_ATTRIBUTES, TRACE_ID } from '../support/inspect-trace.js';
 import { CHILD_NODE_ARGS, CLI_ENTRY } from '../support/child-node.js';
@@ -30,9 +40,14 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Exports like the proxy does: stage spans as they end, the job span last. */
+/**
+ * Exports like the proxy does: stage spans as they end, the job span last.
+ * An `http(s)://…/v1/traces` URL goes over OTLP/HTTP (binary protobuf), any other over gRPC.
+ */
 async function exportSpans(url: string, batches: readonly (readonly SpanRecord[])[]): Promise<void> {
-  const exporter = new OTLPTraceExporter({ url, credentials: credentials.createInsecure() });
+  const exporter = url.endsWith('/v1/traces')
+    ? new OTLPHttpTraceExporter({ url })
+    : new OTLPTraceExporter({ url, credentials: credentials.createInsecure() });
   const resource = resourceFromAttributes(RESOURCE_ATTRIBUTES);
   try {
     for (const batch of batches) {
@@ -53,6 +68,15 @@ async function exportSpans(url: string, batches: readonly (readonly SpanRecord[]
   }
 }
 
+/** Why ::1 cannot be listened on here, or undefined when it can. */
+function ipv6LoopbackProblem(): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (e) => resolve(e.message));
+    server.listen(0, '::1', () => server.close(() => resolve(undefined)));
+  });
+}
+
 async function waitUntil(predicate: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
@@ -68,6 +92,39 @@ t.test('--listen parsing', async (t) => {
   for (const bad of ['127.0.0.1', ':4317', '127.0.0.1:99999', 'a b:1', '::1:4317', '127.0.0.1:-1']) {
     t.throws(() => parseListen(bad), { code: 'INSPECT_USAGE' }, bad);
   }
+});
+
+t.test('--http-listen parsing: default 4318 on loopback and optional, off, explicit, clashes', async (t) => {
+  const grpc = parseListen('127.0.0.1:4317');
+  t.same(parseHttpListen(undefined, grpc), { httpListen: { host: '127.0.0.1', port: 4318 }, httpListenOptional: true });
+  t.same(parseHttpListen('off', grpc), { httpListenOptional: false });
+  t.same(parseHttpListen('[::1]:0', grpc), { httpListen: { host: '[::1]', port: 0 }, httpListenOptional: false });
+  t.same(parseHttpListen('127.0.0.1:0', parseListen('127.0.0.1:0')), {
+    httpListen: { host: '127.0.0.1', port: 0 },
+    httpListenOptional: false,
+  });
+  t.throws(() => parseHttpListen('4318', grpc), {
+    code: 'INSPECT_USAGE',
+    message: "--http-listen must be HOST:PORT (e.g. 127.0.0.1:4318), got '4318'",
+  });
+  t.throws(() => parseHttpListen('127.0.0.1:4317', grpc), {
+    code: 'INSPECT_USAGE',
+    message: /--http-listen and --listen are both 127\.0\.0\.1:4317/,
+  });
+});
+
+t.test('loopback or not: what is said on stderr', async (t) => {
+  for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '[::1]', '::1', '[::ffff:127.0.0.1]']) {
+    t.ok(isLoopbackHost(host), host);
+    t.equal(nonLoopbackNotice('--listen', { host, port: 4317 }), undefined, `${host}: nothing said`);
+  }
+  for (const host of ['0.0.0.0', '[::]', '10.1.2.3', '[2001:db8::1]', 'collector.internal', 'localhost.example.com']) {
+    t.notOk(isLoopbackHost(host), host);
+  }
+  t.equal(
+    nonLoopbackNotice('--http-listen', { host: '0.0.0.0', port: 4318 }),
+    'inspect: --http-listen 0.0.0.0:4318 is not a loopback address: anything that can reach it can send spans (plaintext, no authentication)\n',
+  );
 });
 
 t.test('prints what the real exporter sent as the exact waterfall, once the trace completes', async (t) => {
@@ -170,6 +227,131 @@ t.test('startup errors carry stable codes', async (t) => {
   t.equal((err as InspectError).code, 'INSPECT_HTML_WRITE_FAILED');
 });
 
+t.test('OTLP/HTTP: what the stock protobuf exporter posts to /v1/traces prints as the exact waterfall', async (t) => {
+  let out = '';
+  let err = '';
+  const printed: string[] = [];
+  const inspector = await startInspector(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      httpListen: { host: '127.0.0.1', port: 0 },
+      quietMs: 150,
+      width: 100,
+      onTrace: (c) => printed.push(c.trace.traceId),
+    },
+    { out: (s) => void (out += s), err: (s) => void (err += s) },
+  );
+  t.teardown(() => inspector.stop());
+  t.not(inspector.httpAddress?.port, 0, 'a real port was bound');
+  t.equal(inspector.httpUrl, `http://127.0.0.1:${inspector.httpAddress!.port}/v1/traces`);
+
+  await exportSpans(inspector.httpUrl!, [stageSpans.slice(0, 6), stageSpans.slice(6), [jobSpan]]);
+  await waitUntil(() => printed.length === 1, 10_000, 'the completed trace');
+  t.equal(out, `${expected}\n`);
+  t.equal(err, '');
+  t.equal(inspector.spanCount, 12);
+  t.same(inspector.httpReceiver!.refusals, [], 'every request was valid OTLP/HTTP');
+  t.equal(inspector.receiver.spans.length, 0, 'nothing came over gRPC');
+});
+
+const noIpv6 = await ipv6LoopbackProblem();
+t.test(
+  'gRPC and OTLP/HTTP at once: spans of one trace over both land in one trace',
+  { skip: noIpv6 === undefined ? false : `no IPv6 loopback on this machine (${noIpv6})` },
+  async (t) => {
+    let out = '';
+    const inspector = await startInspector(
+      { listen: { host: '127.0.0.1', port: 0 }, httpListen: { host: '[::1]', port: 0 }, quietMs: 150, json: true, retainReceived: false },
+      { out: (s) => void (out += s), err: () => {} },
+    );
+    t.teardown(() => inspector.stop());
+    t.equal(inspector.httpUrl, `http://[::1]:${inspector.httpAddress!.port}/v1/traces`, 'IPv6 in brackets in the URL');
+
+    // The stage spans over HTTP, interleaved with the job span and a late section over gRPC.
+    await Promise.all([
+      exportSpans(inspector.httpUrl!, [stageSpans.slice(0, 6), stageSpans.slice(6)]),
+      exportSpans(inspector.url, [[jobSpan]]),
+    ]);
+    await waitUntil(() => out.includes('\n'), 10_000, 'the JSON line');
+    await inspector.stop();
+    const lines = out.trim().split('\n');
+    t.equal(lines.length, 1, 'one trace, printed once');
+    const trace = JSON.parse(lines[0]!) as TraceJson & { update: boolean };
+    t.match(trace, { traceId: TRACE_ID, name: 'job_execution', spanCount: 12, rootReceived: true, update: false });
+    t.same(
+      trace.spans[0]!.children.map((c) => c.name),
+      stageSpans.filter((s) => s.parentSpanId === jobSpan.spanId).map((s) => s.name),
+      'the HTTP stages under the gRPC job span',
+    );
+    t.equal(inspector.spanCount, 12);
+    t.equal(inspector.httpReceiver!.spans.length + inspector.receiver.spans.length, 0, 'retainReceived: false, both receivers');
+  },
+);
+
+t.test('OTLP/HTTP startup: a taken default port is a warning, a taken chosen port an error naming --http-listen', async (t) => {
+  const taken = await startInspector(
+    { listen: { host: '127.0.0.1', port: 0 }, httpListen: { host: '127.0.0.1', port: 0 } },
+    { out: () => {}, err: () => {} },
+  );
+  t.teardown(() => taken.stop());
+  const busy = { host: '127.0.0.1', port: taken.httpAddress!.port };
+
+  let err = '';
+  const optional = await startInspector(
+    { listen: { host: '127.0.0.1', port: 0 }, httpListen: busy, httpListenOptional: true, quietMs: 50 },
+    { out: () => {}, err: (s) => void (err += s) },
+  );
+  t.teardown(() => optional.stop());
+  t.match(err, `inspect: not receiving OTLP/HTTP: cannot listen on 127.0.0.1:${busy.port} (--http-listen): `);
+  t.match(err, /EADDRINUSE/);
+  t.equal(optional.httpUrl, undefined);
+  t.equal(optional.httpReceiver, undefined);
+  await exportSpans(optional.url, [[jobSpan]]);
+  await optional.receiver.waitForSpans(1, 5000);
+  t.equal(optional.spanCount, 1, 'gRPC still received');
+
+  const failed = await startInspector({ listen: { host: '127.0.0.1', port: 0 }, httpListen: busy }, { out: () => {}, err: () => {} }).catch(
+    (e: unknown) => e,
+  );
+  t.ok(failed instanceof InspectError);
+  t.match(failed, { code: 'INSPECT_LISTEN_FAILED', message: `cannot listen on 127.0.0.1:${busy.port} (--http-listen)` });
+  t.match(
+    await startInspector({ listen: { host: '127.0.0.1', port: taken.address.port } }, { out: () => {}, err: () => {} }).catch(
+      (e: unknown) => e,
+    ),
+    { code: 'INSPECT_LISTEN_FAILED', message: /\(--listen\)/ },
+  );
+});
+
+t.test('OTLP/HTTP: a refused request is said on stderr, once per status, without the query string', async (t) => {
+  let err = '';
+  const inspector = await startInspector(
+    { listen: { host: '127.0.0.1', port: 0 }, httpListen: { host: '127.0.0.1', port: 0 } },
+    { out: () => {}, err: (s) => void (err += s) },
+  );
+  t.teardown(() => inspector.stop());
+  const base = inspector.httpUrl!.replace('/v1/traces', '');
+  const post = (path: string, type = 'application/x-protobuf'): Promise<number> =>
+    fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body: new Uint8Array(0),
+      signal: AbortSignal.timeout(10_000),
+    }).then(async (r) => {
+      await r.arrayBuffer();
+      return r.status;
+    });
+  t.equal(await post('/?token=secret-in-query'), 404);
+  t.equal(await post('/other'), 404);
+  t.equal(await post('/v1/traces', 'application/json'), 415);
+  t.equal(
+    err,
+    'inspect: refused an OTLP/HTTP request (404): path / is not /v1/traces; further 404s are not reported\n' +
+      'inspect: refused an OTLP/HTTP request (415): Content-Type application/json is not application/x-protobuf; further 415s are not reported\n',
+  );
+  t.notMatch(err, 'secret-in-query');
+});
+
 interface Cli {
   stdout: () => string;
   stderr: () => string;
@@ -191,12 +373,19 @@ function cli(args: string[]): Cli {
   return { stdout: () => stdout, stderr: () => stderr, exit, kill: (s) => void child.kill(s) };
 }
 
-t.test('the CLI: bound address on stderr, waterfall on stdout, clean exit on SIGINT', async (t) => {
-  const proc = cli(['inspect', '--listen', '127.0.0.1:0', '--quiet-ms', '200', '--width', '100']);
+t.test('the CLI: bound addresses on stderr, waterfall on stdout from both transports, clean exit on SIGINT', async (t) => {
+  const proc = cli(['inspect', '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--quiet-ms', '200', '--width', '100']);
   t.teardown(() => proc.kill('SIGKILL'));
-  await waitUntil(() => /receiving OTLP\/gRPC on 127\.0\.0\.1:\d+/.test(proc.stderr()), 30_000, 'the bound address');
-  const port = /on 127\.0\.0\.1:(\d+)/.exec(proc.stderr())![1]!;
-  await exportSpans(`http://127.0.0.1:${port}`, [stageSpans, [jobSpan]]);
+  await waitUntil(
+    () => /receiving OTLP\/HTTP on http:\/\/127\.0\.0\.1:\d+\/v1\/traces\n/.test(proc.stderr()),
+    30_000,
+    'the bound addresses',
+  );
+  const port = /receiving OTLP\/gRPC on 127\.0\.0\.1:(\d+)\n/.exec(proc.stderr())![1]!;
+  const httpUrl = /receiving OTLP\/HTTP on (\S+)\n/.exec(proc.stderr())![1]!;
+  t.notMatch(proc.stderr(), 'not a loopback address', 'loopback: nothing said');
+  await exportSpans(httpUrl, [stageSpans]);
+  await exportSpans(`http://127.0.0.1:${port}`, [[jobSpan]]);
   await waitUntil(() => proc.stdout().includes('cleanup_file_variables'), 10_000, 'the waterfall');
   proc.kill('SIGINT');
   t.equal(await withTimeout(proc.exit, 10_000, 'exit after SIGINT'), 0);
@@ -205,15 +394,20 @@ t.test('the CLI: bound address on stderr, waterfall on stdout, clean exit on SIG
 });
 
 t.test('the CLI: usage errors exit 2 naming the problem; --help exits 0', async (t) => {
+  // Started together: each child spends most of its time loading TypeScript.
   const bad = cli(['inspect', '--listen', 'localhost']);
+  const badHttp = cli(['inspect', '--http-listen', '127.0.0.1:4318/v1/traces']);
+  const unknown = cli(['inspect', '--colour']);
+  const help = cli(['inspect', '--help']);
   t.equal(await withTimeout(bad.exit, 30_000, 'exit'), 2);
   t.match(bad.stderr(), "--listen must be HOST:PORT (e.g. 127.0.0.1:4317), got 'localhost'");
-  const unknown = cli(['inspect', '--colour']);
+  t.equal(await withTimeout(badHttp.exit, 30_000, 'exit'), 2);
+  t.match(badHttp.stderr(), "--http-listen must be HOST:PORT (e.g. 127.0.0.1:4318), got '127.0.0.1:4318/v1/traces'");
   t.equal(await withTimeout(unknown.exit, 30_000, 'exit'), 2);
   t.match(unknown.stderr(), '--colour');
-  const help = cli(['inspect', '--help']);
   t.equal(await withTimeout(help.exit, 30_000, 'exit'), 0);
   t.match(help.stdout(), 'Usage: gitlab-otel inspect');
+  t.match(help.stdout(), '--http-listen HOST:PORT|off');
 });
 
 t.test('an HTML write failure or a throwing onTrace is reported, and receiving goes on', async (t) => {
