@@ -12,7 +12,11 @@ import { credentials } from '@grpc/grpc-js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as OTLPHttpTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { Registry } from 'prom-client';
 import { toReadableSpan, type SpanRecord } from '../../src/telemetry/spans.js';
+import { ExportPipeline } from '../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../src/telemetry/export/export-metrics.js';
+import { endpointFromPayload } from '../../src/telemetry/export/settings.js';
 import {
   parseListen,
   parseHttpListen,
@@ -287,6 +291,38 @@ t.test(
     t.equal(inspector.httpReceiver!.spans.length + inspector.receiver.spans.length, 0, 'retainReceived: false, both receivers');
   },
 );
+
+t.test('a GitLab otel_endpoints entry naming the inspector: our own export pipeline (gzip) delivers the exact waterfall', async (t) => {
+  let out = '';
+  let err = '';
+  const printed: string[] = [];
+  const inspector = await startInspector(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      httpListen: { host: '127.0.0.1', port: 0 },
+      quietMs: 150,
+      width: 100,
+      onTrace: (c) => printed.push(c.trace.traceId),
+    },
+    { out: (s) => void (out += s), err: (s) => void (err += s) },
+  );
+  t.teardown(() => inspector.stop());
+  // As the proxy maps a payload endpoint; a node-local collector must be named to pass the egress policy.
+  const made = endpointFromPayload(
+    { url: inspector.httpUrl! },
+    { egress: { allowedHosts: [{ host: '127.0.0.1', port: inspector.httpAddress!.port }] } },
+  );
+  if (!made.ok) throw made.error;
+  t.match(made.endpoint, { protocol: 'http/protobuf', url: inspector.httpUrl, compression: 'gzip' });
+  const pipeline = await ExportPipeline.create({ endpoints: [], metrics: createExportMetrics(new Registry()), log: () => undefined });
+  t.teardown(() => pipeline.shutdown(1000));
+  pipeline.submit([...stageSpans, jobSpan], resourceFromAttributes(RESOURCE_ATTRIBUTES), [made.endpoint]);
+  await waitUntil(() => printed.length === 1, 10_000, 'the completed trace');
+  t.equal(out, `${expected}\n`);
+  t.equal(err, '');
+  t.ok(inspector.httpReceiver!.calls.length > 0 && inspector.httpReceiver!.calls.every((c) => c.contentEncoding === 'gzip'), 'gzipped');
+  t.same(inspector.httpReceiver!.refusals, []);
+});
 
 t.test('OTLP/HTTP startup: a taken default port is a warning, a taken chosen port an error naming --http-listen', async (t) => {
   const taken = await startInspector(
