@@ -1,4 +1,4 @@
-// What to do after a failed Export call, per the OTLP specification (facts §3).
+// What to do after a failed Export call, per the OTLP specification (docs/export.md#retry).
 import { status } from '@grpc/grpc-js';
 
 const RETRYABLE = new Set<number>([
