@@ -23,7 +23,7 @@ const SUBCOMMANDS: Record<string, Entry> = {
     load: async () => (await import('../demo/command.js')).demoCommand,
   },
   inspect: {
-    summary: 'receive OTLP/gRPC traces and print each as a waterfall (terminal, HTML, JSON)',
+    summary: 'receive OTLP traces (gRPC, HTTP) and print each as a waterfall (terminal, HTML, JSON)',
     load: async () => (await import('../inspect/command.js')).inspect,
   },
   onboard: {
