@@ -18,6 +18,8 @@ import { parseExposition } from '../support/prometheus-text.js';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+/** A metrics-only job's token and masked value: they must reach neither /metrics nor the collector. */
+const CANARY = { token: 'glcbt-CANARYmetricsjob01', masked: 'CANARY-metrics-masked-02' };
 const NS = 1e9;
 
 interface Run {
@@ -88,7 +90,13 @@ t.test(
       await runJob(
         lab,
         runner,
-        { id: 7102, contract: { kind: 'none' }, timeInQueueSeconds: 45 },
+        {
+          id: 7102,
+          contract: { kind: 'none' },
+          timeInQueueSeconds: 45,
+          token: CANARY.token,
+          variables: [{ key: 'DEPLOY_KEY', value: CANARY.masked, masked: true }],
+        },
         { scenario: 'script-failure', scriptMs: 40_000 },
       ),
     );
@@ -111,6 +119,7 @@ t.test(
     const scrape = await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`);
     t.equal(scrape.status, 200);
     t.match(scrape.type, /^text\/plain; version=0\.0\.4/, "prom-client's Content-Type, valid for both parts");
+    for (const secret of [CANARY.token, CANARY.masked, lab.runnerToken]) t.notOk(scrape.body.includes(secret), 'no secret on /metrics');
     const exposition = parseExposition(scrape.body);
     const series = (name: string, labels: Record<string, string> = {}) =>
       exposition.series.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
@@ -136,6 +145,10 @@ t.test(
     stopped = true;
     const m = lab.receiver!.metrics;
     t.ok(m.exports.length >= 1, 'the final export on stop reached the collector');
+    const exportedText = JSON.stringify(m.points, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    for (const secret of [CANARY.token, CANARY.masked, lab.runnerToken, 'gitlab-ci-token']) {
+      t.notOk(exportedText.includes(secret), 'no secret in the exported metrics');
+    }
 
     const job = distribution(m.of(CI_METRIC.jobDuration));
     t.equal(job?.count, 3);
