@@ -1,0 +1,166 @@
+// The tracker's CI/CD metrics side (docs/metrics.md#every-job), on its seam:
+// exchanges fed directly, the real CiMetrics on a real MeterProvider read by a
+// pull reader, the real export pipeline and receiver, a real journal. A job
+// without telemetry is followed metrics-only: payload untouched, nothing
+// exported or journalled, its stages and outcome measured; a sampled-out job is
+// measured before the sampling hold.
+import t, { type Test } from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AggregationTemporality, MeterProvider, MetricReader, type HistogramMetricData } from '@opentelemetry/sdk-metrics';
+import { buildJobLog } from '../../../src/lab/job-log-builder.js';
+import { makeJobPayload } from '../../../src/lab/job-payload.js';
+import { memoryLogger } from '../../support/memory-logger.js';
+import { CiMetrics, CI_METRIC } from '../../../src/runner-proxy/job/ci-metrics.js';
+import { JobJournal } from '../../../src/runner-proxy/job/journal.js';
+import { JobTracker, type JobTrackerOptions } from '../../../src/runner-proxy/job/tracker.js';
+import { CI } from '../../../src/telemetry/attributes.js';
+import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
+import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
+import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
+import { nowNanos } from '../../../src/telemetry/spans.js';
+import { Registry } from 'prom-client';
+import { endpointSettings } from '../../support/export.js';
+
+const RUNNER_REQUEST = Buffer.from(JSON.stringify({ token: 'glrt-x', info: { version: '19.4.0', executor: 'kubernetes' } }));
+
+class PullReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+
+async function harness(t: Test, over: Partial<JobTrackerOptions> = {}) {
+  const receiver = await new OtlpReceiver().start();
+  const collector = endpointSettings('collector', receiver.url);
+  const exportMetrics = createExportMetrics(new Registry());
+  const pipeline = await ExportPipeline.create({ endpoints: [collector], metrics: exportMetrics, log: () => undefined });
+  const reader = new PullReader();
+  const provider = new MeterProvider({ readers: [reader] });
+  t.teardown(async () => {
+    await provider.shutdown();
+    await pipeline.shutdown(1000);
+    await receiver.stop();
+  });
+  const holder: { tracker?: JobTracker } = {};
+  const ciMetrics = new CiMetrics({
+    meter: provider.getMeter('test'),
+    projectAttribute: false,
+    pipelineNameAttribute: false,
+    maxAttributeValues: 10,
+    activeJobs: () => holder.tracker?.activeJobs ?? 0,
+  });
+  const tracker = new JobTracker({
+    negotiation: {
+      policy: 'payload-or-variable',
+      nativeRunnerSpan: 'replace',
+      usePayloadEndpoints: false,
+      upstreamUrl: 'https://gitlab.example.com',
+    },
+    sink: pipeline,
+    endpoints: [collector],
+    resourceAttributes: { 'service.name': 'tracker-metrics-test' },
+    traceContext: { inject: true },
+    logSpans: { maxSpansPerJob: 100, maxAttributeLength: 100 },
+    abandonAfterMs: 0,
+    log: memoryLogger(),
+    ciMetrics,
+    ...over,
+  });
+  holder.tracker = tracker;
+  const histogram = async (name: string) => {
+    const { resourceMetrics } = await reader.collect();
+    const m = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((x) => x.descriptor.name === name) as
+      HistogramMetricData | undefined;
+    return m?.dataPoints ?? [];
+  };
+  return { receiver, pipeline, tracker, histogram };
+}
+
+function run(tracker: JobTracker, id: number, token: string, state: 'success' | 'failed', failureReason?: string): number {
+  const log = buildJobLog(state === 'success' ? 'success' : 'script-failure', { start: new Date(), timestamps: true });
+  const put = (s: string) =>
+    tracker.jobUpdate({
+      jobId: id,
+      jobToken: token,
+      body: Buffer.from(JSON.stringify({ token, state: s, failure_reason: failureReason })),
+      status: 200,
+      at: nowNanos(),
+    });
+  put('running');
+  tracker.tracePatch({
+    jobId: id,
+    jobToken: token,
+    contentRange: `0-${log.bytes.length - 1}`,
+    body: log.bytes,
+    status: 202,
+    range: `0-${log.bytes.length}`,
+    at: nowNanos(),
+  });
+  put(state);
+  return log.sections.filter((s) => s.kind === 'stage').length;
+}
+
+t.test('a job without telemetry: payload untouched, followed, measured, never exported or journalled', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-tracker-metrics-'));
+  const journal = JobJournal.open(dir);
+  t.teardown(() => journal.close());
+  const h = await harness(t, { journal });
+  const payload = makeJobPayload({ id: 501, contract: { kind: 'none' }, timeInQueueSeconds: 9 });
+  t.equal(h.tracker.editJobPayload(JSON.stringify(payload), RUNNER_REQUEST, nowNanos()), undefined, 'the payload goes as GitLab sent it');
+  t.equal(h.tracker.activeJobs, 1, 'followed');
+  t.equal(h.tracker.jobContext(501), undefined, 'no trace context: nothing was handed to the job');
+  await new Promise((r) => setImmediate(r));
+  t.same(journal.jobs(), [], 'not journalled');
+
+  // A neighbour without the job's token cannot end it.
+  h.tracker.jobUpdate({
+    jobId: 501,
+    jobToken: 'glcbt-forged',
+    body: Buffer.from('{"token":"glcbt-forged","state":"failed"}'),
+    status: 403,
+    at: nowNanos(),
+  });
+  t.equal(h.tracker.activeJobs, 1, 'a forged final update changes nothing');
+
+  const stages = run(h.tracker, 501, payload.token as string, 'success');
+  t.equal(h.tracker.activeJobs, 0);
+  const jobs = await h.histogram(CI_METRIC.jobDuration);
+  t.equal(jobs.length, 1);
+  t.match(jobs[0]!.attributes, { [CI.runnerExecutor]: 'kubernetes', [CI.jobStatus]: 'success' });
+  t.equal(jobs[0]!.value.count, 1);
+  t.equal((await h.histogram(CI_METRIC.jobQueueDuration))[0]?.value.sum, 9);
+  const stagePoints = await h.histogram(CI_METRIC.stageDuration);
+  t.equal(
+    stagePoints.reduce((n, p) => n + p.value.count, 0),
+    stages,
+    'one stage observation per build stage in the log',
+  );
+  await h.pipeline.flush(1000);
+  t.equal(h.receiver.spans.length, 0, 'no span exported');
+  t.same(journal.jobs(), []);
+});
+
+t.test('a sampled-out job is measured before the sampling hold', async (t) => {
+  const h = await harness(t, { sampling: { sampler: 'traceidratio', ratio: 0, maxHeldSpansPerJob: 100, maxHeldSpans: 1000 } });
+  const payload = makeJobPayload({
+    id: 502,
+    contract: { kind: 'variable' },
+  });
+  h.tracker.editJobPayload(JSON.stringify(payload), RUNNER_REQUEST, nowNanos());
+  t.equal(h.tracker.jobContext(502)?.sampled, false, 'the sampler dropped it');
+  run(h.tracker, 502, payload.token as string, 'success');
+  await h.pipeline.flush(1000);
+  t.equal(h.receiver.spans.length, 0, 'its spans are not exported');
+  t.equal((await h.histogram(CI_METRIC.jobDuration))[0]?.value.count, 1, 'but the job is counted');
+});
+
+t.test('without CiMetrics a job without telemetry is not followed (as before metrics)', async (t) => {
+  const h = await harness(t, { ciMetrics: undefined });
+  h.tracker.editJobPayload(JSON.stringify(makeJobPayload({ id: 503, contract: { kind: 'none' } })), RUNNER_REQUEST, nowNanos());
+  t.equal(h.tracker.activeJobs, 0);
+  t.notOk(h.tracker.observesTracePatch(503, undefined), 'its log is not observed');
+});
