@@ -15,6 +15,8 @@ import { BUCKETS, CI_METRIC } from '../../src/runner-proxy/job/ci-metrics.js';
 import { OtlpHttpReceiver } from '../../src/telemetry/receiver.js';
 import { distribution, TEMPORALITY, type ReceivedMetrics } from '../../src/telemetry/metrics/received-metrics.js';
 import { parseExposition } from '../support/prometheus-text.js';
+import { memoryLogger } from '../support/memory-logger.js';
+import { status } from '@grpc/grpc-js';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -296,3 +298,29 @@ t.test(
     t.equal(q.attributes[CI.jobId], 7401);
   },
 );
+
+t.test('a collector refusing metrics: jobs unaffected, failures counted and logged once, nothing queued', async (t) => {
+  const log = memoryLogger();
+  const lab = await startLab({
+    log,
+    env: { OTEL_METRIC_EXPORT_INTERVAL: '100', OTEL_METRIC_EXPORT_TIMEOUT: '100' },
+    receiver: { verify: () => ({ kind: 'error', code: status.UNAVAILABLE, details: 'collector overloaded' }) },
+  });
+  t.teardown(() => lab.stop());
+  const runner = lab.runner();
+  for (const id of [7501, 7502]) {
+    const r = await runJob(lab, runner, { id, contract: { kind: 'none' } });
+    t.ok(r.jobSeconds > 0, `job ${id} ran to its end`);
+  }
+  const failures = async () => {
+    const scrape = await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`);
+    return parseExposition(scrape.body)
+      .series.filter((s) => s.name === 'gitlab_otel_metric_exports_total' && s.labels.outcome === 'UNAVAILABLE')
+      .reduce((n, s) => n + s.value, 0);
+  };
+  const deadline = Date.now() + 5_000;
+  while ((await failures()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.ok((await failures()) >= 3, 'every refused export counted by its code');
+  t.equal(lab.receiver!.metrics.exports.length, 0, 'nothing accepted');
+  t.equal(log.lines.filter((l) => l.msg === 'metric export failing').length, 1, 'one warning for the outage, not one per export');
+});
