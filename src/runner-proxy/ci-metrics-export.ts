@@ -47,6 +47,14 @@ export function startCiMetrics(options: CiMetricsExportOptions): CiMetricsExport
   });
   const transports: { name: string; transport: MetricTransport }[] = [];
   for (const endpoint of config.endpoints) {
+    // Weakened transport security is said at start for metrics too (docs/security.md#plaintext-credentials).
+    if (endpoint.allowInsecureAuth)
+      log('warn', 'metric credentials may go to this collector in clear (allow_insecure_auth)', { endpoint: endpoint.name });
+    if (endpoint.tls?.insecureSkipVerify) {
+      log('warn', "TLS verification of this metric collector's certificate is disabled (tls.insecure_skip_verify)", {
+        endpoint: endpoint.name,
+      });
+    }
     try {
       transports.push({ name: endpoint.name, transport: createTransport(endpoint, {}, undefined, 'metrics') });
     } catch (err) {
