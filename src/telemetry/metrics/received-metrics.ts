@@ -193,16 +193,25 @@ export function quantileBound(d: Distribution, q: number): number {
   return Infinity;
 }
 
-/** What a receiver keeps of the metric exports it accepted, and a bounded wait on them. */
+/**
+ * What a receiver keeps of the metric exports it accepted, and a bounded wait
+ * on them. Bounded: a long-running receiver (`gitlab-otel inspect` behind a
+ * proxy exporting every minute) keeps the latest `maxPoints` points and
+ * `maxPoints` export records, dropping the oldest.
+ */
 export class ReceivedMetrics {
   readonly points: ReceivedPoint[] = [];
   /** Export calls accepted, with their arrival time (ms since epoch). */
   readonly exports: { at: number; points: number }[] = [];
   private waiters: { predicate: () => boolean; resolve: () => void }[] = [];
 
+  constructor(private readonly maxPoints = 100_000) {}
+
   accept(points: ReceivedPoint[]): void {
     for (const p of points) this.points.push(p);
     this.exports.push({ at: Date.now(), points: points.length });
+    if (this.points.length > this.maxPoints) this.points.splice(0, this.points.length - this.maxPoints);
+    if (this.exports.length > this.maxPoints) this.exports.splice(0, this.exports.length - this.maxPoints);
     const ready = this.waiters.filter((w) => w.predicate());
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();

@@ -9,6 +9,7 @@ import {
   decodeMetricsRequest,
   distribution,
   quantile,
+  ReceivedMetrics,
   quantileBound,
   TEMPORALITY,
   type ReceivedPoint,
@@ -125,4 +126,22 @@ t.test('the demo summary reads the received points: percentiles, stages by time 
     metricsSummaryLines(summarizeMetrics([], 0), (_t, x) => x),
     ['metrics: the collector received no CI/CD metrics'],
   );
+});
+
+t.test('ReceivedMetrics keeps the latest points only, and its wait is bounded', async (t) => {
+  const kept = new ReceivedMetrics(3);
+  for (let i = 0; i < 5; i++) kept.accept([point({ metric: `m${i}` })]);
+  t.same(
+    kept.points.map((p) => p.metric),
+    ['m2', 'm3', 'm4'],
+  );
+  t.equal(kept.exports.length, 3);
+  await t.rejects(
+    kept.waitFor(() => false, 50),
+    /metrics condition not met within 50 ms/,
+  );
+  const waiting = kept.waitFor((m) => m.of('late').length === 1, 5_000);
+  kept.accept([point({ metric: 'late' })]);
+  await waiting;
+  t.pass('resolved by the export that satisfied it');
 });
