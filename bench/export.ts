@@ -11,7 +11,10 @@
 // `bench.submitted_at` attribute (wall clock, same machine) and reports its
 // received count after every export, which the producer uses as its window.
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import * as grpcJs from '@grpc/grpc-js';
@@ -264,17 +267,27 @@ function userDefaults(url: string, protocol?: 'http/protobuf'): EndpointSettings
   return validateConfig(doc, envDefaults({}).defaults).endpoints[0]!;
 }
 
-function ours(transport: 'grpc' | 'http', over: Partial<EndpointSettings> = {}, label = ''): Contender {
+function ours(transport: 'grpc' | 'http', over: Partial<EndpointSettings> = {}, label = '', options: { spool?: boolean } = {}): Contender {
   return {
     name: `ours ${transport === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP'}${label}`,
     transport,
     async start(url) {
       const ep = { ...userDefaults(url, transport === 'http' ? 'http/protobuf' : undefined), ...over };
-      const pipeline = await ExportPipeline.create({ endpoints: [ep], metrics: createExportMetrics(new Registry()), log: () => undefined });
+      // With a spool: a fresh directory per run (the proxy's default spool bound), so every round writes every group.
+      const spool = options.spool ? { dir: mkdtempSync(join(tmpdir(), 'gitlab-otel-bench-spool-')), maxBytes: 256 << 20 } : undefined;
+      const pipeline = await ExportPipeline.create({
+        endpoints: [ep],
+        metrics: createExportMetrics(new Registry()),
+        log: () => undefined,
+        ...(spool ? { spool } : {}),
+      });
       return {
         submit: (spans) => pipeline.submit(spans, resource, [ep]),
         flush: () => pipeline.flush(10_000),
-        shutdown: () => pipeline.shutdown(2000),
+        shutdown: async () => {
+          await pipeline.shutdown(2000);
+          if (spool) rmSync(spool.dir, { recursive: true, force: true });
+        },
       };
     },
   };

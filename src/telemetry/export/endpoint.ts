@@ -3,16 +3,17 @@
 // (unlike the runner's one queue for all endpoints). Failures change state,
 // are logged once per change and counted; they never reach the caller.
 import pRetry, { AbortError } from 'p-retry';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
 import type { Logger } from '../../log.js';
-import { toReadableSpan, type SpanRecord } from '../spans.js';
+import type { SpanRecord } from '../spans.js';
 import { EndpointConfigError } from '../auth/channel.js';
 import type { TokenSource } from '../auth/token.js';
 import type { EndpointSettings } from './settings.js';
 import { countDropped, type DropReason, type ExportMetrics } from './export-metrics.js';
-import { createTransport, serializeSpans, type ExportFailure, type OtlpTransport } from './otlp-client.js';
+import { createTransport, type ExportFailure, type OtlpTransport } from './otlp-client.js';
 import { decideFailure } from './retry-policy.js';
-import { estimateSpanBytes, SpanQueue, type QueueItem } from './span-queue.js';
+import { batchBody, SpanGroup, type GroupPiece } from './span-group.js';
+import { spanCount, SpanQueue, type QueueItem } from './span-queue.js';
 import { SpanSpool, spoolDirFor, writeEndpointRecord, type SpoolBudget } from './span-spool.js';
 
 export type EndpointState = 'starting' | 'up' | 'failing' | 'invalid';
@@ -130,17 +131,14 @@ export class EndpointExporter {
         writeEndpointRecord(spool.dir, settings);
         let replayed = 0;
         for (const g of replay) {
-          const resource = resourceFromAttributes(g.resourceAttributes);
-          for (const span of g.spans) {
-            const bytes = estimateSpanBytes(span);
-            if (!e.queue.fits(bytes)) {
-              e.drop('queue_full', 1);
-              g.ticket.settle();
-              continue;
-            }
-            e.queue.push({ span, resource, enqueuedAt: g.enqueuedAt, bytes, ticket: g.ticket, durable: true });
-            replayed++;
+          // Spooled bytes are the wire body: replay is a read, nothing is decoded or encoded again.
+          if (!e.queue.fits(g.spans, g.body.length)) {
+            e.drop('queue_full', g.spans);
+            g.ticket.settle(g.spans);
+            continue;
           }
+          e.queue.push({ body: g.body, spans: g.spans, bytes: g.body.length, enqueuedAt: g.enqueuedAt, ticket: g.ticket, durable: true });
+          replayed += g.spans;
         }
         if (replayed > 0) {
           deps.log('info', 'spool_replayed', { endpoint: e.name, spans: replayed });
@@ -177,41 +175,74 @@ export class EndpointExporter {
 
   /** Queues spans for export. Synchronous, never throws; what does not fit is counted. */
   submit(spans: readonly SpanRecord[], resource: Resource): void {
-    if (spans.length === 0) return;
-    if (this.state === 'invalid') return this.drop('endpoint_invalid', spans.length);
-    if (this.closed) return this.drop('shutdown', spans.length);
+    this.submitGroup(new SpanGroup(spans, resource));
+  }
+
+  /**
+   * Queues a group, encoded once for every endpoint it goes to (the pipeline
+   * shares one SpanGroup between them; docs/export.md#encode-once). Chunks of
+   * at most batch_size spans; what does not fit is counted, in spans.
+   */
+  submitGroup(group: SpanGroup, shared = false): void {
+    if (group.size === 0) return;
+    if (this.state === 'invalid') return this.drop('endpoint_invalid', group.size);
+    if (this.closed) return this.drop('shutdown', group.size);
+    // Encoded now when the encoding is used more than once: by the spool and by other endpoints.
+    // Otherwise the spans wait as records and are serialised with their batch, one call for up to
+    // batch_size spans, which costs less than one call per group (docs/export.md#encode-once).
+    const encode = !!this.spool || shared;
+    let pieces: GroupPiece[];
+    try {
+      pieces = group.pieces(this.settings.queue.batchSize, encode);
+    } catch {
+      // The serializer refused these spans: no collector would take them either.
+      return this.drop('rejected', group.size);
+    }
+    const accepted: GroupPiece[] = [];
+    let spans = 0;
+    let bytes = 0;
+    for (const piece of pieces) {
+      if (this.queue.fits(spans + piece.spans, bytes + piece.bytes)) {
+        accepted.push(piece);
+        spans += piece.spans;
+        bytes += piece.bytes;
+        continue;
+      }
+      // The first piece that does not fit: as many of its spans as the room left holds.
+      const room = this.queue.room();
+      let prefix: GroupPiece | undefined;
+      try {
+        prefix = group.prefix(spans, Math.min(piece.spans, room.spans - spans), room.bytes - bytes, encode);
+      } catch {
+        prefix = undefined;
+      }
+      if (prefix) {
+        accepted.push(prefix);
+        spans += prefix.spans;
+      }
+      break;
+    }
+    if (spans < group.size) this.drop('queue_full', group.size - spans);
+    if (accepted.length === 0) return;
     const now = Date.now();
-    const accepted: { span: SpanRecord; bytes: number }[] = [];
-    let reserved = 0;
-    for (const span of spans) {
-      const bytes = estimateSpanBytes(span);
-      if (
-        this.queue.spans + accepted.length + 1 <= this.settings.queue.maxSpans &&
-        this.queue.bytes + reserved + bytes <= this.settings.queue.maxBytes
-      ) {
-        accepted.push({ span, bytes });
-        reserved += bytes;
+    for (const piece of accepted) {
+      if (this.spool && 'body' in piece) {
+        const { ticket, written } = this.spool.append(piece, now);
+        const item: QueueItem = { body: piece.body, spans: piece.spans, bytes: piece.bytes, enqueuedAt: now, ticket, durable: false };
+        void written.then(() => {
+          item.durable = true;
+          this.schedule();
+        });
+        this.queue.push(item);
+      } else {
+        this.queue.push(
+          'body' in piece
+            ? { body: piece.body, spans: piece.spans, bytes: piece.bytes, enqueuedAt: now, durable: true }
+            : { records: piece.records, resource: piece.resource, spans: piece.spans, bytes: piece.bytes, enqueuedAt: now, durable: true },
+        );
       }
     }
-    if (accepted.length < spans.length) this.drop('queue_full', spans.length - accepted.length);
-    if (accepted.length === 0) return;
-    let items: QueueItem[];
-    if (this.spool) {
-      const { ticket, written } = this.spool.append(
-        resource.attributes,
-        accepted.map((a) => a.span),
-        now,
-      );
-      items = accepted.map((a) => ({ span: a.span, resource, enqueuedAt: now, bytes: a.bytes, ticket, durable: false }));
-      void written.then(() => {
-        for (const i of items) i.durable = true;
-        this.schedule();
-      });
-    } else {
-      items = accepted.map((a) => ({ span: a.span, resource, enqueuedAt: now, bytes: a.bytes, durable: true }));
-    }
-    for (const i of items) this.queue.push(i);
-    this.deps.metrics.enqueued.inc(this.labels, items.length);
+    this.deps.metrics.enqueued.inc(this.labels, spans);
     this.updateGauges();
     this.schedule();
   }
@@ -249,9 +280,9 @@ export class EndpointExporter {
         new Promise((r) => setTimeout(r, Math.max(10, deadline - Date.now())).unref()),
       ]);
     }
-    const rest = this.queue.drain();
-    if (!this.spool) this.drop('shutdown', rest.length);
-    else if (rest.length > 0) this.deps.log('info', 'spooled_for_restart', { endpoint: this.name, spans: rest.length + this.queue.spans });
+    const rest = spanCount(this.queue.drain());
+    if (!this.spool) this.drop('shutdown', rest);
+    else if (rest > 0) this.deps.log('info', 'spooled_for_restart', { endpoint: this.name, spans: rest + this.queue.spans });
     this.updateGauges();
     await this.spool?.close();
     this.client?.close();
@@ -259,7 +290,7 @@ export class EndpointExporter {
 
   private evicted(ids: Set<number>): void {
     const removed = this.queue.removeWhere((i) => i.ticket !== undefined && ids.has(i.ticket.id));
-    if (removed.length > 0) this.drop('spool_full', removed.length);
+    if (removed.length > 0) this.drop('spool_full', spanCount(removed));
     this.updateGauges();
   }
 
@@ -268,15 +299,15 @@ export class EndpointExporter {
   }
 
   private settle(batch: readonly QueueItem[]): void {
-    for (const i of batch) i.ticket?.settle();
+    for (const i of batch) i.ticket?.settle(i.spans);
   }
 
   private schedule(): void {
     if (this.closed && !this.flushing) return;
-    const ready = this.queue.readyCount(this.settings.queue.batchSize);
-    if (ready >= this.settings.queue.batchSize || this.flushing) {
+    const ready = this.queue.ready(this.settings.queue.batchSize);
+    if (ready.full || this.flushing) {
       setImmediate(() => this.pump());
-    } else if (ready > 0 && !this.timer) {
+    } else if (ready.spans > 0 && !this.timer) {
       this.timer = setTimeout(() => this.pump(), this.settings.queue.batchDelayMs);
       this.timer.unref();
     }
@@ -291,15 +322,15 @@ export class EndpointExporter {
     const now = Date.now();
     const expired = this.queue.expire(now, this.settings.queue.maxAgeMs);
     if (expired.length > 0) {
-      this.drop('max_age', expired.length);
+      this.drop('max_age', spanCount(expired));
       this.settle(expired);
     }
     const { batchSize, batchDelayMs, maxConcurrentExports } = this.settings.queue;
     while (this.inflight.size < maxConcurrentExports) {
-      const ready = this.queue.readyCount(batchSize);
-      if (ready === 0) break;
+      const ready = this.queue.ready(batchSize);
+      if (ready.spans === 0) break;
       const oldest = this.queue.oldestQueuedAt() ?? now;
-      if (ready < batchSize && !this.flushing && now - oldest < batchDelayMs) {
+      if (!ready.full && !this.flushing && now - oldest < batchDelayMs) {
         this.timer = setTimeout(() => this.pump(), batchDelayMs - (now - oldest));
         this.timer.unref();
         break;
@@ -341,21 +372,24 @@ export class EndpointExporter {
   private async send(batch: QueueItem[]): Promise<void> {
     const client = this.client!;
     const m = this.deps.metrics;
+    const spans = spanCount(batch);
     let body: Buffer;
     try {
-      body = serializeSpans(batch.map((i) => toReadableSpan(i.span, i.resource)));
+      // The groups' encodings back to back are one ExportTraceServiceRequest (docs/export.md#encode-once).
+      body = batchBody(batch);
     } catch {
-      this.drop('rejected', batch.length);
+      this.drop('rejected', spans);
       this.settle(batch);
       return;
     }
-    const oldest = Math.min(...batch.map((i) => i.enqueuedAt));
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const i of batch) oldest = Math.min(oldest, i.enqueuedAt);
     const budget = Math.max(0, this.settings.queue.maxAgeMs - (Date.now() - oldest));
     let reauthenticated = false;
     try {
       const outcome = await pRetry(
         async (attempt) => {
-          if (attempt > 1) m.retried.inc(this.labels, batch.length);
+          if (attempt > 1) m.retried.inc(this.labels, spans);
           const stop = m.exportSeconds.startTimer(this.labels);
           const r = await client.export(body, this.settings.timeoutMs);
           stop({ outcome: r.kind === 'error' ? r.code : r.kind });
@@ -396,8 +430,8 @@ export class EndpointExporter {
         },
       );
       this.up();
-      const rejected = outcome.kind === 'partial' ? Math.min(outcome.rejectedSpans, batch.length) : 0;
-      m.exported.inc(this.labels, batch.length - rejected);
+      const rejected = outcome.kind === 'partial' ? Math.min(outcome.rejectedSpans, spans) : 0;
+      m.exported.inc(this.labels, spans - rejected);
       if (rejected > 0) {
         this.drop('partial_success', rejected);
         this.deps.log('warn', 'partial_success', { endpoint: this.name, rejected });
@@ -406,16 +440,16 @@ export class EndpointExporter {
     } catch (err) {
       if (this.abort.signal.aborted) {
         // Shutting down: with a spool the batch stays unacknowledged and is replayed on restart.
-        if (!this.spool) this.drop('shutdown', batch.length);
+        if (!this.spool) this.drop('shutdown', spans);
         return;
       }
       if (err instanceof Dropped) {
         this.failing(err.code);
-        this.drop(err.reason, batch.length);
+        this.drop(err.reason, spans);
       } else if (err instanceof Reauthenticate) {
-        this.drop('unauthenticated', batch.length);
+        this.drop('unauthenticated', spans);
       } else {
-        this.drop('max_age', batch.length);
+        this.drop('max_age', spans);
       }
       this.settle(batch);
     }

@@ -8,6 +8,7 @@ import type { SpanRecord } from '../spans.js';
 import { countDropped, type ExportMetrics } from './export-metrics.js';
 import type { Logger } from '../../log.js';
 import { EndpointExporter, type EndpointHealth } from './endpoint.js';
+import { SpanGroup } from './span-group.js';
 import { endpointKey, MAX_PAYLOAD_ENDPOINTS, type EndpointSettings, type SpoolSettings } from './settings.js';
 import { discardSpool, readEndpointName, SpoolBudget, spoolDirFor, spoolDirs } from './span-spool.js';
 import type { TokenSource } from '../auth/token.js';
@@ -74,9 +75,11 @@ export class ExportPipeline implements SpanSink {
       // Endpoints this group names are all in use now: none may be evicted to make room for a sibling
       // (it would be rebuilt a moment later, while the evicted instance is still closing its spool).
       for (const settings of endpoints) this.touch(endpointKey(settings));
+      // One encoding for every endpoint the group goes to, made when the first one takes it (docs/export.md#encode-once).
+      const group = new SpanGroup(spans, resource);
       for (const settings of endpoints) {
         const e = this.endpoint(settings, true);
-        if (e) e.submit(spans, resource);
+        if (e) e.submitGroup(group, endpoints.length > 1);
         else countDropped(this.metrics.dropped, settings.name, this.closed ? 'shutdown' : 'endpoint_limit', spans.length);
       }
       if (this.budget) this.metrics.spoolBytes.set(this.budget.bytes);

@@ -11,10 +11,25 @@ const HEADER = 8;
 const MAX_RECORD = 256 * 1024 * 1024;
 
 export function frameRecord(payload: Buffer): Buffer {
-  const header = Buffer.alloc(HEADER);
-  header.writeUInt32BE(payload.length, 0);
-  header.writeUInt32BE(crc32(payload), 4);
-  return Buffer.concat([header, payload]);
+  return Buffer.concat(frameParts([payload]));
+}
+
+/**
+ * One record whose payload is `parts` back to back, as the header followed by
+ * the parts themselves: the payload is checksummed in place and never copied
+ * (the spool's records end with an encoded span group; docs/export.md#encode-once).
+ */
+export function frameParts(parts: readonly Buffer[]): Buffer[] {
+  let length = 0;
+  let sum = 0;
+  for (const p of parts) {
+    length += p.length;
+    sum = crc32(p, sum);
+  }
+  const header = Buffer.allocUnsafe(HEADER);
+  header.writeUInt32BE(length, 0);
+  header.writeUInt32BE(sum, 4);
+  return [header, ...parts];
 }
 
 export interface RecordFileRead {
@@ -52,7 +67,7 @@ export function readRecordFile(path: string): RecordFileRead {
   return readRecords(data);
 }
 
-/** Appends framed records in call order; writes of one tick are coalesced into one write. */
+/** Appends framed records in call order; writes of one tick are coalesced into one vectored write (no copy). */
 export class AsyncRecordWriter {
   private handle?: Promise<FileHandle>;
   private pending: Buffer[] = [];
@@ -63,11 +78,16 @@ export class AsyncRecordWriter {
 
   constructor(readonly path: string) {}
 
-  /** Resolves once the record is in the file (the page cache: it survives the process, not the machine). */
-  append(payload: Buffer): Promise<void> {
-    const framed = frameRecord(payload);
-    this.bytes += framed.length;
-    this.pending.push(framed);
+  /**
+   * Appends one record whose payload is `payload` (or its parts back to back).
+   * Resolves once the record is in the file (the page cache: it survives the process, not the machine).
+   */
+  append(payload: Buffer | readonly Buffer[]): Promise<void> {
+    const framed = frameParts(Buffer.isBuffer(payload) ? [payload] : payload);
+    for (const b of framed) {
+      this.bytes += b.length;
+      this.pending.push(b);
+    }
     const done = new Promise<void>((resolve) => this.pendingDone.push(resolve));
     if (!this.scheduled) {
       this.scheduled = true;
@@ -79,7 +99,7 @@ export class AsyncRecordWriter {
   private drain(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const buf = Buffer.concat(this.pending);
+    const bufs = this.pending;
     const done = this.pendingDone;
     this.pending = [];
     this.pendingDone = [];
@@ -91,7 +111,8 @@ export class AsyncRecordWriter {
           return fh;
         });
         const fh = await this.handle;
-        await fh.write(buf);
+        // libuv writes all of them, in IOV_MAX pieces if need be, and retries partial writes.
+        await fh.writev(bufs);
       } catch {
         // A full or read-only disk must not stop delivery: the spans are still in memory.
       }

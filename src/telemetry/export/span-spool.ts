@@ -1,5 +1,6 @@
 // One endpoint's span spool: every submitted group of spans is appended to a
-// segment file before it can be exported, and an acknowledgement record is
+// segment file, as the OTLP protobuf it will be exported as (docs/export.md#spool-records),
+// before it can be exported, and an acknowledgement record is
 // appended once all its spans are delivered or given up on. On start the
 // unacknowledged groups are replayed. Segments are deleted oldest first once
 // fully acknowledged (so an acknowledgement is never lost while its data
@@ -14,9 +15,65 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { SpanRecord, SpanStatus } from '../spans.js';
 import { AsyncRecordWriter, readRecordFile } from './record-file.js';
 import { endpointKey, type EndpointSettings } from './settings.js';
+import { encodeSpans, type EncodedSpans } from './span-group.js';
+
+/**
+ * Record payloads (docs/export.md#spool-records). Version 2 is binary, one
+ * type byte first:
+ *   data: [0x01][id f64][enqueuedAt f64][spans u32][ExportTraceServiceRequest]
+ *   ack:  [0x02][id f64]
+ * Version 1 (spools written before 2026-11-30) is JSON and starts with '{':
+ * `{t:'d',id,at,r,s:[StoredSpan]}` / `{t:'a',id}`; it is still read, its
+ * spans encoded once on replay. Nothing writes it any more.
+ */
+const DATA = 0x01;
+const ACK = 0x02;
+const JSON_OPEN = 0x7b;
+const DATA_HEADER = 1 + 8 + 8 + 4;
+
+type Parsed = { t: 'd'; id: number; at: number; spans: number; body?: Buffer; legacy?: V1Data } | { t: 'a'; id: number };
+type V1Data = { t: 'd'; id: number; at: number; r: Attributes; s: StoredSpan[] };
+type V1Entry = V1Data | { t: 'a'; id: number };
+
+/** Undefined for a payload that is neither format (skipped, like a record that does not parse). */
+function parseRecord(p: Buffer): Parsed | undefined {
+  if (p.length === 0) return undefined;
+  const type = p[0];
+  if (type === DATA && p.length >= DATA_HEADER) {
+    return { t: 'd', id: p.readDoubleBE(1), at: p.readDoubleBE(9), spans: p.readUInt32BE(17), body: p.subarray(DATA_HEADER) };
+  }
+  if (type === ACK && p.length === 9) return { t: 'a', id: p.readDoubleBE(1) };
+  if (type !== JSON_OPEN) return undefined;
+  try {
+    const e = JSON.parse(p.toString('utf8')) as V1Entry;
+    if (e.t === 'a' && typeof e.id === 'number') return e;
+    if (e.t === 'd' && typeof e.id === 'number' && Array.isArray(e.s)) return { t: 'd', id: e.id, at: e.at, spans: e.s.length, legacy: e };
+  } catch {
+    // Not a record: skipped.
+  }
+  return undefined;
+}
+
+/** The record's parts: the group's body is written as it is, not copied. */
+function dataRecord(id: number, at: number, group: EncodedSpans): Buffer[] {
+  const header = Buffer.allocUnsafe(DATA_HEADER);
+  header[0] = DATA;
+  header.writeDoubleBE(id, 1);
+  header.writeDoubleBE(at, 9);
+  header.writeUInt32BE(group.spans, 17);
+  return [header, group.body];
+}
+
+function ackRecord(id: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b[0] = ACK;
+  b.writeDoubleBE(id, 1);
+  return b;
+}
 
 interface StoredSpan {
   t: string;
@@ -32,13 +89,9 @@ interface StoredSpan {
   st: SpanStatus;
 }
 
-type Entry = { t: 'd'; id: number; at: number; r: Attributes; s: StoredSpan[] } | { t: 'a'; id: number };
-
-export interface ReplayedGroup {
+export interface ReplayedGroup extends EncodedSpans {
   readonly ticket: SpoolTicket;
   readonly enqueuedAt: number;
-  readonly resourceAttributes: Attributes;
-  readonly spans: SpanRecord[];
 }
 
 export interface SpoolWarning {
@@ -60,22 +113,6 @@ export class SpoolTicket {
     this.remaining -= n;
     if (this.remaining <= 0) this.onDone(this.id);
   }
-}
-
-function toStored(s: SpanRecord): StoredSpan {
-  return {
-    t: s.traceId,
-    i: s.spanId,
-    ...(s.parentSpanId ? { p: s.parentSpanId } : {}),
-    ...(s.parentIsRemote ? { pr: true } : {}),
-    ...(s.traceState ? { ts: s.traceState } : {}),
-    n: s.name,
-    k: s.kind,
-    s: s.startTimeUnixNano.toString(),
-    e: s.endTimeUnixNano.toString(),
-    a: s.attributes,
-    st: s.status,
-  };
 }
 
 function fromStored(s: StoredSpan): SpanRecord {
@@ -130,7 +167,7 @@ export class SpanSpool {
     const files = readdirSync(dir)
       .filter((f) => SEGMENT.test(f))
       .sort();
-    const data = new Map<number, { seg: Segment; entry: Extract<Entry, { t: 'd' }> }>();
+    const data = new Map<number, { seg: Segment; entry: Extract<Parsed, { t: 'd' }> }>();
     const acked = new Set<number>();
     for (const f of files) {
       const seq = Number(SEGMENT.exec(f)![1]);
@@ -141,30 +178,29 @@ export class SpanSpool {
       if (read.corrupt > 0 || read.torn)
         hooks.onWarning({ event: 'spool_records_skipped', file: path, corrupt: read.corrupt, torn: read.torn });
       for (const p of read.payloads) {
-        let e: Entry;
-        try {
-          e = JSON.parse(p.toString('utf8')) as Entry;
-        } catch {
-          continue;
-        }
+        const e = parseRecord(p);
+        if (!e) continue;
         if (e.t === 'd') data.set(e.id, { seg, entry: e });
-        else if (e.t === 'a') acked.add(e.id);
+        else acked.add(e.id);
         spool.nextId = Math.max(spool.nextId, e.id + 1);
       }
     }
     const replay: ReplayedGroup[] = [];
     for (const [id, { seg, entry }] of [...data].sort((a, b) => a[0] - b[0])) {
       if (acked.has(id)) continue;
-      let spans: SpanRecord[];
+      let group: EncodedSpans;
       try {
-        spans = entry.s.map(fromStored);
+        // A version 1 record is encoded here, once; a version 2 record is already the wire body.
+        group = entry.legacy
+          ? encodeSpans(entry.legacy.s.map(fromStored), resourceFromAttributes(entry.legacy.r))
+          : { body: entry.body!, spans: entry.spans };
       } catch {
         continue;
       }
-      if (spans.length === 0) continue;
+      if (group.spans === 0) continue;
       seg.live.add(id);
       spool.recordSegment.set(id, seg);
-      replay.push({ ticket: spool.ticket(id, spans.length), enqueuedAt: entry.at, resourceAttributes: entry.r, spans });
+      replay.push({ ticket: spool.ticket(id, group.spans), enqueuedAt: entry.at, body: group.body, spans: group.spans });
     }
     spool.startSegment();
     spool.collect();
@@ -175,24 +211,17 @@ export class SpanSpool {
     return this.segments.reduce((n, s) => n + s.bytes, 0);
   }
 
-  /** Appends a group; `written` resolves once it is in the file. */
-  append(
-    resourceAttributes: Attributes,
-    spans: readonly SpanRecord[],
-    enqueuedAt: number,
-  ): { ticket: SpoolTicket; written: Promise<void> } {
+  /** Appends an encoded group; `written` resolves once it is in the file. */
+  append(group: EncodedSpans, enqueuedAt: number): { ticket: SpoolTicket; written: Promise<void> } {
     const id = this.nextId++;
     const seg = this.current();
     seg.live.add(id);
     this.recordSegment.set(id, seg);
-    const payload = Buffer.from(
-      JSON.stringify({ t: 'd', id, at: enqueuedAt, r: resourceAttributes, s: spans.map(toStored) } satisfies Entry),
-    );
     const before = this.writer.bytes;
-    const written = this.writer.append(payload);
+    const written = this.writer.append(dataRecord(id, enqueuedAt, group));
     seg.bytes += this.writer.bytes - before;
     this.budget.enforce();
-    return { ticket: this.ticket(id, spans.length), written };
+    return { ticket: this.ticket(id, group.spans), written };
   }
 
   async close(): Promise<void> {
@@ -210,7 +239,7 @@ export class SpanSpool {
     this.recordSegment.delete(id);
     seg.live.delete(id);
     const before = this.writer.bytes;
-    void this.writer.append(Buffer.from(JSON.stringify({ t: 'a', id } satisfies Entry)));
+    void this.writer.append(ackRecord(id));
     this.current().bytes += this.writer.bytes - before;
     this.collect();
   }
@@ -333,13 +362,10 @@ export function discardSpool(dir: string): number {
   }
   for (const f of files) {
     for (const p of readRecordFile(join(dir, f)).payloads) {
-      try {
-        const e = JSON.parse(p.toString('utf8')) as Entry;
-        if (e.t === 'd') data.set(e.id, e.s.length);
-        else if (e.t === 'a') acked.add(e.id);
-      } catch {
-        // A record that does not parse holds nothing to count.
-      }
+      // A record that parses as neither format holds nothing to count.
+      const e = parseRecord(p);
+      if (e?.t === 'd') data.set(e.id, e.spans);
+      else if (e?.t === 'a') acked.add(e.id);
     }
   }
   for (const [id, n] of data) if (!acked.has(id)) pending += n;

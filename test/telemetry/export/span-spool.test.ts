@@ -1,8 +1,11 @@
-// The span spool on a real directory: groups appended, acknowledged and
-// replayed; the size bound evicting the oldest segment; its endpoint record
-// written and parsed back with the typed parser.
+// The span spool on a real directory: encoded groups appended, acknowledged
+// and replayed as the same bytes; a spool written by the earlier JSON record
+// format (a fixture written by that code) still replayed; the size bound
+// evicting the oldest segment; its endpoint record written and parsed back
+// with the typed parser.
 import t from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -15,7 +18,13 @@ import {
   writeEndpointRecord,
   type SpoolWarning,
 } from '../../../src/telemetry/export/span-spool.js';
-import { endpointSettings, makeSpans } from '../../support/export.js';
+import { encodeSpans } from '../../../src/telemetry/export/span-group.js';
+import { decodeExportRequest } from '../../../src/telemetry/receiver.js';
+import type { SpanRecord } from '../../../src/telemetry/spans.js';
+import { endpointSettings, makeSpans, resource } from '../../support/export.js';
+
+const enc = (spans: SpanRecord[], attributes?: Record<string, string>) =>
+  encodeSpans(spans, attributes ? resourceFromAttributes(attributes) : resource);
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'gitlab-otel-span-spool-'));
 
@@ -32,8 +41,10 @@ t.test('unacknowledged groups are replayed after a reopen, with their spans, res
   t.same(first.replay, [], 'a new spool has nothing to replay');
   const a = makeSpans(3);
   const b = makeSpans(2);
-  const ga = first.spool.append({ 'service.name': 'a' }, a, 1000);
-  const gb = first.spool.append({ 'service.name': 'b' }, b, 2000);
+  const ea = enc(a, { 'service.name': 'a' });
+  const eb = enc(b, { 'service.name': 'b' });
+  const ga = first.spool.append(ea, 1000);
+  const gb = first.spool.append(eb, 2000);
   await Promise.all([ga.written, gb.written]);
   ga.ticket.settle(3);
   t.equal(ga.ticket.remaining, 0);
@@ -43,8 +54,14 @@ t.test('unacknowledged groups are replayed after a reopen, with their spans, res
   const second = open(dir);
   t.equal(second.replay.length, 1, 'only the group not acknowledged');
   const [g] = second.replay;
-  t.same(g!.spans, b, 'spans round-trip, bigint times included');
-  t.same(g!.resourceAttributes, { 'service.name': 'b' });
+  t.ok(g!.body.equals(eb.body), 'the group comes back as the bytes it was spooled as: replay is a read');
+  t.equal(g!.spans, 2);
+  const received = decodeExportRequest(g!.body);
+  t.same(
+    received.map((s) => [s.spanId, s.startTimeUnixNano, s.resource['service.name']]),
+    b.map((s) => [s.spanId, s.startTimeUnixNano, 'b']),
+    'spans, bigint times and resource intact',
+  );
   t.equal(g!.enqueuedAt, 2000, 'the original submit time, so max_age still applies');
   g!.ticket.settle(1);
   t.equal(g!.ticket.remaining, 1, 'one span of two still owed');
@@ -56,9 +73,9 @@ t.test('unacknowledged groups are replayed after a reopen, with their spans, res
 t.test('a corrupt record is reported and skipped; the rest of the segment is replayed', async (t) => {
   const dir = tmp();
   const s = open(dir);
-  await s.spool.append({}, makeSpans(1), 1).written;
+  await s.spool.append(enc(makeSpans(1)), 1).written;
   const keep = makeSpans(1);
-  await s.spool.append({}, keep, 2).written;
+  await s.spool.append(enc(keep), 2).written;
   await s.spool.close();
   const [seg] = readdirSync(dir).filter((f) => f.startsWith('seg-'));
   const path = join(dir, seg!);
@@ -68,7 +85,7 @@ t.test('a corrupt record is reported and skipped; the rest of the segment is rep
   const again = open(dir);
   t.match(again.warnings, [{ event: 'spool_records_skipped', corrupt: 1, torn: true }]);
   t.same(
-    again.replay.map((g) => g.spans[0]!.spanId),
+    again.replay.map((g) => decodeExportRequest(g.body)[0]!.spanId),
     [keep[0]!.spanId],
   );
 });
@@ -80,7 +97,7 @@ t.test('over the budget the largest spool loses its oldest segment, and the evic
   const big = (): ReturnType<typeof makeSpans> => makeSpans(20).map((x) => ({ ...x, attributes: { pad: 'x'.repeat(400) } }));
   const ids: number[] = [];
   for (let i = 0; i < 60; i++) {
-    const { ticket, written } = s.spool.append({}, big(), i);
+    const { ticket, written } = s.spool.append(enc(big()), i);
     ids.push(ticket.id);
     await written;
     t.ok(budget.bytes <= maxBytes, `within the bound after append ${i}`);
@@ -131,12 +148,61 @@ t.test('discardSpool counts the spans still undelivered and removes the director
   const root = tmp();
   const dir = spoolDirFor(root, endpointSettings('gone', 'http://127.0.0.1:4317'));
   const { spool } = open(dir);
-  const first = spool.append({}, makeSpans(3), Date.now());
-  const second = spool.append({}, makeSpans(4), Date.now());
+  const first = spool.append(enc(makeSpans(3)), Date.now());
+  const second = spool.append(enc(makeSpans(4)), Date.now());
   await Promise.all([first.written, second.written]);
   first.ticket.settle(3);
   await spool.close();
   t.equal(discardSpool(dir), 4, 'the acknowledged group is not counted');
   t.same(spoolDirs(root), [], 'the directory is gone');
   t.equal(discardSpool(dir), 0, 'a missing directory holds nothing');
+});
+
+// test/support/fixtures/spool-v1-seg-00000001.bin is a segment written by the JSON-record spool (the format
+// before docs/export.md#spool-records; .bin because *.log is ignored): group 1 (2 spans) acknowledged, group 2
+// (3 spans) not.
+const v1Spool = (): string => {
+  const dir = tmp();
+  cpSync('test/support/fixtures/spool-v1-seg-00000001.bin', join(dir, 'seg-00000001.log'));
+  return dir;
+};
+
+t.test('a spool written in the earlier JSON record format is replayed, encoded once, and can be acknowledged', async (t) => {
+  const dir = v1Spool();
+  const first = open(dir);
+  t.same(first.warnings, [], 'old records are records, not corruption');
+  t.equal(first.replay.length, 1, 'only the unacknowledged group');
+  const [g] = first.replay;
+  t.equal(g!.spans, 3);
+  t.equal(g!.enqueuedAt, 1_700_000_002_000, 'its original submit time');
+  const spans = decodeExportRequest(g!.body);
+  t.same(
+    spans.map((s) => s.spanId),
+    ['b7ad6b7169203300', 'b7ad6b7169203301', 'b7ad6b7169203302'],
+  );
+  t.match(spans[1], {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    parentSpanId: 'b7ad6b7169203300',
+    name: 'stage-1',
+    startTimeUnixNano: 1_700_000_000_000_000_001n,
+    endTimeUnixNano: 1_700_000_001_000_000_001n,
+    attributes: { 'ci.job.id': 7, 'ci.job.name': 'build', i: 1, tags: ['a', 'b'] },
+    resource: { 'service.name': 'gitlab-otel-fixture', 'ci.runner.id': 3 },
+  });
+  t.same(spans[2]!.status, { code: 2, message: 'step failed' });
+  // New records go after the old ones, with ids past theirs.
+  const added = first.spool.append(enc(makeSpans(2)), 5);
+  t.ok(added.ticket.id > 2, `new id ${added.ticket.id} past the old ones`);
+  await added.written;
+  g!.ticket.settle(3);
+  await first.spool.close();
+  const second = open(dir);
+  t.same(
+    second.replay.map((r) => r.ticket.id),
+    [added.ticket.id],
+    'the old group acknowledged in the new format; the new group still owed',
+  );
+  await second.spool.close();
+  t.equal(discardSpool(dir), 2, 'counted from the new record header');
+  t.equal(discardSpool(v1Spool()), 3, 'and from an old record');
 });
