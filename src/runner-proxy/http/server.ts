@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../log.js';
 import { nowNanos } from '../../telemetry/spans.js';
+import { endToEnd, header, LENGTH_SKIP, requestHeaders, type RequestHeaders } from './raw-headers.js';
 import { OBSERVED_BODY_LIMITS, routeOf, type ExchangeObserver, type JobRouterMode, type Route } from './routes.js';
 
 export interface UpstreamOptions {
@@ -72,97 +73,6 @@ export interface RunnerProxyOptions {
   jobRouter?: JobRouterMode;
   metrics?: ProxyMetrics;
   log: Logger;
-}
-
-// RFC 9110 §7.6.1 hop-by-hop fields, plus the legacy ones proxies must not forward.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-const NO_SKIP: ReadonlySet<string> = new Set();
-
-/** Adds the field names a `Connection` header lists (they are hop-by-hop too, RFC 9110 §7.6.1). */
-function addConnectionTokens(value: string, named: Set<string> | undefined): Set<string> {
-  const tokens = named ?? new Set<string>();
-  for (const t of value.split(',')) tokens.add(t.trim().toLowerCase());
-  return tokens;
-}
-
-/** `pairs` without the fields a `Connection` header named (rare: the runner sends none). */
-function withoutNamed(pairs: string[], named: ReadonlySet<string>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < pairs.length; i += 2) if (!named.has(pairs[i]!.toLowerCase())) out.push(pairs[i]!, pairs[i + 1]!);
-  return out;
-}
-
-/**
- * Raw header pairs minus hop-by-hop fields (and `skip`), keeping order, case and repeats. One pass, one
- * lower-casing per field: this runs twice per proxied call (docs/performance.md#forwarding-path).
- */
-function endToEnd(raw: string[], skip: ReadonlySet<string> = NO_SKIP): string[] {
-  let named: Set<string> | undefined;
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'connection') named = addConnectionTokens(raw[i + 1]!, named);
-    if (HOP_BY_HOP.has(name) || skip.has(name)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
-  }
-  return named ? withoutNamed(out, named) : out;
-}
-
-/** A runner request's headers read in the same single pass that filters them. */
-interface RequestHeaders {
-  /** End-to-end fields minus Host and X-Forwarded-For (the proxy sets both). */
-  forward: string[];
-  xForwardedFor?: string;
-  jobToken?: string;
-  contentRange?: string;
-}
-
-function requestHeaders(raw: string[]): RequestHeaders {
-  let named: Set<string> | undefined;
-  const h: RequestHeaders = { forward: [] };
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    const value = raw[i + 1]!;
-    switch (name) {
-      case 'host':
-        continue;
-      case 'x-forwarded-for':
-        h.xForwardedFor ??= value;
-        continue;
-      case 'connection':
-        named = addConnectionTokens(value, named);
-        continue;
-      case 'job-token':
-        h.jobToken ??= value;
-        break;
-      case 'content-range':
-        h.contentRange ??= value;
-        break;
-      default:
-        if (HOP_BY_HOP.has(name)) continue;
-    }
-    h.forward.push(raw[i]!, value);
-  }
-  if (named) h.forward = withoutNamed(h.forward, named);
-  return h;
-}
-
-const LENGTH_SKIP = new Set(['content-length']);
-
-function header(raw: string[], name: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
-  return undefined;
 }
 
 /** What GitLab reads as the job token after the body: the query's `token`, else `JOB-TOKEN`. */
@@ -525,7 +435,7 @@ export class RunnerProxy {
       port: url.port || undefined,
       method: req.method,
       path: this.basePath + exchange.target,
-      headers: headers as unknown as http.OutgoingHttpHeaders,
+      headers: headers,
       setHost: false,
     });
     let responded = false;
@@ -568,7 +478,7 @@ export class RunnerProxy {
         this.forwardJobPayload(upstreamRes, res, exchange.requestTap, at, observer);
         return;
       }
-      res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders) as unknown as http.OutgoingHttpHeaders);
+      res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders));
       upstreamRes.pipe(res);
       if (exchange.requestTap && (route === 'job_update' || route === 'trace_patch')) {
         exchange.upstreamRes = upstreamRes;
@@ -647,7 +557,7 @@ export class RunnerProxy {
     const rawHeaders = upstreamRes.rawHeaders;
     const limit = this.options.maxPayloadBytes;
     const passThrough = (): void => {
-      res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders) as unknown as http.OutgoingHttpHeaders);
+      res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders));
       for (const c of chunks) res.write(c);
       upstreamRes.pipe(res);
     };
@@ -676,7 +586,7 @@ export class RunnerProxy {
       if (res.destroyed) return;
       const headers = endToEnd(rawHeaders, LENGTH_SKIP);
       headers.push('Content-Length', String(body.length));
-      res.writeHead(status, upstreamRes.statusMessage, headers as unknown as http.OutgoingHttpHeaders);
+      res.writeHead(status, upstreamRes.statusMessage, headers);
       res.end(body);
     };
     const onEnd = (): void => {
