@@ -75,7 +75,8 @@ export class ExportPipeline implements SpanSink {
       // Endpoints this group names are all in use now: none may be evicted to make room for a sibling
       // (it would be rebuilt a moment later, while the evicted instance is still closing its spool).
       for (const settings of endpoints) this.touch(endpointKey(settings));
-      // One encoding for every endpoint the group goes to, made when the first one takes it (docs/export.md#encode-once).
+      // One encoding for every endpoint the group goes to (if it is encoded at all), made when the first one takes it
+      // (docs/export.md#encode-once).
       const group = new SpanGroup(spans, resource);
       for (const settings of endpoints) {
         const e = this.endpoint(settings, true);

@@ -1,7 +1,9 @@
-// A submitted group of spans (one job's spans for one resource), serialised
-// once to OTLP protobuf with the SDK's serializer and shared by every endpoint
-// it goes to, its spool and its batches (docs/export.md#encode-once). A batch
-// body is the concatenation of its groups' encodings: a protobuf parser merges
+// A submitted group of spans (one job's spans for one resource). Where its
+// encoding is reused (a spool, several endpoints) it is serialised once to OTLP
+// protobuf with the SDK's serializer and those bytes are shared by the
+// endpoints, the spool and the batches; otherwise it waits as span records for
+// its batch's serialisation (docs/export.md#encode-once). A batch body is the
+// concatenation of its groups' encodings: a protobuf parser merges
 // repeated fields sent in pieces, so concatenated ExportTraceServiceRequests
 // are one request whose resource_spans are all of theirs.
 import type { Resource } from '@opentelemetry/resources';
