@@ -1,6 +1,5 @@
 import t from 'tap';
 import { samplingFromEnv, TraceSampling, UnsampledJobHold } from '../../src/telemetry/sampling.js';
-import { parseOtlpHeaders, otlpHeadersFromEnv } from '../../src/telemetry/auth/headers.js';
 import { endpointFromPayload } from '../../src/telemetry/export/settings.js';
 import { pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
 import { makeSpans } from '../support/export.js';
@@ -60,18 +59,6 @@ t.test('unsampled jobs are held, bounded, and kept only if they fail', async (t)
   t.equal(hold.release('a', true).length, 5, 'failed job: its spans are exported');
   t.equal(hold.release('b', false).length, 0, 'successful unsampled job: dropped');
   t.equal(hold.heldSpans, 0);
-});
-
-t.test('OTEL_EXPORTER_OTLP_HEADERS', async (t) => {
-  t.same(parseOtlpHeaders('api-key=a%20b%3Dc, X-Tenant = ci ,bad,=x,k=%E0%A4%A'), {
-    headers: { 'api-key': 'a b=c', 'x-tenant': 'ci' },
-    invalid: [2, 3, 4],
-  });
-  t.same(otlpHeadersFromEnv({ OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=3' }).headers, {
-    a: '1',
-    b: '3',
-  });
-  t.same(parseOtlpHeaders(undefined), { headers: {}, invalid: [] });
 });
 
 t.test('payload endpoints become endpoint settings', async (t) => {

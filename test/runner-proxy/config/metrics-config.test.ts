@@ -8,8 +8,6 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadConfig } from '../../../src/runner-proxy/config/load.js';
 import { ConfigError } from '../../../src/runner-proxy/config/schema.js';
-import { metricEndpoints } from '../../../src/telemetry/metrics/metric-endpoints.js';
-import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-metrics-config-'));
 let n = 0;
@@ -152,20 +150,6 @@ endpoints:
   }).config;
   t.same(onlyTraces.metrics.endpoints, [], 'nothing to derive from a per-signal traces URL');
   t.equal(onlyTraces.metrics.skippedEndpoints.length, 1);
-});
-
-t.test('metricEndpoints keeps everything but the URL: auth, TLS and headers are the trace endpoint’s', async (t) => {
-  const e = {
-    name: 'x',
-    protocol: 'http/protobuf',
-    url: 'https://c.example/v1/traces/',
-    headers: { 'x-tenant': 'a' },
-    tls: { caFile: '/ca.pem', insecureSkipVerify: false },
-    auth: { type: 'none' },
-  } as unknown as EndpointSettings;
-  const [m] = metricEndpoints([e]).endpoints;
-  t.equal(m!.url, 'https://c.example/v1/metrics');
-  t.same({ ...m, url: e.url }, e);
 });
 
 t.test('the shipped example states the metrics section and it loads', async (t) => {

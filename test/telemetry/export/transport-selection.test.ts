@@ -4,7 +4,6 @@
 import t from 'tap';
 import { loadConfig } from '../../../src/runner-proxy/config/load.js';
 import { ConfigError } from '../../../src/runner-proxy/config/schema.js';
-import { appendTracesPath, endpointFromEnv, protocolFromEnv } from '../../../src/telemetry/export/env-endpoint.js';
 import { endpointFromPayload, endpointKey, type EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import { classifyHttpStatus, decideFailure, parseRetryAfter } from '../../../src/telemetry/export/retry-policy.js';
 import { planJobExport } from '../../../src/in-job/job-export.js';
@@ -24,42 +23,6 @@ function configError(f: () => unknown): ConfigError {
   }
   throw new Error('expected a ConfigError');
 }
-
-t.test('protocol from the environment: traces-specific wins, unset is grpc, bad values name the variable', async (t) => {
-  t.same(protocolFromEnv({}), { ok: true, protocol: 'grpc' });
-  t.same(protocolFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }), {
-    ok: true,
-    protocol: 'http/protobuf',
-    variable: 'OTEL_EXPORTER_OTLP_PROTOCOL',
-  });
-  t.same(protocolFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }), {
-    ok: true,
-    protocol: 'grpc',
-    variable: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
-  });
-  const bad = protocolFromEnv({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' });
-  t.equal(bad.ok, false);
-  if (!bad.ok) {
-    t.equal(bad.variable, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL');
-    t.match(bad.message, /grpc \| http\/protobuf.*http\/json is not supported/);
-  }
-});
-
-t.test('endpoint from the environment and the /v1/traces rule', async (t) => {
-  t.same(endpointFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: ' http://c:4318 ' }), {
-    url: 'http://c:4318',
-    variable: 'OTEL_EXPORTER_OTLP_ENDPOINT',
-    perSignal: false,
-  });
-  t.equal(endpointFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b/x' })?.perSignal, true);
-  t.equal(endpointFromEnv({}), undefined);
-  t.equal(endpointFromEnv({ GITLAB_OTEL_ENDPOINT: 'http://g' }, 'GITLAB_OTEL_ENDPOINT')?.variable, 'GITLAB_OTEL_ENDPOINT');
-  // The OTLP exporter spec's own examples.
-  t.equal(appendTracesPath('http://collector:4318'), 'http://collector:4318/v1/traces');
-  t.equal(appendTracesPath('http://collector:4318/'), 'http://collector:4318/v1/traces');
-  t.equal(appendTracesPath('https://collector:4318/mypath'), 'https://collector:4318/mypath/v1/traces');
-  t.equal(appendTracesPath('https://collector:4318/mypath/'), 'https://collector:4318/mypath/v1/traces');
-});
 
 t.test('the proxy config: env endpoint with http/protobuf, per-signal as is, gRPC unchanged', async (t) => {
   const generic = envEndpoints({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/base', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
