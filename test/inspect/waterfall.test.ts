@@ -1,8 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { ReceivedSpan } from '../../src/telemetry/receiver.js';
-import { formatDuration } from '../../src/inspect/duration.js';
-import { displayWidth, printable, truncate } from '../../src/inspect/terminal-text.js';
+import { displayWidth } from '../../src/inspect/terminal-text.js';
 import { assembleTraces } from '../../src/inspect/trace-tree.js';
 import { renderWaterfall, renderWaterfalls } from '../../src/inspect/waterfall.js';
 import { asReceived, FIXTURE_SPANS, receivedSpan } from '../support/inspect-trace.js';
@@ -103,32 +102,4 @@ t.test('several traces render one after another', async (t) => {
   const text = renderWaterfalls(traces, { width: 100, color: false, attributes: false });
   t.equal(text.match(/^trace /gm)?.length, 2);
   t.ok(text.indexOf('other') < text.indexOf('job_execution'), 'earliest trace first');
-});
-
-t.test('durations read sensibly from ns to hours', async (t) => {
-  const cases: [bigint, string][] = [
-    [-5n, '0ns'],
-    [0n, '0ns'],
-    [999n, '999ns'],
-    [1_000n, '1.00µs'],
-    [12_345n, '12.3µs'],
-    [999_499n, '999µs'],
-    [999_700n, '1.00ms'],
-    [123_456_789n, '123ms'],
-    [999_999_999n, '1.00s'],
-    [59_400_000_000n, '59.4s'],
-    [59_990_000_000n, '1m 00s'],
-    [65_400_000_000n, '1m 05s'],
-    [3_599_600_000_000n, '1h 00m'],
-    [7_380_000_000_000n, '2h 03m'],
-  ];
-  for (const [ns, text] of cases) t.equal(formatDuration(ns), text, String(ns));
-});
-
-t.test('terminal text: printable escapes, widths and truncation count columns', async (t) => {
-  t.equal(printable('a\tb\u2066c'), 'a\\x09b\\u2066c');
-  t.equal(displayWidth('日本'), 4);
-  t.equal(displayWidth('e\u0301'), 1);
-  t.equal(truncate('日本語テキスト', 7), '日本語…');
-  t.equal(truncate('short', 10), 'short');
 });

@@ -14,7 +14,6 @@ import {
   TEMPORALITY,
   type ReceivedPoint,
 } from '../../../src/telemetry/metrics/received-metrics.js';
-import { summarizeMetrics, metricsSummaryLines } from '../../../src/demo/metrics-summary.js';
 
 class PullReader extends MetricReader {
   constructor(temporality: AggregationTemporality) {
@@ -104,28 +103,6 @@ t.test('quantiles: interpolated as histogram_quantile does, and the honest bucke
   t.equal(quantileBound(inf, 0.5), Infinity, 'past the last bound');
   t.equal(quantile(inf, 0.5), 10, 'interpolation stops at the last finite bound');
   t.ok(Number.isNaN(quantileBound({ bounds: [1], counts: [0, 0], count: 0, sum: 0 }, 0.5)));
-});
-
-t.test('the demo summary reads the received points: percentiles, stages by time spent', async (t) => {
-  const points: ReceivedPoint[] = [
-    point({ metric: 'ci.job.duration', count: 2, sum: 8, bucketCounts: [0, 2, 0] }),
-    point({ metric: 'ci.job.queue.duration', count: 2, sum: 1, bucketCounts: [2, 0, 0] }),
-    point({ metric: 'ci.stage.duration', attributes: { 'ci.stage.name': 'get_sources' }, count: 2, sum: 1, bucketCounts: [2, 0, 0] }),
-    point({ metric: 'ci.stage.duration', attributes: { 'ci.stage.name': 'step_script' }, count: 2, sum: 6, bucketCounts: [0, 2, 0] }),
-  ];
-  const s = summarizeMetrics(points, 1);
-  t.match(s, { exports: 1, job: { count: 2, p50: 10, p95: 10 }, queue: { count: 2, p50: 1 } });
-  t.same(
-    s.stages.map((x) => x.stage),
-    ['step_script', 'get_sources'],
-    'longest total first',
-  );
-  const lines = metricsSummaryLines(s, (_tone, text) => text);
-  t.match(lines.join('\n'), /queue time +p50 ≤ 1s[\s\S]*job duration +p50 ≤ 10s[\s\S]*step_script .* 86%/);
-  t.match(
-    metricsSummaryLines(summarizeMetrics([], 0), (_t, x) => x),
-    ['metrics: the collector received no CI/CD metrics'],
-  );
 });
 
 t.test('ReceivedMetrics keeps the latest points only, and its wait is bounded', async (t) => {
