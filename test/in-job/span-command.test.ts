@@ -1,9 +1,7 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import { OtlpReceiver } from '../../src/telemetry/receiver.js';
-import { exitCodeOf, parseAttributePairs } from '../../src/in-job/command-span.js';
-import { formatTraceparent, jobParent, parseTraceparent } from '../../src/in-job/trace-context.js';
-import { planJobExport } from '../../src/in-job/job-export.js';
+import { parseTraceparent } from '../../src/in-job/trace-context.js';
 import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-ids.js';
 import { jobEnv, loopbackCertificate, runCli } from '../support/in-job-harness.js';
 
@@ -23,73 +21,6 @@ const CI = {
 
 // Prints what the wrapped command saw, then exits with the code it was asked for.
 const PROBE = `process.stdout.write(JSON.stringify({ tp: process.env.TRACEPARENT, ts: process.env.TRACESTATE }) + '\\n'); process.exit(Number(process.argv[1] ?? 0))`;
-
-t.test('traceparent parsing follows W3C trace context', async (t) => {
-  t.same(parseTraceparent(`00-${TRACE}-${PARENT}-01`), { traceId: TRACE, spanId: PARENT, sampled: true });
-  t.same(parseTraceparent(`00-${TRACE}-${PARENT}-00`), { traceId: TRACE, spanId: PARENT, sampled: false });
-  t.same(
-    parseTraceparent(`01-${TRACE}-${PARENT}-01-extra`),
-    { traceId: TRACE, spanId: PARENT, sampled: true },
-    'later versions may append fields',
-  );
-  for (const bad of [
-    '',
-    'garbage',
-    `00-${TRACE}-${PARENT}-01-extra`,
-    `ff-${TRACE}-${PARENT}-01`,
-    `00-${'0'.repeat(32)}-${PARENT}-01`,
-    `00-${TRACE}-${'0'.repeat(16)}-01`,
-    `00-${TRACE.toUpperCase()}-${PARENT}-01`,
-  ]) {
-    t.equal(parseTraceparent(bad), undefined, `rejects ${JSON.stringify(bad)}`);
-  }
-  t.equal(formatTraceparent(TRACE, PARENT, false), `00-${TRACE}-${PARENT}-00`);
-});
-
-t.test('parent choice: TRACEPARENT, else the fallback pipeline root, else none', async (t) => {
-  t.match(jobParent({ TRACEPARENT: `00-${TRACE}-${PARENT}-01`, TRACESTATE: 'gl=1' }), {
-    source: 'traceparent',
-    context: { traceId: TRACE, spanId: PARENT, traceState: 'gl=1' },
-  });
-  const fallback = jobParent({
-    TRACEPARENT: 'broken',
-    GITLAB_OTEL_TELEMETRY: 'true',
-    CI_SERVER_URL: CI.CI_SERVER_URL,
-    CI_PIPELINE_ID: '777',
-  });
-  t.same(fallback, {
-    source: 'pipeline',
-    context: { traceId: gitlabTraceId(777), spanId: pipelineRootSpanId(CI.CI_SERVER_URL, 777), sampled: true },
-  });
-  t.same(jobParent({ CI_SERVER_URL: CI.CI_SERVER_URL, CI_PIPELINE_ID: '777' }), { source: 'none' }, 'no opt-in, no derived parent');
-});
-
-t.test('exit codes as a shell reports them, attribute pairs', async (t) => {
-  t.equal(exitCodeOf({ kind: 'exit', code: 3 }), 3);
-  t.equal(exitCodeOf({ kind: 'signal', signal: 'SIGTERM' }), 143);
-  t.equal(exitCodeOf({ kind: 'signal', signal: 'SIGKILL' }), 137);
-  t.equal(exitCodeOf({ kind: 'spawn-error', errno: 'ENOENT' }), 127);
-  t.equal(exitCodeOf({ kind: 'spawn-error', errno: 'EACCES' }), 126);
-  t.same(parseAttributePairs(['a=1', 'url=x=y']), { a: '1', url: 'x=y' });
-  t.throws(() => parseAttributePairs(['novalue']), { code: 'USAGE' });
-  t.throws(() => parseAttributePairs(['=v']), { code: 'USAGE' });
-});
-
-t.test('export plan: endpoint precedence, no endpoint means no export', async (t) => {
-  t.match(planJobExport({}), { kind: 'off' });
-  t.match(planJobExport({ GITLAB_OTEL_ENDPOINT: 'http://127.0.0.1:1', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4317' }), {
-    kind: 'on',
-    endpoint: { url: 'https://collector:4317' },
-  });
-  t.match(
-    planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' }),
-    { kind: 'on', endpoint: { url: 'https://collector:4317' } },
-    'no scheme means TLS',
-  );
-  t.match(planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://x' }), { kind: 'off' });
-  const withToken = planJobExport({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c:4317', MY_TOKEN: 'jwt' }, { idTokenVariable: 'MY_TOKEN' });
-  t.match(withToken, { kind: 'on', token: 'jwt' });
-});
 
 t.test('gitlab-otel span end to end against the OTLP receiver', async (t) => {
   const receiver = await new OtlpReceiver().start();
