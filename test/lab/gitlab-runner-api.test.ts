@@ -3,7 +3,7 @@
 import t from 'tap';
 import { GitLabRunnerApiSimulator } from '../../src/lab/gitlab-runner-api.js';
 import { makeJobPayload } from '../../src/lab/job-payload.js';
-import { RunnerSimulator, tracingTypeMismatch } from '../../src/lab/runner.js';
+import { RunnerSimulator } from '../../src/lab/runner.js';
 
 const TOKEN = 'glrt-simulator-test';
 
@@ -73,23 +73,4 @@ t.test('Job Router discovery: 403 for a bad token, 501 without a router, 200 wit
     ['GET /api/v4/runners/router/discovery 501', 'POST /api/v4/jobs/request 201', 'POST /api/v4/jobs/request 204'],
     'one discovery, then the HTTP fallback',
   );
-});
-
-t.test("the runner simulator decodes features.tracing as Go decodes it into the runner's struct", async (t) => {
-  const tracing = (v: unknown) => ({ id: 1, features: { tracing: v } });
-  t.equal(tracingTypeMismatch(tracing({ trace_id: 'a', otel_endpoints: [{ url: 'https://c/v1/traces' }] })), undefined);
-  t.equal(tracingTypeMismatch(tracing({ trace_id: 'a', span_parent_id: null, otel_endpoints: null })), undefined, 'null is a zero value');
-  t.match(tracingTypeMismatch(tracing({ trace_id: 'a', otel_endpoints: ['https://c/v1/traces'] })), /cannot unmarshal string/);
-  t.match(tracingTypeMismatch(tracing({ trace_id: 5 })), /trace_id is not a string/);
-  t.equal(tracingTypeMismatch({ id: 1, features: {} }), undefined);
-
-  // Without the proxy, a payload with string endpoints is a job the runner cannot decode.
-  const gitlab = await new GitLabRunnerApiSimulator({ runnerToken: TOKEN }).start();
-  const runner = new RunnerSimulator({ url: gitlab.url, token: TOKEN });
-  t.teardown(async () => {
-    runner.close();
-    await gitlab.stop();
-  });
-  gitlab.enqueue(makeJobPayload({ id: 51, otelEndpoints: ['https://otel-collector.example/v1/traces'] }));
-  await t.rejects(runner.requestJob(), /decoding json payload: cannot unmarshal string/);
 });
