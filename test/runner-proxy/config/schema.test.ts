@@ -100,13 +100,6 @@ t.test('shapes, types and values', async (t) => {
   t.match(check('upstream: {url: https://g}\nendpoints: [{url: "http://c", tls: {ca_file: x}}]\n'), [/plaintext http/]);
   t.match(check('upstream: {url: https://g}\nspool: {max_bytes: 1GiB}\n'), [/spool.dir: required/]);
   t.match(check('upstream: {url: https://g}\nsampling: {ratio: 2}\n'), [/sampling.ratio: expected a number from 0 to 1/]);
-  t.match(check('- a\n- b\n'), [/must be a YAML mapping/]);
-  t.match(check('upstream: {url: https://g}\nupstream: {url: https://h}\n'), [/line 2.*unique/]);
-  t.match(check('upstream: [\n'), [/line/]);
-  t.match(
-    problems(() => loadConfig(join(dir, 'missing.yml'), {})),
-    [/cannot read: ENOENT/],
-  );
 });
 
 t.test('GitLab 19 contract keys: job_router, telemetry.trace_ids, use_payload_endpoints (docs/runner-protocol.md)', async (t) => {
@@ -130,34 +123,6 @@ t.test('GitLab 19 contract keys: job_router, telemetry.trace_ids, use_payload_en
     { jobRouter: 'decline', telemetry: { traceIds: 'gitlab', usePayloadEndpoints: true } },
     'the example states the defaults',
   );
-});
-
-t.test('environment beneath, flags above', async (t) => {
-  const { config, warnings } = loadConfig(
-    undefined,
-    {
-      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317',
-      OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=ci,broken',
-      OTEL_SERVICE_NAME: 'runners-eu',
-      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod',
-      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
-      OTEL_TRACES_SAMPLER_ARG: '0.25',
-    },
-    { upstream: 'https://gitlab.example.com', listen: '0.0.0.0:8081', adminListen: '127.0.0.1:9999' },
-  );
-  t.match(config.endpoints, [{ name: 'default', url: 'http://127.0.0.1:4317', headers: { 'x-tenant': 'ci' } }]);
-  t.equal(config.telemetry.serviceName, 'runners-eu');
-  t.same(config.telemetry.resourceAttributes, { 'deployment.environment.name': 'prod' });
-  t.match(config.sampling, { sampler: 'parentbased_traceidratio', ratio: 0.25 });
-  t.same(config.listen, { host: '0.0.0.0', port: 8081 });
-  t.same(config.admin, { host: '127.0.0.1', port: 9999 });
-  t.match(warnings, [/OTEL_EXPORTER_OTLP_HEADERS: entries 1/]);
-  const traces = loadConfig(
-    undefined,
-    { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:1', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:2' },
-    { upstream: 'https://g' },
-  );
-  t.equal(traces.config.endpoints[0]!.url, 'http://b:2', 'the traces-specific variable wins');
 });
 
 t.test('runner-proxy refuses a bad configuration with exit code 2', async (t) => {
