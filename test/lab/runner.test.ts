@@ -26,3 +26,34 @@ t.test("the runner simulator decodes features.tracing as Go decodes it into the 
   gitlab.enqueue(makeJobPayload({ id: 51, otelEndpoints: ['https://otel-collector.example/v1/traces'] }));
   await t.rejects(runner.requestJob(), /decoding json payload: cannot unmarshal string/);
 });
+
+t.test('runJob: the log goes up in the PATCH sizes asked for, then a final update with state, checksum and size', async (t) => {
+  const gitlab = await new GitLabRunnerApiSimulator({ runnerToken: TOKEN }).start();
+  const runner = new RunnerSimulator({ url: gitlab.url, token: TOKEN, maxPatchBytes: 100 });
+  t.teardown(async () => {
+    runner.close();
+    await gitlab.stop();
+  });
+  const sim = gitlab.enqueue(makeJobPayload({ id: 52 }));
+  const job = await runner.requestJob();
+  t.ok(job, 'the runner got the job');
+  t.equal(job!.id, 52);
+  t.equal(job!.variables.CI_JOB_ID, '52', 'public variables by key');
+  t.notOk('CI_JOB_TOKEN' in job!.variables, 'masked, non-public variables are not among them');
+  const log = Buffer.from('x'.repeat(250));
+  const result = await runner.runJob(job!, { log, state: 'failed', failureReason: 'script_failure', exitCode: 3, patchSizes: [10, 40] });
+  t.same(
+    sim.trace.map((b) => b.length),
+    [10, 40, 100, 100],
+    'the sizes asked for, then maxPatchBytes, then the rest',
+  );
+  t.ok(Buffer.concat(sim.trace).equals(log), 'the log arrives whole, in order');
+  t.match(result, { finalStatus: 200, patches: 4 });
+  t.equal(sim.state, 'failed');
+  t.match(sim.updates.at(-1), {
+    state: 'failed',
+    failure_reason: 'script_failure',
+    exit_code: 3,
+    output: { bytesize: 250, checksum: /^crc32:[0-9a-f]{8}$/ },
+  });
+});
