@@ -63,6 +63,16 @@ export function readPem(path: string | undefined, what: string): Buffer | null {
   }
 }
 
+/** The port written in `text`, including one WHATWG URL hides as the scheme's default; '' when none. */
+function explicitPort(text: string): string {
+  try {
+    // A non-special scheme keeps every written port.
+    return new URL(text.trim().replace(/^[a-z][a-z0-9+.-]*:/i, 'grpc:')).port;
+  } catch {
+    return '';
+  }
+}
+
 /** Throws EndpointConfigError when the endpoint cannot be used as configured. */
 export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}, source = tokenSourceFor(endpoint)): ChannelPlan {
   let url: URL;
@@ -72,7 +82,10 @@ export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}
     throw new EndpointConfigError('INVALID_ENDPOINT_URL', `endpoint ${endpoint.name}: URL does not parse`);
   }
   const tls = url.protocol === 'https:';
-  const port = url.port || '4317';
+  // WHATWG URL drops a port equal to the scheme's default (`https://h:443` has
+  // port ''), but for gRPC only 4317 is the default: an explicit :443 or :80
+  // must be dialled as written (docs/export.md#transports).
+  const port = url.port || explicitPort(endpoint.url) || '4317';
   // A payload endpoint dials only the addresses the egress policy allows (docs/security.md#payload-endpoints).
   const guarded = endpoint.egress?.allowed ? guardedChannel(url.hostname, port, endpoint.egress) : undefined;
   const address = guarded?.target ?? `${url.hostname}:${port}`;
