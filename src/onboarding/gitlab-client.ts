@@ -179,8 +179,8 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
     let firstLimitedAt: number | null = null;
     let waits = 0;
 
-    const attempt = async (n: number): Promise<FormattedResponse> => {
-      if (n > 1) stats.retries += 1;
+    const once = async (resend: boolean): Promise<FormattedResponse> => {
+      if (resend) stats.retries += 1;
       await gate.wait();
       if (cap) await cap();
       stats.requests += 1;
@@ -237,6 +237,21 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       throw new AbortError(await requestError(url, method, response));
     };
 
+    // A 429 is waited out here, by the gate (Retry-After or the header-less backoff), not by p-retry: p-retry
+    // gives up once its retries are used up even when shouldConsumeRetry says a failure does not count, so a
+    // 429 after the last 5xx retry (or with retries: 0) would fail RATE_LIMITED without waiting. maxWaitMs
+    // bounds these waits instead (an AbortError(RateLimited) from once() when the next wait would pass it).
+    const attempt = async (n: number): Promise<FormattedResponse> => {
+      for (let resend = n > 1; ; resend = true) {
+        try {
+          return await once(resend);
+        } catch (err) {
+          if (!(err instanceof RateLimited)) throw err;
+          waits += 1;
+        }
+      }
+    };
+
     try {
       return await pRetry(attempt, {
         retries: options.retries ?? 4,
@@ -244,15 +259,6 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
         factor: 2,
         randomize: true,
         maxTimeout: maxWaitMs,
-        // A 429 is waited out by the gate (Retry-After or the header-less backoff), not by p-retry's backoff,
-        // and does not use up a retry: maxWaitMs bounds it instead.
-        shouldConsumeRetry: ({ error }) => {
-          if (error instanceof RateLimited) {
-            waits += 1;
-            return false;
-          }
-          return true;
-        },
       });
     } catch (err) {
       if (err instanceof RateLimited) {
