@@ -240,7 +240,8 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
     // A 429 is waited out here, by the gate (Retry-After or the header-less backoff), not by p-retry: p-retry
     // gives up once its retries are used up even when shouldConsumeRetry says a failure does not count, so a
     // 429 after the last 5xx retry (or with retries: 0) would fail RATE_LIMITED without waiting. maxWaitMs
-    // bounds these waits instead (an AbortError(RateLimited) from once() when the next wait would pass it).
+    // bounds these waits instead (an AbortError(RateLimited) from once() when the next wait would pass it);
+    // docs/onboarding.md#http-policy.
     const attempt = async (n: number): Promise<FormattedResponse> => {
       for (let resend = n > 1; ; resend = true) {
         try {
