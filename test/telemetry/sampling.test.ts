@@ -1,6 +1,5 @@
 import t from 'tap';
 import { samplingFromEnv, TraceSampling, UnsampledJobHold } from '../../src/telemetry/sampling.js';
-import { endpointFromPayload } from '../../src/telemetry/export/settings.js';
 import { pipelineTraceId } from '../../src/telemetry/pipeline-ids.js';
 import { makeSpans } from '../support/export.js';
 
@@ -59,26 +58,4 @@ t.test('unsampled jobs are held, bounded, and kept only if they fail', async (t)
   t.equal(hold.release('a', true).length, 5, 'failed job: its spans are exported');
   t.equal(hold.release('b', false).length, 0, 'successful unsampled job: dropped');
   t.equal(hold.heldSpans, 0);
-});
-
-t.test('payload endpoints become endpoint settings', async (t) => {
-  const r = endpointFromPayload({
-    url: 'grpcs://otel.gitlab.net',
-    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } },
-  });
-  t.ok(r.ok);
-  if (r.ok)
-    t.match(r.endpoint, {
-      url: 'https://otel.gitlab.net:4317',
-      auth: { type: 'gcp_workload_identity', audience: 'aud' },
-      tls: { insecureSkipVerify: false },
-    });
-  // http(s):// payload endpoints are OTLP/HTTP, the path used as is (docs/export.md#payload-endpoints); other schemes are refused.
-  t.match(endpointFromPayload({ url: 'https://otel.example/v1/traces' }), {
-    ok: true,
-    endpoint: { protocol: 'http/protobuf', url: 'https://otel.example/v1/traces' },
-  });
-  t.match(endpointFromPayload({ url: 'ftp://otel.example/v1/traces' }), { ok: false, error: { code: 'UNSUPPORTED_ENDPOINT_SCHEME' } });
-  t.match(endpointFromPayload({ url: 'grpc://x:1', auth: { type: 'basic' } }), { ok: false, error: { code: 'UNSUPPORTED_AUTH_TYPE' } });
-  t.match(endpointFromPayload({ url: 'not a url' }), { ok: false, error: { code: 'INVALID_ENDPOINT_URL' } });
 });

@@ -1,10 +1,11 @@
 // Which transport an endpoint uses and where it posts: the pure rules (no I/O)
-// for OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, `protocol:` in the config, payload
-// endpoint schemes, and the OTLP/HTTP retry classification and Retry-After.
+// for `protocol:` in the config and the environment, and the OTLP/HTTP retry
+// classification and Retry-After. The variables themselves are in
+// env-endpoint.test.ts, payload endpoint schemes in settings.test.ts.
 import t from 'tap';
 import { loadConfig } from '../../../src/runner-proxy/config/load.js';
 import { ConfigError } from '../../../src/runner-proxy/config/schema.js';
-import { endpointFromPayload, endpointKey, type EndpointSettings } from '../../../src/telemetry/export/settings.js';
+import type { EndpointSettings } from '../../../src/telemetry/export/settings.js';
 import { classifyHttpStatus, decideFailure, parseRetryAfter } from '../../../src/telemetry/export/retry-policy.js';
 import { planJobExport } from '../../../src/in-job/job-export.js';
 
@@ -60,52 +61,6 @@ t.test('the proxy config: protocol: per endpoint; no protocol stays gRPC; a bad 
     validateConfig({ ...doc, endpoints: [{ name: 'x', protocol: 'http', url: 'https://c.example.com/v1/traces' }] }, env),
   );
   t.match(err.problems, [{ path: 'endpoints[0].protocol', message: /expected one of grpc \| http\/protobuf, got "http"/ }]);
-});
-
-t.test('payload endpoints: http(s) are OTLP/HTTP with the path as is, grpc(s) are OTLP/gRPC', async (t) => {
-  const https = endpointFromPayload({ url: 'https://otel-collector.gitlab.net/v1/traces?x=1' });
-  t.ok(https.ok);
-  if (https.ok) {
-    t.match(https.endpoint, {
-      protocol: 'http/protobuf',
-      url: 'https://otel-collector.gitlab.net/v1/traces',
-      tls: { insecureSkipVerify: false },
-    });
-    t.equal(https.endpoint.name, 'payload:otel-collector.gitlab.net/v1/traces');
-  }
-  const plain = endpointFromPayload({ url: 'http://collector.example.com:4318/custom/path' });
-  t.ok(plain.ok);
-  if (plain.ok) {
-    t.match(plain.endpoint, { protocol: 'http/protobuf', url: 'http://collector.example.com:4318/custom/path' });
-    t.notOk(plain.endpoint.tls);
-  }
-  const grpcs = endpointFromPayload({
-    url: 'grpcs://collector.example.com/path-ignored',
-    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } },
-  });
-  t.ok(grpcs.ok);
-  if (grpcs.ok) {
-    t.equal(grpcs.endpoint.url, 'https://collector.example.com:4317');
-    t.notOk('protocol' in grpcs.endpoint);
-    t.match(grpcs.endpoint.auth, { type: 'gcp_workload_identity', audience: 'aud' });
-  }
-  const gcpHttp = endpointFromPayload({
-    url: 'https://collector.example.com/v1/traces',
-    auth: { type: 'http_bearer_gcp_oidc', http_bearer_gcp_oidc: { audience: 'aud' } },
-  });
-  t.ok(gcpHttp.ok && gcpHttp.endpoint.auth.type === 'gcp_workload_identity', 'GCP auth on OTLP/HTTP too');
-  const ftp = endpointFromPayload({ url: 'ftp://collector.example.com' });
-  t.ok(!ftp.ok && ftp.error.code === 'UNSUPPORTED_ENDPOINT_SCHEME');
-  const creds = endpointFromPayload({ url: 'https://user:pw@collector.example.com/v1/traces' });
-  t.ok(!creds.ok && creds.error.code === 'INVALID_ENDPOINT_URL');
-});
-
-t.test('endpoint keys: gRPC keys are what they were (spool directories survive the upgrade), OTLP/HTTP differs', async (t) => {
-  const made = endpointFromPayload({ url: 'grpc://collector.example.com:4317' });
-  if (!made.ok) throw made.error;
-  const e = made.endpoint;
-  t.equal(endpointKey(e), JSON.stringify([e.url, e.auth, e.tls ?? null, e.headers]));
-  t.not(endpointKey({ ...e, protocol: 'http/protobuf' }), endpointKey(e));
 });
 
 t.test('OTLP/HTTP statuses: 429/502/503/504 retryable, 401 reauthenticates once, the rest are permanent', async (t) => {
