@@ -78,7 +78,7 @@ export function createExportMetrics(registry: Registry): ExportMetrics {
     }),
     queueBytes: new Gauge({
       name: 'gitlab_otel_export_queue_bytes',
-      help: 'Estimated bytes queued or in flight',
+      help: 'Bytes queued or in flight: exact for encoded span groups, estimated for spans kept as records',
       labelNames: ['endpoint'],
       registers,
     }),
