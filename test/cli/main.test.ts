@@ -4,9 +4,10 @@
 // answers its own --help.
 import t from 'tap';
 import { usage, VERSION } from '../../src/cli/main.js';
+import { coverageEnv } from '../support/child-node.js';
 import { runCli } from '../support/in-job-harness.js';
 
-const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...coverageEnv() };
 
 t.test('usage lists every subcommand, sorted', async (t) => {
   const names = [...usage().matchAll(/^ {2}(\S+) {2,}/gm)].map((m) => m[1]!);

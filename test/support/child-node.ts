@@ -24,3 +24,18 @@ export const CHILD_NODE_ARGS: readonly string[] = tapLoader.length > 0 ? [...tap
 
 /** The CLI entry for child processes: `node ...CHILD_NODE_ARGS CLI_ENTRY <args>`. */
 export const CLI_ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.ts');
+
+/**
+ * The part of the test process's environment that carries tap's coverage
+ * collection into a child (its process-info hook in NODE_OPTIONS and the
+ * _TAPJS_PROCESSINFO_* settings), for tests that otherwise give a child a
+ * clean environment. Nothing else is copied: OTEL_* and the developer's shell
+ * stay out. Empty outside tap.
+ */
+export function coverageEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('_TAPJS_PROCESSINFO_') && v !== undefined) env[k] = v;
+  const hook = process.env.NODE_OPTIONS;
+  if (hook && /@tapjs[\\/]processinfo[\\/]/.test(hook)) env.NODE_OPTIONS = hook;
+  return env;
+}

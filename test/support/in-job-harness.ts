@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHILD_NODE_ARGS, CLI_ENTRY } from './child-node.js';
+import { CHILD_NODE_ARGS, CLI_ENTRY, coverageEnv } from './child-node.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -16,9 +16,12 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Only what a job would have; nothing from the developer's shell (OTEL_* there would leak into the run). */
+/**
+ * Only what a job would have; nothing from the developer's shell (OTEL_* there would leak into the run). Under tap,
+ * its coverage hook comes along so the child's code counts (test/support/child-node.ts).
+ */
 export function jobEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? tmpdir() };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? tmpdir(), ...coverageEnv() };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }
