@@ -73,6 +73,25 @@ function explicitPort(text: string): string {
   }
 }
 
+/**
+ * The plaintext-credential rule for one endpoint about to be planned over `transport` without TLS
+ * (docs/security.md#plaintext-credentials): throws INSECURE_AUTH_REFUSED naming what would travel in clear.
+ */
+export function refusePlaintextCredentials(endpoint: EndpointSettings, hasToken: boolean, transport: 'gRPC' | 'HTTP'): void {
+  const clear = checkPlaintextCredentials({
+    url: endpoint.url,
+    headers: endpoint.headers,
+    token: hasToken,
+    allowInsecureAuth: endpoint.allowInsecureAuth,
+  });
+  if (clear.ok) return;
+  const what = clear.what === 'auth' ? 'a bearer token' : `static headers (${clear.names.join(', ')})`;
+  throw new EndpointConfigError(
+    'INSECURE_AUTH_REFUSED',
+    `endpoint ${endpoint.name}: ${what} over plaintext ${transport} to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
+  );
+}
+
 /** Throws EndpointConfigError when the endpoint cannot be used as configured. */
 export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}, source = tokenSourceFor(endpoint)): ChannelPlan {
   let url: URL;
@@ -104,19 +123,7 @@ export function planChannel(endpoint: EndpointSettings, events: TokenEvents = {}
   };
 
   if (!tls) {
-    const clear = checkPlaintextCredentials({
-      url: endpoint.url,
-      headers: endpoint.headers,
-      token: !!tokens,
-      allowInsecureAuth: endpoint.allowInsecureAuth,
-    });
-    if (!clear.ok) {
-      const what = clear.what === 'auth' ? 'a bearer token' : `static headers (${clear.names.join(', ')})`;
-      throw new EndpointConfigError(
-        'INSECURE_AUTH_REFUSED',
-        `endpoint ${endpoint.name}: ${what} over plaintext gRPC to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
-      );
-    }
+    refusePlaintextCredentials(endpoint, !!tokens, 'gRPC');
     return { address, credentials: grpc.credentials.createInsecure(), tls, tokens, bearerInCallMetadata: !!tokens, channelOptions };
   }
 

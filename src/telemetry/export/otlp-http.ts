@@ -10,8 +10,7 @@ import * as https from 'node:https';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip as gzipCb, type ZlibOptions } from 'node:zlib';
 import { VERSION } from '../../version.js';
-import { EndpointConfigError, readPem, tokenSourceFor } from '../auth/channel.js';
-import { checkPlaintextCredentials } from '../auth/plaintext.js';
+import { EndpointConfigError, readPem, refusePlaintextCredentials, tokenSourceFor } from '../auth/channel.js';
 import { TokenCache, type TokenEvents, type TokenSource } from '../auth/token.js';
 import type { EndpointSettings } from './settings.js';
 import { egressLookup } from './egress-policy.js';
@@ -54,19 +53,7 @@ export function planHttp(endpoint: EndpointSettings, events: TokenEvents = {}, s
   const tls = url.protocol === 'https:';
   if (!tls) {
     // The same rule as gRPC (docs/security.md#plaintext-credentials).
-    const clear = checkPlaintextCredentials({
-      url: endpoint.url,
-      headers: endpoint.headers,
-      token: !!tokens,
-      allowInsecureAuth: endpoint.allowInsecureAuth,
-    });
-    if (!clear.ok) {
-      const what = clear.what === 'auth' ? 'a bearer token' : `static headers (${clear.names.join(', ')})`;
-      throw new EndpointConfigError(
-        'INSECURE_AUTH_REFUSED',
-        `endpoint ${endpoint.name}: ${what} over plaintext HTTP to a non-loopback host is refused; use https:// or set allow_insecure_auth`,
-      );
-    }
+    refusePlaintextCredentials(endpoint, !!tokens, 'HTTP');
     return { url, tls, tokens, agent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, ...egressOption(endpoint) }) };
   }
   const t = endpoint.tls;
