@@ -23,6 +23,14 @@ export type TokenCheck =
 
 const digest = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
 
+/**
+ * The digest a JobTokens keeps, as hex: what crosses to the telemetry worker
+ * instead of the token (docs/architecture.md#telemetry-thread).
+ */
+export function tokenDigest(token: string): string {
+  return digest(token).toString('hex');
+}
+
 export class JobTokens {
   private readonly tokens = new Map<number, Buffer>();
 
@@ -32,6 +40,13 @@ export class JobTokens {
 
   learn(jobId: number, token: string): void {
     this.tokens.set(jobId, digest(token));
+  }
+
+  /** learn() from a digest made by tokenDigest(); a malformed one is forgotten instead. */
+  learnDigest(jobId: number, hex: string): void {
+    const known = Buffer.from(hex, 'hex');
+    if (known.length === 32) this.tokens.set(jobId, known);
+    else this.tokens.delete(jobId);
   }
 
   forget(jobId: number): void {

@@ -20,29 +20,22 @@ import { CI } from '../../telemetry/attributes.js';
 import type { SpansDropped } from '../../telemetry/export/export-metrics.js';
 import type { SpanSink } from '../../telemetry/export/pipeline.js';
 import type { EndpointSettings, SamplingSettings } from '../../telemetry/export/settings.js';
-import { newSpanId, newTraceId, nowNanos, type SpanRecord } from '../../telemetry/spans.js';
+import { newSpanId, nowNanos, type SpanRecord } from '../../telemetry/spans.js';
 import type { NegotiationOptions } from '../wire/negotiation.js';
 import { readJobUpdate } from '../wire/payload.js';
 import { LogSpans } from '../job-log/log-spans.js';
 import type { ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
-import {
-  editAssignedPayload,
-  editJobRequest,
-  parseJson,
-  readAssignment,
-  traceContextVariables,
-  type TraceContextOptions,
-} from './job-assignment.js';
+import { editJobRequest, parseJson, type TraceContextOptions } from './job-assignment.js';
+import { JobDecider, type DecidedJob } from './job-decision.js';
 import { configuredByName, jobEndpoints, type PayloadEndpointDefaults } from './job-endpoints.js';
 import { JobResources } from './job-resources.js';
 import type { JobOutcome } from './job-outcome.js';
 import { buildJobSpan, buildQueuedSpan } from './job-span.js';
 import type { JobJournal, JournalledJob } from './journal.js';
 import { JournalWriter } from './journal-writer.js';
-import { JobTokens, presentedToken } from './job-tokens.js';
+import { JobTokens, presentedToken, tokenDigest } from './job-tokens.js';
 import { SamplingHold } from './sampling-hold.js';
 import { isExported, journalRecord, type TrackedJob } from './tracked-job.js';
-import type { JobView, RunnerView } from '../wire/payload.js';
 
 export type { TraceContextOptions };
 
@@ -87,6 +80,20 @@ export interface JobTrackerOptions {
   /** telemetry.queue_span: a `job_queued` span before each exported job (docs/metrics.md#queue-time). */
   queueSpan?: boolean;
   clock?: () => bigint;
+  /** A job is no longer followed (ended or given up): the forwarding thread's gate forgets it. */
+  onJobEnded?: (jobId: number, jobSpanId: string) => void;
+  /** A resumed job's token was learned from an exchange GitLab accepted (its digest, never the token). */
+  onTokenLearned?: (jobId: number, digest: string) => void;
+}
+
+/** A followed job as the forwarding thread knows it: ids only. */
+export interface FollowedJob {
+  readonly jobId: number;
+  readonly jobSpanId: string;
+  readonly traceId: string;
+  readonly sampled: boolean;
+  /** false: followed for CI/CD metrics only. */
+  readonly exported: boolean;
 }
 
 const FINAL_STATES = new Set(['success', 'failed']);
@@ -99,6 +106,7 @@ export class JobTracker implements ExchangeObserver {
   private readonly clock: () => bigint;
   private readonly sampling: SamplingHold;
   private readonly journal: JournalWriter;
+  private readonly decider: JobDecider;
   /** Set by suspend(): the journal holds the jobs now and nothing more is observed. */
   private suspended = false;
 
@@ -106,6 +114,14 @@ export class JobTracker implements ExchangeObserver {
     this.clock = options.clock ?? nowNanos;
     this.resources = new JobResources(options.resourceAttributes);
     this.sampling = new SamplingHold(options.sampling, options.sink, options.metrics?.spansDropped);
+    this.decider = new JobDecider({
+      negotiation: options.negotiation,
+      traceContext: options.traceContext,
+      ...(options.sampling ? { sampling: options.sampling } : {}),
+      followForMetrics: options.ciMetrics !== undefined,
+      log: options.log,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    });
     this.journal = new JournalWriter(
       options.journal,
       (id) => {
@@ -196,65 +212,64 @@ export class JobTracker implements ExchangeObserver {
   }
 
   editJobPayload(text: string, requestBody: Buffer | undefined, at: bigint): string | undefined {
-    const { log, metrics } = this.options;
-    const assignment = readAssignment(text, requestBody, this.options.negotiation);
-    if (!assignment.telemetry) {
-      metrics?.negotiation.inc({ outcome: assignment.outcome });
-      if (assignment.warning) {
-        const { bytes, jobId } = assignment;
-        log('warn', assignment.warning, bytes !== undefined ? { bytes } : jobId !== undefined ? { job_id: jobId } : undefined);
-      }
-      if (assignment.metricsOnly && this.options.ciMetrics) this.followForMetrics(assignment.metricsOnly, at);
-      return undefined;
-    }
-    const { view, runner, decision } = assignment;
-    metrics?.negotiation.inc({ outcome: decision.contract });
-    for (const w of decision.warnings) log('warn', w, { job_id: view.jobId });
-    if (decision.leftToRunner.length > 0) {
-      // Those collectors still get the runner's own job_execution span; the proxy's spans do not go there.
-      const byConfig = decision.leftToRunner.every((l) => l.reason === 'not_served_by_config');
-      log(byConfig ? 'info' : 'warn', "GitLab's collectors the proxy cannot serve are left to the runner's native span", {
-        job_id: view.jobId,
-        endpoints: decision.leftToRunner.map((l) => `${l.where} (${l.reason})`).join(', '),
-      });
-      for (const l of decision.leftToRunner) metrics?.payloadEndpointsLeftToRunner?.inc({ reason: l.reason });
-    }
-    if (view.schemaProblems.length > 0) {
-      log('warn', `job payload fields of unexpected type: ${view.schemaProblems.join('; ')}`, { job_id: view.jobId });
-    }
+    // One thread: the decision and the tracking in a row (docs/architecture.md#telemetry-thread).
+    const { edited, job } = this.decider.decide(text, requestBody, at);
+    if (job) this.track(job);
+    return edited;
+  }
 
-    const sampled = this.sampling.isSampled(decision.contract, decision.samplingKey);
+  /**
+   * Starts following a job the decision (job-decision.ts) handed over: the
+   * same path whether the decision ran here or on the forwarding thread.
+   */
+  track(decided: DecidedJob): void {
+    const { log, metrics } = this.options;
+    if (this.suspended) return;
+    const { view } = decided;
+    const exported = decided.contract !== 'none';
     const job: TrackedJob = {
       view,
       jobId: view.jobId,
-      runner,
-      contract: decision.contract,
-      traceId: decision.traceId,
-      jobSpanId: newSpanId(),
-      ...(decision.parentSpanId !== undefined ? { parentSpanId: decision.parentSpanId } : {}),
-      resource: this.resources.forRunner(runner),
-      endpoints: this.endpointsFor(view.jobId, this.options.endpoints, decision.payloadEndpoints),
-      payloadEndpoints: decision.payloadEndpoints,
-      sampled,
-      assignedAt: at,
+      runner: decided.runner,
+      contract: decided.contract,
+      traceId: decided.traceId,
+      jobSpanId: decided.jobSpanId,
+      ...(decided.parentSpanId !== undefined ? { parentSpanId: decided.parentSpanId } : {}),
+      resource: this.resources.forRunner(decided.runner),
+      endpoints: exported ? this.endpointsFor(view.jobId, this.options.endpoints, decided.payloadEndpoints) : [],
+      payloadEndpoints: decided.payloadEndpoints,
+      sampled: decided.sampled,
+      assignedAt: decided.assignedAt,
       canceled: false,
       deadline: Date.now() + (view.timeoutSeconds ?? 3600) * 1000 + this.options.abandonAfterMs,
     };
     if (view.traceSections) job.logSpans = new LogSpans(this.logSpansContext(job), (span) => this.stageSpan(job, span));
     if (this.jobs.has(view.jobId)) {
-      log('warn', 'job assigned again while still tracked; restarting its telemetry', { job_id: view.jobId });
+      if (exported) log('warn', 'job assigned again while still tracked; restarting its telemetry', { job_id: view.jobId });
       this.sampling.discard(view.jobId);
     }
     this.jobs.set(view.jobId, job);
-    if (assignment.jobToken) this.tokens.learn(view.jobId, assignment.jobToken);
+    if (decided.tokenDigest) this.tokens.learnDigest(view.jobId, decided.tokenDigest);
     else this.tokens.forget(view.jobId);
     metrics?.jobsActive.set(this.jobs.size);
+    if (!exported) {
+      log('debug', 'job followed for metrics only', { job_id: view.jobId });
+      return;
+    }
     // The 201 is still on its way to the runner: the journal write waits for the next turn.
     this.journal.later(view.jobId);
-    log('info', 'job telemetry on', { job_id: view.jobId, contract: decision.contract, trace_id: job.traceId, sampled });
+    log('info', 'job telemetry on', { job_id: view.jobId, contract: decided.contract, trace_id: job.traceId, sampled: job.sampled });
+  }
 
-    const variables = traceContextVariables(this.options.traceContext, view, job);
-    return editAssignedPayload(text, decision.runnerTracing, variables);
+  /** The jobs followed now, as the forwarding thread's gate needs them (docs/architecture.md#telemetry-thread). */
+  followedJobs(): FollowedJob[] {
+    return [...this.jobs.values()].map((j) => ({
+      jobId: j.jobId,
+      jobSpanId: j.jobSpanId,
+      traceId: j.traceId,
+      sampled: j.sampled,
+      exported: isExported(j),
+    }));
   }
 
   jobUpdate(exchange: JobUpdateExchange): void {
@@ -329,6 +344,7 @@ export class JobTracker implements ExchangeObserver {
     if (check === 'match') return true;
     if (check === 'unknown' && token && status >= 200 && status < 300) {
       this.tokens.learn(job.jobId, token);
+      this.options.onTokenLearned?.(job.jobId, tokenDigest(token));
       this.options.log('info', 'job token re-learned from an exchange GitLab accepted', { job_id: job.jobId, route });
       return true;
     }
@@ -350,39 +366,6 @@ export class JobTracker implements ExchangeObserver {
     };
   }
 
-  /**
-   * A job without telemetry, followed for CI/CD metrics only: its log is
-   * parsed for stages after each PATCH's answer, as for any job, but the
-   * payload is not edited, nothing is exported and nothing is journalled
-   * (docs/metrics.md#every-job).
-   */
-  private followForMetrics(read: { view: JobView; runner: RunnerView; jobToken?: string }, at: bigint): void {
-    const { view, runner } = read;
-    const job: TrackedJob = {
-      view,
-      jobId: view.jobId,
-      runner,
-      contract: 'none',
-      // Ids only to link stage spans to their job inside this process; never sent anywhere.
-      traceId: newTraceId(),
-      jobSpanId: newSpanId(),
-      resource: this.resources.forRunner(runner),
-      endpoints: [],
-      payloadEndpoints: [],
-      sampled: false,
-      assignedAt: at,
-      canceled: false,
-      deadline: Date.now() + (view.timeoutSeconds ?? 3600) * 1000 + this.options.abandonAfterMs,
-    };
-    if (view.traceSections) job.logSpans = new LogSpans(this.logSpansContext(job), (span) => this.stageSpan(job, span));
-    if (this.jobs.has(view.jobId)) this.sampling.discard(view.jobId);
-    this.jobs.set(view.jobId, job);
-    if (read.jobToken) this.tokens.learn(view.jobId, read.jobToken);
-    else this.tokens.forget(view.jobId);
-    this.options.metrics?.jobsActive.set(this.jobs.size);
-    this.options.log('debug', 'job followed for metrics only', { job_id: view.jobId });
-  }
-
   /** A finished span from the job's log: kept for the metrics if it is a build stage, exported if the job is. */
   private stageSpan(job: TrackedJob, span: SpanRecord): void {
     if (this.options.ciMetrics && span.attributes[CI.stageName] !== undefined) (job.stageSpans ??= []).push(span);
@@ -396,6 +379,7 @@ export class JobTracker implements ExchangeObserver {
   private finish(job: TrackedJob, outcome: JobOutcome, now: bigint): void {
     this.jobs.delete(job.jobId);
     this.tokens.forget(job.jobId);
+    this.options.onJobEnded?.(job.jobId, job.jobSpanId);
     this.options.metrics?.jobsActive.set(this.jobs.size);
     const logSpans = job.logSpans;
     logSpans?.finish(outcome, now);
