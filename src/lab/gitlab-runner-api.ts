@@ -63,6 +63,12 @@ export interface GitLabRunnerApiOptions {
    * (docs/simulators.md#gitlab-runner-api).
    */
   jobRouterServerUrl?: string;
+  /**
+   * Artifacts live in object storage: a download asking `direct_download=true` is answered
+   * `302` to this simulator's own object-storage path, which serves the bytes without a token
+   * (a presigned URL), so they never cross a proxy in front (docs/simulators.md#gitlab-runner-api).
+   */
+  artifactsInObjectStorage?: boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -76,6 +82,8 @@ function send(res: http.ServerResponse, status: number, headers: Record<string, 
 export class GitLabRunnerApiSimulator {
   readonly exchanges: RecordedExchange[] = [];
   readonly jobs = new Map<number, SimJob>();
+  /** Request body bytes received so far, every request together (tests wait on it to cut an upload mid-way). */
+  bytesReceived = 0;
   /** Artifact archive sizes served by GET /api/v4/jobs/:id/artifacts. */
   readonly artifactSizes = new Map<number, number>();
   private readonly queue: SimJob[] = [];
@@ -146,6 +154,7 @@ export class GitLabRunnerApiSimulator {
     const keep = 2 * 1024 * 1024;
     req.on('data', (c: Buffer) => {
       size += c.length;
+      this.bytesReceived += c.length;
       hash.update(c);
       if (size <= keep) chunks.push(c);
     });
@@ -204,7 +213,9 @@ export class GitLabRunnerApiSimulator {
     if (m && req.method === 'PATCH') return this.tracePatch(req, res, Number(m[1]), body);
     m = /^\/api\/v4\/jobs\/(\d+)\/artifacts$/.exec(pathname);
     if (m && req.method === 'POST') return this.artifactUpload(req, res, Number(m[1]), digest);
-    if (m && req.method === 'GET') return this.artifactDownload(res, Number(m[1]));
+    if (m && req.method === 'GET') return this.artifactDownload(req, res, Number(m[1]), path);
+    m = /^\/object-storage\/artifacts\/(\d+)$/.exec(pathname);
+    if (m && req.method === 'GET' && this.options.artifactsInObjectStorage) return this.serveArtifact(res, Number(m[1]));
     m = /^\/api\/v4\/jobs\/(\d+)$/.exec(pathname);
     if (m && req.method === 'PUT') return this.jobUpdate(req, res, Number(m[1]), body);
     send(res, 404, { 'Content-Type': JSON_TYPE }, '{"error":"404 Not Found"}');
@@ -328,8 +339,38 @@ export class GitLabRunnerApiSimulator {
     send(res, 201, { 'Content-Type': JSON_TYPE }, '{"message":"201 Created"}');
   }
 
+  /**
+   * GET /api/v4/jobs/:id/artifacts, as Rails answers it (`get '/:id/artifacts'`,
+   * `authenticate_job_via_dependent_job!`): 401 unless the `JOB-TOKEN` (or `token`)
+   * is a running job's, 403 for an unknown job, 404 without artifacts; the archive,
+   * or with `direct_download=true` and object storage, a 302 to it.
+   */
+  private artifactDownload(req: http.IncomingMessage, res: http.ServerResponse, jobId: number, path: string): void {
+    const q = path.indexOf('?');
+    const query = new URLSearchParams(q < 0 ? '' : path.slice(q + 1));
+    const token = query.get('token') || req.headers['job-token'];
+    if (![...this.jobs.values()].some((j) => j.state === 'running' && j.token === token)) {
+      return send(res, 401, { 'Content-Type': JSON_TYPE }, '{"message":"401 Unauthorized"}');
+    }
+    if (!this.jobs.has(jobId) && !this.artifactSizes.has(jobId)) {
+      return send(res, 403, { 'Content-Type': JSON_TYPE }, '{"message":"403 Forbidden"}');
+    }
+    if (!this.artifactSizes.has(jobId)) return send(res, 404, { 'Content-Type': JSON_TYPE }, '{"message":"404 Not Found"}');
+    if (this.options.artifactsInObjectStorage && query.get('direct_download') === 'true') {
+      // Grape's `redirect`: 302, Location, and a short text body naming the URL.
+      const location = `${this.url}/object-storage/artifacts/${jobId}`;
+      return send(
+        res,
+        302,
+        { Location: location, 'Content-Type': 'text/plain' },
+        `This resource has been moved temporarily to ${location}.`,
+      );
+    }
+    this.serveArtifact(res, jobId);
+  }
+
   /** Serves `size` deterministic bytes as the job's artifacts archive (set with `artifactSizes`). */
-  private artifactDownload(res: http.ServerResponse, jobId: number): void {
+  private serveArtifact(res: http.ServerResponse, jobId: number): void {
     const bytes = this.artifactSizes.get(jobId);
     if (bytes === undefined) return send(res, 404, { 'Content-Type': JSON_TYPE }, '{"message":"404 Not Found"}');
     res.writeHead(200, { 'Content-Type': 'application/zip', 'Content-Length': bytes });

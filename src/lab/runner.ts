@@ -352,6 +352,46 @@ export class RunnerSimulator {
     return ex;
   }
 
+  /**
+   * Fetches a dependency's artifacts as artifacts-downloader does (**R** `network/gitlab.go`
+   * `DownloadArtifacts`, docs/simulators.md#runner): `JOB-TOKEN` is the running job's own token
+   * (GitLab's dependency entity hands it out). With `directDownload` (FF_USE_DIRECT_DOWNLOAD), a
+   * first `GET …?direct_download=true` that does not follow redirects; on a 302/307 the same URI
+   * again, whose redirect is followed straight to object storage, not through `url`.
+   */
+  async downloadArtifacts(
+    job: ReceivedJob,
+    dependencyId: number,
+    opts: { directDownload?: boolean } = {},
+  ): Promise<{ status: number; body: Buffer; viaRunnerUrl: SentExchange[] }> {
+    const path = `/api/v4/jobs/${dependencyId}/artifacts?${opts.directDownload ? 'direct_download=true' : ''}`;
+    const headers = (): Record<string, string> => ({ 'JOB-TOKEN': job.token, 'X-Request-Id': randomUUID().replaceAll('-', '') });
+    const first = await this.call('GET', path, headers());
+    const redirected = (ex: SentExchange): string | undefined =>
+      (ex.status === 302 || ex.status === 307) && typeof ex.headers.location === 'string' ? ex.headers.location : undefined;
+    if (!opts.directDownload || !redirected(first)) return { status: first.status, body: first.rawBody, viaRunnerUrl: [first] };
+    // The fallback after the no-redirect probe (FF_USE_PARALLEL_ARTIFACT_TRANSFER off): a normal GET that follows the redirect.
+    const second = await this.call('GET', path, headers());
+    const location = redirected(second);
+    if (!location) return { status: second.status, body: second.rawBody, viaRunnerUrl: [first, second] };
+    const stored = await this.getAbsolute(location);
+    return { ...stored, viaRunnerUrl: [first, second] };
+  }
+
+  /** A GET to an absolute URL (a redirect's Location), not through the runner's `url`. */
+  private getAbsolute(url: string): Promise<{ status: number; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = http.get(url, { timeout: this.options.callTimeoutMs ?? 30_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+      req.on('error', reject);
+    });
+  }
+
   /** Runs a received job to its end: ack, log upload, optional artifacts, final update. */
   async runJob(job: ReceivedJob, script: JobScript): Promise<JobRunResult> {
     const ack = await this.update(job, 'running', Buffer.alloc(0));

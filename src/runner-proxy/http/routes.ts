@@ -71,6 +71,26 @@ export interface TracePatchExchange {
 }
 
 /**
+ * An artifact upload (`POST /api/v4/jobs/:id/artifacts`) or download (`GET`)
+ * that crossed the proxy, handed over once its exchange has ended, aborted or
+ * not (docs/metrics.md#artifact-transfers). Plain data (numbers, strings, a
+ * boolean), so it can be posted to another thread as is.
+ */
+export interface ArtifactTransferExchange {
+  /** The id in the path: the uploading job's own; for a download, the job whose artifacts are fetched (a dependency). */
+  jobId: number;
+  direction: 'upload' | 'download';
+  /** The query's `token`, else `JOB-TOKEN`: on a download, the downloading job's own token on current GitLab. */
+  jobToken?: string;
+  /** Body bytes forwarded: the request body of an upload, the response body of a download, up to where the exchange ended. */
+  bytes: number;
+  /** GitLab's status, once its answer's headers arrived; absent: none did (GitLab unreachable, or the runner left first). */
+  status?: number;
+  /** Whether the runner received GitLab's whole answer; false: the exchange was cut short. */
+  complete: boolean;
+}
+
+/**
  * The telemetry side as the forwarding path sees it. The two `edit*` calls are
  * synchronous and sit on the path (the runner needs the edited bytes); the
  * forwarder catches anything they throw and forwards the original. The other
@@ -85,4 +105,6 @@ export interface ExchangeObserver {
   /** Whether a log upload for `jobId` presenting `jobToken` would be observed; false: it is not held for telemetry at all. */
   observesTracePatch?(jobId: number, jobToken: string | undefined): boolean;
   tracePatch(exchange: TracePatchExchange): void;
+  /** An artifact transfer ended; absent: artifact bodies are piped without being counted. */
+  artifactTransfer?(exchange: ArtifactTransferExchange): void;
 }

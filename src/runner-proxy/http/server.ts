@@ -7,13 +7,21 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../log.js';
 import { nowNanos } from '../../telemetry/spans.js';
 import { endToEnd, header, LENGTH_SKIP, requestHeaders, type RequestHeaders } from './raw-headers.js';
-import { OBSERVED_BODY_LIMITS, routeOf, type ExchangeObserver, type JobRouterMode, type Route } from './routes.js';
+import {
+  OBSERVED_BODY_LIMITS,
+  routeOf,
+  type ArtifactTransferExchange,
+  type ExchangeObserver,
+  type JobRouterMode,
+  type Route,
+} from './routes.js';
 
 export interface UpstreamOptions {
   url: URL;
@@ -141,6 +149,44 @@ class BodyTap {
   }
 }
 
+/** An artifact body being counted as it is forwarded (docs/metrics.md#artifact-transfers). */
+interface ArtifactCount {
+  direction: ArtifactTransferExchange['direction'];
+  bytes: number;
+  /** GitLab's status, once its answer's headers are in. */
+  status?: number;
+}
+
+/**
+ * `src.pipe(dst)` for one body, counting the bytes handed on. One 'data'
+ * listener does both: a counting listener beside pipe's would make the emitter
+ * copy its listener array on every chunk (docs/performance.md#forwarding-path).
+ * Like pipe: backpressure by pause/resume on 'drain', `end` at the source's end,
+ * and the source paused when the destination closes early.
+ */
+function pipeCounting(src: Readable, dst: Writable, count: ArtifactCount): void {
+  const onData = (chunk: Buffer): void => {
+    count.bytes += chunk.length;
+    if (!dst.write(chunk)) src.pause();
+  };
+  const onDrain = (): void => {
+    src.resume();
+  };
+  const onEnd = (): void => {
+    dst.end();
+  };
+  const onClose = (): void => {
+    src.off('data', onData);
+    src.off('end', onEnd);
+    dst.off('drain', onDrain);
+    if (!src.readableEnded) src.pause();
+  };
+  src.on('data', onData);
+  src.once('end', onEnd);
+  dst.on('drain', onDrain);
+  dst.once('close', onClose);
+}
+
 interface Exchange {
   req: http.IncomingMessage;
   res: http.ServerResponse;
@@ -161,6 +207,8 @@ interface Exchange {
   upstreamRes?: http.IncomingMessage;
   /** Hand the exchange to telemetry once the runner has the whole answer. */
   observeOnFinish?: boolean;
+  /** An artifact upload or download whose body is counted (only with an observer that takes them). */
+  artifact?: ArtifactCount;
 }
 
 export class RunnerProxy {
@@ -346,7 +394,16 @@ export class RunnerProxy {
       this.holdJobRequest(exchange, headers, observer);
       return;
     }
+    if (route === 'artifacts' && observer?.artifactTransfer && jobId !== undefined && (req.method === 'POST' || req.method === 'GET')) {
+      // Set before sendUpstream: a download's body is counted as GitLab's answer streams back.
+      exchange.artifact = { direction: req.method === 'POST' ? 'upload' : 'download', bytes: 0 };
+      exchange.jobToken = presentedJobToken(target, reqHeaders.jobToken);
+    }
     const upstreamReq = this.sendUpstream(exchange, headers);
+    if (exchange.artifact?.direction === 'upload') {
+      pipeCounting(req, upstreamReq, exchange.artifact);
+      return;
+    }
     if (observer && jobId !== undefined && (route === 'job_update' || route === 'trace_patch')) {
       exchange.jobToken = presentedJobToken(target, reqHeaders.jobToken);
       // A log upload is held for telemetry only when it presents the tracked job's token: a neighbour job
@@ -369,6 +426,27 @@ export class RunnerProxy {
     if (upstreamReq && !res.writableFinished) upstreamReq.destroy();
     // After the telemetry hand-over queued at 'finish' (which still reads the chunks).
     if (requestTap) setImmediate(() => requestTap.release());
+    if (exchange.artifact) this.reportArtifactTransfer(exchange, exchange.artifact);
+  }
+
+  /** An artifact transfer ended (answered, aborted, refused): its count goes to telemetry after this turn. */
+  private reportArtifactTransfer(exchange: Exchange, count: ArtifactCount): void {
+    const observer = this.options.observer;
+    const { jobId, jobToken } = exchange;
+    if (!observer?.artifactTransfer || jobId === undefined) return;
+    // Read now: what crossed until the exchange ended, whatever is still in flight after it.
+    const { direction, bytes, status } = count;
+    const complete = exchange.res.writableFinished && status !== undefined;
+    setImmediate(() => {
+      const transfer: ArtifactTransferExchange = { jobId, direction, bytes, complete };
+      if (jobToken !== undefined) transfer.jobToken = jobToken;
+      if (status !== undefined) transfer.status = status;
+      try {
+        observer.artifactTransfer?.(transfer);
+      } catch (err) {
+        this.options.log('error', 'telemetry failed on an artifact transfer', { error: String(err) });
+      }
+    });
   }
 
   /** The runner has the whole answer: count it, then hand the exchange to telemetry. */
@@ -479,6 +557,14 @@ export class RunnerProxy {
         return;
       }
       res.writeHead(status, upstreamRes.statusMessage, endToEnd(rawHeaders));
+      const artifact = exchange.artifact;
+      if (artifact) {
+        artifact.status = status;
+        if (artifact.direction === 'download') {
+          pipeCounting(upstreamRes, res, artifact);
+          return;
+        }
+      }
       upstreamRes.pipe(res);
       if (exchange.requestTap && (route === 'job_update' || route === 'trace_patch')) {
         exchange.upstreamRes = upstreamRes;

@@ -23,6 +23,7 @@ export const CI_METRIC = {
   activeJobs: 'ci.runner.jobs.active',
   workerCount: 'cicd.worker.count',
   cacheOperations: 'ci.cache.operations',
+  artifactIo: 'ci.artifact.io',
   attributeOverflow: 'gitlab_otel.metrics.attribute_overflow',
 } as const;
 
@@ -30,7 +31,32 @@ export const CI_METRIC = {
 export const METRIC_ATTR = {
   workerState: 'cicd.worker.state',
   attribute: 'gitlab_otel.attribute',
+  artifactDirection: 'ci.artifact.direction',
+  artifactOutcome: 'ci.artifact.outcome',
 } as const;
+
+/**
+ * How an artifact transfer ended (docs/metrics.md#artifact-transfers): GitLab's
+ * answer class when the runner received the whole answer, else `aborted`.
+ */
+export type ArtifactOutcome = 'success' | 'redirect' | 'client_error' | 'server_error' | 'aborted';
+
+export function artifactOutcome(status: number | undefined, complete: boolean): ArtifactOutcome {
+  if (!complete || status === undefined || status < 200 || status > 599) return 'aborted';
+  if (status < 300) return 'success';
+  if (status < 400) return 'redirect';
+  return status < 500 ? 'client_error' : 'server_error';
+}
+
+/** One artifact upload or download that crossed the proxy, as CiMetrics counts it. */
+export interface ArtifactTransfer {
+  readonly direction: 'upload' | 'download';
+  readonly bytes: number;
+  readonly status?: number;
+  readonly complete: boolean;
+  /** The executor of the followed job the transfer belongs to; absent: not known (`unknown`). */
+  readonly executor?: string;
+}
 
 /**
  * Failure reasons that blame the CI system rather than the job's code
@@ -109,6 +135,7 @@ export class CiMetrics {
   private readonly jobs;
   private readonly systemErrors;
   private readonly cacheOperations;
+  private readonly artifactIo;
   private readonly overflow;
 
   constructor(private readonly options: CiMetricsOptions) {
@@ -136,6 +163,10 @@ export class CiMetrics {
     this.cacheOperations = meter.createCounter(CI_METRIC.cacheOperations, {
       unit: '{operation}',
       description: 'Cache restores with a known outcome, by ci.cache.hit (hit ratio = hit / all)',
+    });
+    this.artifactIo = meter.createCounter(CI_METRIC.artifactIo, {
+      unit: 'By',
+      description: 'Artifact body bytes that crossed the proxy, by ci.artifact.direction (upload, download) and ci.artifact.outcome',
     });
     this.overflow = meter.createCounter(CI_METRIC.attributeOverflow, {
       unit: '{value}',
@@ -169,6 +200,16 @@ export class CiMetrics {
       if (span.name === 'job_execution') this.job(span);
       else if (span.attributes[CI.stageName] !== undefined) this.stage(span, spans);
     }
+  }
+
+  /** Bytes of one artifact transfer, aborted ones included (what crossed before the end). */
+  artifactTransfer(t: ArtifactTransfer): void {
+    if (!Number.isSafeInteger(t.bytes) || t.bytes < 0) return;
+    this.artifactIo.add(t.bytes, {
+      [METRIC_ATTR.artifactDirection]: t.direction === 'upload' ? 'upload' : 'download',
+      [METRIC_ATTR.artifactOutcome]: artifactOutcome(t.status, t.complete),
+      [CI.runnerExecutor]: str(t.executor) ?? 'unknown',
+    });
   }
 
   private executorOf(span: SpanRecord): string {

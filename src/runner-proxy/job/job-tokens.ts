@@ -60,6 +60,19 @@ export class JobTokens {
     // Digests have one length, so the comparison time says nothing about the token.
     return timingSafeEqual(known, digest(presented)) ? 'match' : 'mismatch';
   }
+
+  /**
+   * The job whose token this is, if the proxy follows it: on an artifact
+   * download the path names the dependency, and only the token says which job
+   * is downloading (docs/metrics.md#artifact-transfers). One digest, then one
+   * constant-time comparison per followed job; downloads are few per job.
+   */
+  holderOf(presented: string | undefined): number | undefined {
+    if (!presented) return undefined;
+    const d = digest(presented);
+    for (const [jobId, known] of this.tokens) if (timingSafeEqual(known, d)) return jobId;
+    return undefined;
+  }
 }
 
 /**

@@ -24,7 +24,8 @@ import { newSpanId, nowNanos, type SpanRecord } from '../../telemetry/spans.js';
 import type { NegotiationOptions } from '../wire/negotiation.js';
 import { readJobUpdate } from '../wire/payload.js';
 import { LogSpans } from '../job-log/log-spans.js';
-import type { ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
+import type { ArtifactTransferExchange, ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
+import type { ArtifactTransfer } from './ci-metrics.js';
 import { editJobRequest, parseJson, type TraceContextOptions } from './job-assignment.js';
 import { JobDecider, type DecidedJob } from './job-decision.js';
 import { configuredByName, jobEndpoints, type PayloadEndpointDefaults } from './job-endpoints.js';
@@ -76,7 +77,7 @@ export interface JobTrackerOptions {
    * read is followed, with telemetry or not, and its finished spans are
    * observed before sampling (docs/metrics.md#every-job).
    */
-  ciMetrics?: { observe(spans: readonly SpanRecord[]): void };
+  ciMetrics?: { observe(spans: readonly SpanRecord[]): void; artifactTransfer?(transfer: ArtifactTransfer): void };
   /** telemetry.queue_span: a `job_queued` span before each exported job (docs/metrics.md#queue-time). */
   queueSpan?: boolean;
   clock?: () => bigint;
@@ -315,6 +316,34 @@ export class JobTracker implements ExchangeObserver {
     const m = CONTENT_RANGE.exec(exchange.contentRange?.trim() ?? '');
     if (exchange.status === 202 && job.logSpans && m) job.logSpans.accept(Number(m[1]), exchange.body);
     this.journal.later(job.jobId);
+  }
+
+  /**
+   * An artifact upload or download ended: its bytes go to the CI/CD metrics,
+   * with the executor of the followed job it belongs to (docs/metrics.md#artifact-transfers).
+   */
+  artifactTransfer(exchange: ArtifactTransferExchange): void {
+    const ci = this.options.ciMetrics;
+    if (!ci?.artifactTransfer) return;
+    const { direction, bytes, status, complete } = exchange;
+    const executor = this.transferringJob(exchange)?.runner.executor;
+    try {
+      ci.artifactTransfer({ direction, bytes, complete, ...(status !== undefined ? { status } : {}), ...(executor ? { executor } : {}) });
+    } catch (err) {
+      this.options.log('warn', 'CI/CD metrics could not record an artifact transfer', { error: (err as Error).message });
+    }
+  }
+
+  /**
+   * Whose transfer it is: an upload names its own job in the path and presents
+   * that job's token (not yet known after a restart: GitLab checks it); a
+   * download names the dependency, so the presented token (the downloading
+   * job's own on current GitLab) says which followed job it is, if any.
+   */
+  private transferringJob({ direction, jobId, jobToken }: ArtifactTransferExchange): TrackedJob | undefined {
+    if (direction === 'upload') return this.tokens.check(jobId, jobToken) !== 'mismatch' ? this.tracked(jobId) : undefined;
+    const holder = this.tokens.holderOf(jobToken);
+    return holder === undefined ? undefined : this.tracked(holder);
   }
 
   /** Gives up on jobs past their timeout (the runner died, or the job moved to another proxy). */

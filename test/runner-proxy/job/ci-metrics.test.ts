@@ -5,7 +5,14 @@ import t from 'tap';
 import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, type MetricData } from '@opentelemetry/sdk-metrics';
 import { CI, CICD, ERROR_TYPE } from '../../../src/telemetry/attributes.js';
 import { SpanKind, SpanStatusCode, type SpanRecord } from '../../../src/telemetry/spans.js';
-import { BUCKETS, CI_METRIC, CiMetrics, type CiMetricsOptions } from '../../../src/runner-proxy/job/ci-metrics.js';
+import {
+  artifactOutcome,
+  BUCKETS,
+  CI_METRIC,
+  CiMetrics,
+  METRIC_ATTR,
+  type CiMetricsOptions,
+} from '../../../src/runner-proxy/job/ci-metrics.js';
 
 class PullReader extends MetricReader {
   protected async onShutdown(): Promise<void> {}
@@ -194,4 +201,51 @@ t.test('active jobs and job slots when concurrent is known', async (t) => {
   );
   const none = setup();
   t.notOk((await none.collect()).has(CI_METRIC.workerCount), 'no slot metric without concurrent');
+});
+
+t.test('artifact outcome: GitLab answer class when the runner got the whole answer, else aborted', async (t) => {
+  t.equal(artifactOutcome(201, true), 'success');
+  t.equal(artifactOutcome(200, true), 'success');
+  t.equal(artifactOutcome(302, true), 'redirect');
+  t.equal(artifactOutcome(307, true), 'redirect');
+  t.equal(artifactOutcome(403, true), 'client_error');
+  t.equal(artifactOutcome(413, true), 'client_error');
+  t.equal(artifactOutcome(502, true), 'server_error');
+  t.equal(artifactOutcome(200, false), 'aborted', 'answer cut short');
+  t.equal(artifactOutcome(undefined, false), 'aborted', 'no answer');
+  t.equal(artifactOutcome(undefined, true), 'aborted', 'the proxy answered itself (GitLab unreachable)');
+  t.equal(artifactOutcome(101, true), 'aborted');
+  t.equal(artifactOutcome(600, true), 'aborted', 'not an HTTP status');
+});
+
+t.test('artifact bytes: one counter in By, by direction, outcome and executor; nothing else', async (t) => {
+  const { metrics, collect } = setup();
+  metrics.artifactTransfer({ direction: 'upload', bytes: 1000, status: 201, complete: true, executor: 'docker' });
+  metrics.artifactTransfer({ direction: 'upload', bytes: 24, status: 201, complete: true, executor: 'docker' });
+  metrics.artifactTransfer({ direction: 'upload', bytes: 500, complete: false, executor: 'docker' });
+  metrics.artifactTransfer({ direction: 'download', bytes: 7, status: 302, complete: true });
+  metrics.artifactTransfer({ direction: 'download', bytes: -1, status: 200, complete: true });
+  metrics.artifactTransfer({ direction: 'download', bytes: 0.5, status: 200, complete: true });
+  const io = (await collect()).get(CI_METRIC.artifactIo)!;
+  t.equal(io.descriptor.unit, 'By');
+  t.equal(io.dataPointType, DataPointType.SUM);
+  const points = io.dataPoints.map((p) => [
+    p.attributes[METRIC_ATTR.artifactDirection],
+    p.attributes[METRIC_ATTR.artifactOutcome],
+    p.attributes[CI.runnerExecutor],
+    p.value,
+  ]);
+  t.same(
+    points.sort(),
+    [
+      ['download', 'redirect', 'unknown', 7],
+      ['upload', 'aborted', 'docker', 500],
+      ['upload', 'success', 'docker', 1024],
+    ],
+    'negative or fractional counts are not bytes and are dropped',
+  );
+  t.ok(
+    io.dataPoints.every((p) => Object.keys(p.attributes).length === 3),
+    'three attributes, no more',
+  );
 });

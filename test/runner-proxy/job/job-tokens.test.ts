@@ -33,6 +33,20 @@ t.test('JobTokens keeps digests, not the tokens', async (t) => {
   t.notOk(seen[0]!.includes('glcbt-secret-value'), 'the token itself is not held');
 });
 
+t.test('holderOf names the followed job a presented token belongs to (artifact downloads)', async (t) => {
+  const tokens = new JobTokens();
+  t.equal(tokens.holderOf('glcbt-a'), undefined, 'nobody followed');
+  tokens.learn(1, 'glcbt-a');
+  tokens.learn(2, 'glcbt-b');
+  t.equal(tokens.holderOf('glcbt-b'), 2);
+  t.equal(tokens.holderOf('glcbt-a'), 1);
+  t.equal(tokens.holderOf('glcbt-c'), undefined, 'a token no followed job holds');
+  t.equal(tokens.holderOf(undefined), undefined, 'none presented');
+  t.equal(tokens.holderOf(''), undefined, 'an empty one');
+  tokens.forget(2);
+  t.equal(tokens.holderOf('glcbt-b'), undefined, 'forgotten with its job');
+});
+
 t.test('presentedToken reads the token the way GitLab does', async (t) => {
   t.equal(presentedToken('from-body', 'from-request'), 'from-body', "the body's token comes first");
   t.equal(presentedToken('', 'from-request'), 'from-request', 'an empty body token falls back');

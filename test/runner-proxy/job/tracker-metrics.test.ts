@@ -164,3 +164,41 @@ t.test('without CiMetrics a job without telemetry is not followed (as before met
   t.equal(h.tracker.activeJobs, 0);
   t.notOk(h.tracker.observesTracePatch(503, undefined), 'its log is not observed');
 });
+
+t.test('artifact transfers: the executor of the followed job whose token is presented, else unknown', async (t) => {
+  const h = await harness(t);
+  const a = makeJobPayload({ id: 601, contract: { kind: 'none' } });
+  const b = makeJobPayload({ id: 602, contract: { kind: 'none' } });
+  h.tracker.editJobPayload(JSON.stringify(a), RUNNER_REQUEST, nowNanos());
+  h.tracker.editJobPayload(JSON.stringify(b), RUNNER_REQUEST, nowNanos());
+  const tokenA = a.token as string;
+  const tokenB = b.token as string;
+  // Uploads: the path's own job, when its token is presented.
+  h.tracker.artifactTransfer({ jobId: 601, direction: 'upload', jobToken: tokenA, bytes: 100, status: 201, complete: true });
+  h.tracker.artifactTransfer({ jobId: 601, direction: 'upload', jobToken: tokenB, bytes: 10, status: 403, complete: true });
+  h.tracker.artifactTransfer({ jobId: 999, direction: 'upload', jobToken: tokenA, bytes: 1, status: 403, complete: true });
+  // Downloads: the path names the dependency; the token names the downloading job.
+  h.tracker.artifactTransfer({ jobId: 555, direction: 'download', jobToken: tokenB, bytes: 2000, status: 200, complete: true });
+  h.tracker.artifactTransfer({ jobId: 555, direction: 'download', jobToken: 'glcbt-stranger', bytes: 30, status: 401, complete: true });
+  h.tracker.artifactTransfer({ jobId: 555, direction: 'download', bytes: 4, status: 200, complete: false });
+  // histogram() reads any instrument's points; a counter's value is a number.
+  const points = (await h.histogram(CI_METRIC.artifactIo)) as unknown as { attributes: Record<string, unknown>; value: number }[];
+  const seen = points.map((p) => [
+    p.attributes['ci.artifact.direction'],
+    p.attributes['ci.artifact.outcome'],
+    p.attributes[CI.runnerExecutor],
+    p.value,
+  ]);
+  t.same(
+    seen.sort(),
+    [
+      ['download', 'aborted', 'unknown', 4],
+      ['download', 'client_error', 'unknown', 30],
+      ['download', 'success', 'kubernetes', 2000],
+      ['upload', 'client_error', 'unknown', 11],
+      ['upload', 'success', 'kubernetes', 100],
+    ],
+    "a neighbour's token, an unfollowed job or no token: unknown",
+  );
+  t.equal(h.tracker.activeJobs, 2, 'transfers change no job');
+});
