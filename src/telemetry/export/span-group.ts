@@ -1,15 +1,14 @@
 // A submitted group of spans (one job's spans for one resource). Where its
 // encoding is reused (a spool, several endpoints) it is serialised once to OTLP
-// protobuf with the SDK's serializer and those bytes are shared by the
+// protobuf (span-encoder.ts) and those bytes are shared by the
 // endpoints, the spool and the batches; otherwise it waits as span records for
 // its batch's serialisation (docs/export.md#encode-once). A batch body is the
 // concatenation of its groups' encodings: a protobuf parser merges
 // repeated fields sent in pieces, so concatenated ExportTraceServiceRequests
 // are one request whose resource_spans are all of theirs.
 import type { Resource } from '@opentelemetry/resources';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { toReadableSpan, type SpanRecord } from '../spans.js';
-import { serializeSpans } from './otlp-transport.js';
+import type { SpanRecord } from '../spans.js';
+import { encodeResourceSpans, encodeSpanRecords, type ResourceRecords } from './span-encoder.js';
 
 /** Spans encoded as one ExportTraceServiceRequest. */
 export interface EncodedSpans {
@@ -28,26 +27,21 @@ export type GroupPiece = { readonly spans: number; readonly bytes: number } & Qu
 export type QueuedSpans = { readonly body: Buffer } | { readonly records: readonly SpanRecord[]; readonly resource: Resource };
 
 export function encodeSpans(spans: readonly SpanRecord[], resource: Resource): EncodedSpans {
-  return { body: serializeSpans(spans.map((s) => toReadableSpan(s, resource))), spans: spans.length };
+  return { body: encodeSpanRecords(spans, resource), spans: spans.length };
 }
 
 /**
  * One body for a batch: the encoded pieces back to back, then the record
- * pieces serialised together in one call. Throws if the serializer does.
+ * pieces encoded together in one call (one ResourceSpans per resource).
  */
 export function batchBody(items: readonly QueuedSpans[]): Buffer {
   const parts: Buffer[] = [];
-  let records = 0;
+  const records: ResourceRecords[] = [];
   for (const i of items) {
     if ('body' in i) parts.push(i.body);
-    else records += i.records.length;
+    else records.push(i);
   }
-  if (records > 0) {
-    const readable = new Array<ReadableSpan>(records);
-    let n = 0;
-    for (const i of items) if ('records' in i) for (const s of i.records) readable[n++] = toReadableSpan(s, i.resource);
-    parts.push(serializeSpans(readable));
-  }
+  if (records.length > 0) parts.push(encodeResourceSpans(records));
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
@@ -85,7 +79,7 @@ export class SpanGroup {
     return this.spans.length;
   }
 
-  /** The group in pieces of at most `max` spans, in order, encoded or not. Throws if the serializer does. */
+  /** The group in pieces of at most `max` spans, in order, encoded or not. Throws if the encoder does. */
   pieces(max: number, encode: boolean): GroupPiece[] {
     const n = this.spans.length;
     // One piece whatever `max` is, when the group fits: endpoints with different batch sizes share it.
