@@ -73,6 +73,8 @@ export interface ProxyConfig {
     abandonAfterMs: number;
     /** A `job_queued` span from enqueue to pick-up, sibling of job_execution (docs/metrics.md#queue-time). */
     queueSpan: boolean;
+    /** Where tracking, log parsing, span building and export run (docs/architecture.md#telemetry-thread). */
+    thread: TelemetryThread;
   };
   endpoints: EndpointSettings[];
   /** CI/CD metrics from every job the proxy sees (docs/metrics.md). */
@@ -82,6 +84,10 @@ export interface ProxyConfig {
   shutdown: { graceMs: number; flushTimeoutMs: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
+
+/** `main`: on the forwarding event loop; `worker`: in a worker thread (docs/architecture.md#telemetry-thread). */
+export type TelemetryThread = 'main' | 'worker';
+export const TELEMETRY_THREADS: readonly TelemetryThread[] = ['main', 'worker'];
 
 export interface MetricsConfig {
   enabled: boolean;
@@ -556,6 +562,7 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       'max_attribute_length',
       'abandon_after',
       'queue_span',
+      'thread',
     ]) ?? {};
   const tc = r.object('telemetry.trace_context', tel.trace_context, ['inject', 'otlp_endpoint']) ?? {};
   const pe = r.object('telemetry.payload_endpoints', tel.payload_endpoints, ['allowed_hosts', 'allowed_audiences']) ?? {};
@@ -658,6 +665,7 @@ export function validateConfig(doc: unknown, env: EnvDefaults, file?: string): P
       maxAttributeLength: r.int('telemetry.max_attribute_length', tel.max_attribute_length, 16, 1_000_000) ?? 4096,
       abandonAfterMs: r.duration('telemetry.abandon_after', tel.abandon_after) ?? 3_600_000,
       queueSpan: r.bool('telemetry.queue_span', tel.queue_span) ?? false,
+      thread: r.oneOf('telemetry.thread', tel.thread, TELEMETRY_THREADS) ?? 'main',
     },
     endpoints,
     metrics: readMetrics(r, root.metrics, endpoints, env, root.endpoints === undefined || root.endpoints === null),

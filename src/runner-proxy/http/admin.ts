@@ -13,6 +13,12 @@ export interface AdminOptions {
    * failure leaves them out; the proxy's own series are still served.
    */
   extraMetrics?: () => Promise<string>;
+  /**
+   * The whole /metrics text instead of the registry's (and extraMetrics'):
+   * `telemetry.thread: worker` sums the two threads' registries
+   * (docs/architecture.md#telemetry-thread). Served with the registry's Content-Type.
+   */
+  metrics?: () => Promise<string>;
   health: () => Record<string, unknown>;
   /**
    * When set, /metrics and the details of /healthz need `Authorization: Bearer <token>`;
@@ -59,7 +65,7 @@ export function createAdminServer(options: AdminOptions): http.Server {
         return;
       }
       const extra = options.extraMetrics?.().catch(() => '') ?? Promise.resolve('');
-      Promise.all([options.registry.metrics(), extra]).then(
+      Promise.all([options.metrics ? options.metrics() : options.registry.metrics(), extra]).then(
         // Both are Prometheus text format 0.0.4 (the registry's Content-Type); families end with a newline.
         ([text, more]) =>
           res

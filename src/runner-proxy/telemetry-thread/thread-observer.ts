@@ -1,0 +1,103 @@
+// The ExchangeObserver of `telemetry.thread: worker` (docs/architecture.md#telemetry-thread).
+// On the forwarding thread it keeps only what the runner must receive in
+// time: the job request's advertisement and the job payload's decision and
+// edit (job-decision.ts), both synchronous as in-process. Everything after
+// GitLab's answer is posted to the telemetry worker as plain data, for the
+// jobs it follows (followed-jobs.ts) and within the bound on bytes in flight.
+import type { Counter } from 'prom-client';
+import type { ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
+import { editJobRequest } from '../job/job-assignment.js';
+import type { JobDecider } from '../job/job-decision.js';
+import type { FollowedJobs } from './followed-jobs.js';
+import type { TelemetryWorkerHost } from './worker-host.js';
+
+/**
+ * One fresh ArrayBuffer holding the body, to be transferred. Never the
+ * chunks' own: a socket chunk is a view into a buffer the HTTP parser and
+ * Buffer's pool share with other chunks, so transferring its ArrayBuffer
+ * would detach memory other views (and the upstream write still in flight)
+ * use. One copy per body, then zero (docs/performance.md#telemetry-on-a-worker-thread).
+ */
+export function ownedCopy(body: Buffer | readonly Buffer[]): ArrayBuffer {
+  const chunks = Buffer.isBuffer(body) ? [body] : body;
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = new ArrayBuffer(size);
+  const view = new Uint8Array(out);
+  let at = 0;
+  for (const c of chunks) {
+    view.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+export class TelemetryThreadObserver implements ExchangeObserver {
+  constructor(
+    private readonly decider: JobDecider,
+    private readonly followed: FollowedJobs,
+    private readonly host: TelemetryWorkerHost,
+    /** `gitlab_otel_unauthenticated_exchanges_total`, counted here for log uploads the gate turns away. */
+    private readonly unauthenticated?: Counter<'route' | 'reason'>,
+  ) {}
+
+  editJobRequest(body: Buffer): Buffer | undefined {
+    return editJobRequest(body);
+  }
+
+  editJobPayload(payload: string, requestBody: Buffer | undefined, at: bigint): string | undefined {
+    const { edited, job } = this.decider.decide(payload, requestBody, at);
+    if (job) {
+      this.followed.decided(job);
+      if (!this.host.post({ type: 'track', job })) this.followed.forget(job.view.jobId);
+    }
+    return edited;
+  }
+
+  jobUpdate(exchange: JobUpdateExchange): void {
+    if (!this.followed.has(exchange.jobId)) return;
+    const body = ownedCopy(exchange.body);
+    this.host.post(
+      {
+        type: 'job-update',
+        jobId: exchange.jobId,
+        body,
+        status: exchange.status,
+        at: exchange.at,
+        ...(exchange.jobToken !== undefined ? { jobToken: exchange.jobToken } : {}),
+        ...(exchange.jobStatus !== undefined ? { jobStatus: exchange.jobStatus } : {}),
+      },
+      [body],
+      body.byteLength,
+    );
+  }
+
+  observesTracePatch(jobId: number, jobToken: string | undefined): boolean {
+    const check = this.followed.check(jobId, jobToken);
+    if (check === 'untracked') return false;
+    // 'unknown' (resumed job): GitLab's answer decides, in the worker, so the body is needed.
+    if (check !== 'mismatch') return true;
+    this.unauthenticated?.inc({ route: 'trace_patch', reason: 'token_mismatch' });
+    return false;
+  }
+
+  tracePatch(exchange: TracePatchExchange): void {
+    if (!this.followed.has(exchange.jobId)) return;
+    const body = ownedCopy(exchange.body);
+    this.host.post(
+      {
+        type: 'trace-patch',
+        jobId: exchange.jobId,
+        body,
+        status: exchange.status,
+        at: exchange.at,
+        ...(exchange.jobToken !== undefined ? { jobToken: exchange.jobToken } : {}),
+        ...(exchange.contentRange !== undefined ? { contentRange: exchange.contentRange } : {}),
+        ...(exchange.range !== undefined ? { range: exchange.range } : {}),
+        ...(exchange.jobStatus !== undefined ? { jobStatus: exchange.jobStatus } : {}),
+      },
+      [body],
+      body.byteLength,
+    );
+  }
+}
