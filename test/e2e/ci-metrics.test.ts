@@ -51,6 +51,8 @@ async function runJob(
     state: log.outcome.status,
     failureReason: o.failureReason ?? log.outcome.failureReason,
     exitCode: log.outcome.exitCode,
+    // Every job uploads an archive, so the artifact series are served too (docs/metrics.md#artifact-transfers).
+    artifactBytes: 4096,
   });
   const script = log.sections.find((s) => s.kind === 'stage' && s.name === 'step_script');
   if (!script?.endNs || log.firstTimestamp === undefined || log.lastTimestamp === undefined) throw new Error('log without stamps');

@@ -222,6 +222,7 @@ t.test('Grafana dashboard: ClickHouse queries over otel_traces, Prometheus queri
     'queue time',
     'system failure rate',
     'previous week',
+    'artifact bytes',
   ])
     t.match(titles, want);
   const served = await servedCiMetrics();
