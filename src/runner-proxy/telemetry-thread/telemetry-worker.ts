@@ -91,6 +91,15 @@ async function main(): Promise<void> {
           ...(m.jobToken !== undefined ? { jobToken: m.jobToken } : {}),
           ...(m.jobStatus !== undefined ? { jobStatus: m.jobStatus } : {}),
         });
+      } else if (m.type === 'artifact-transfer') {
+        tracker.artifactTransfer({
+          jobId: m.jobId,
+          direction: m.direction,
+          bytes: m.bytes,
+          complete: m.complete,
+          ...(m.jobToken !== undefined ? { jobToken: m.jobToken } : {}),
+          ...(m.status !== undefined ? { status: m.status } : {}),
+        });
       } else {
         tracker.tracePatch({
           jobId: m.jobId,
@@ -107,7 +116,7 @@ async function main(): Promise<void> {
       // As in-process (http/server.ts observe): a failure on one exchange is logged, never fatal.
       log('error', 'telemetry failed on an observed exchange', { route: m.type, error: String(err) });
     }
-    if (m.type !== 'track') progressed(m.body.byteLength);
+    if (m.type === 'job-update' || m.type === 'trace-patch') progressed(m.body.byteLength);
   };
 
   port.on('message', (m: ToWorker) => {
@@ -116,6 +125,7 @@ async function main(): Promise<void> {
       case 'track':
       case 'job-update':
       case 'trace-patch':
+      case 'artifact-transfer':
         exchange(m);
         return;
       case 'metrics':
@@ -125,7 +135,11 @@ async function main(): Promise<void> {
         );
         return;
       case 'flush':
-        void side.pipeline.flush(m.timeoutMs).finally(() => post({ type: 'flushed', id: m.id }));
+        // Health first: whoever waited for the flush reads the queues as they are now.
+        void side.pipeline.flush(m.timeoutMs).finally(() => {
+          postHealth();
+          post({ type: 'flushed', id: m.id });
+        });
         return;
       case 'stop':
         stopped = true;
