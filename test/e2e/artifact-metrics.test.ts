@@ -185,3 +185,32 @@ t.test('metrics off: artifacts are piped uncounted, and still arrive whole', asy
   const text = await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`);
   t.notOk(text.includes(FAMILY), 'no artifact series without CI/CD metrics');
 });
+
+t.test('telemetry.thread: worker: the counts cross to the worker, executor by token there too', async (t) => {
+  const lab = await startLab({ proxyConfig: { telemetry: { thread: 'worker' } } });
+  t.teardown(() => lab.stop());
+  const runner = lab.runner({ executor: 'shell' });
+  lab.gitlab.enqueue(makeJobPayload({ id: 7321 }));
+  const job = (await runner.requestJob())!;
+  const up = await runner.uploadArtifact(job, 100_000);
+  t.equal(up.status, 201);
+  lab.gitlab.artifactSizes.set(7000, 123_456);
+  const down = await runner.downloadArtifacts(job, 7000);
+  t.equal(down.body.length, 123_456);
+  const series = async () =>
+    parseExposition(await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).series.filter((s) => s.name === FAMILY);
+  const bytes = (all: Awaited<ReturnType<typeof series>>, direction: string) =>
+    all
+      .filter(
+        (s) => s.labels[LABEL.direction] === direction && s.labels[LABEL.outcome] === 'success' && s.labels[LABEL.executor] === 'shell',
+      )
+      .reduce((n, s) => n + s.value, 0);
+  // /metrics is the worker's snapshot: wait (bounded) until it carries both transfers.
+  await until('both transfers in the worker snapshot', async () => {
+    const all = await series();
+    return bytes(all, 'upload') > 0 && bytes(all, 'download') > 0;
+  });
+  const all = await series();
+  t.equal(bytes(all, 'upload'), up.streamed!.size, 'upload, byte for byte');
+  t.equal(bytes(all, 'download'), 123_456, 'download, byte for byte');
+});

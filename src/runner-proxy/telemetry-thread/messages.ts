@@ -7,6 +7,7 @@
 // they did in-process.
 import type { Registry } from 'prom-client';
 import type { LogFields, LogLevel } from '../../log.js';
+import type { ArtifactTransferExchange } from '../http/routes.js';
 import type { DecidedJob } from '../job/job-decision.js';
 import type { FollowedJob } from '../job/tracker.js';
 import type { TelemetryHealth } from '../telemetry-side.js';
@@ -34,7 +35,9 @@ export type ExchangeMessage =
       readonly range?: string;
       readonly jobStatus?: string;
       readonly at: bigint;
-    };
+    }
+  /** An artifact transfer's count (docs/metrics.md#artifact-transfers): no body, a few numbers and strings. */
+  | ({ readonly type: 'artifact-transfer' } & Readonly<ArtifactTransferExchange>);
 
 export type ToWorker =
   | ExchangeMessage

@@ -5,7 +5,7 @@
 // GitLab's answer is posted to the telemetry worker as plain data, for the
 // jobs it follows (followed-jobs.ts) and within the bound on bytes in flight.
 import type { Counter } from 'prom-client';
-import type { ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
+import type { ArtifactTransferExchange, ExchangeObserver, JobUpdateExchange, TracePatchExchange } from '../http/routes.js';
 import { editJobRequest } from '../job/job-assignment.js';
 import type { JobDecider } from '../job/job-decision.js';
 import type { FollowedJobs } from './followed-jobs.js';
@@ -99,5 +99,14 @@ export class TelemetryThreadObserver implements ExchangeObserver {
       [body],
       body.byteLength,
     );
+  }
+
+  /**
+   * Every artifact transfer, followed job or not: a download's path names the
+   * dependency, and only the worker's tracker can tell from the token whose it
+   * is (docs/metrics.md#artifact-transfers). No body, so nothing counts in flight.
+   */
+  artifactTransfer(exchange: ArtifactTransferExchange): void {
+    this.host.post({ type: 'artifact-transfer', ...exchange });
   }
 }
