@@ -214,3 +214,35 @@ t.test('telemetry.thread: worker: the counts cross to the worker, executor by to
   t.equal(bytes(all, 'upload'), up.streamed!.size, 'upload, byte for byte');
   t.equal(bytes(all, 'download'), 123_456, 'download, byte for byte');
 });
+
+t.test('a download the runner abandons counts what the proxy forwarded before the cut, as aborted', async (t) => {
+  const lab = await startLab();
+  t.teardown(() => lab.stop());
+  const runner = lab.runner();
+  lab.gitlab.enqueue(makeJobPayload({ id: 7331 }));
+  const job = (await runner.requestJob())!;
+  const size = 64 * 1024 * 1024;
+  lab.gitlab.artifactSizes.set(7330, size);
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const req = http.get(
+      { host: '127.0.0.1', port: new URL(lab.proxyUrl).port, path: '/api/v4/jobs/7330/artifacts', headers: { 'JOB-TOKEN': job.token } },
+      (res) => {
+        res.once('data', (c: Buffer) => {
+          received = c.length;
+          req.destroy();
+          resolve();
+        });
+      },
+    );
+    req.on('error', (err) => (received > 0 ? undefined : reject(err)));
+  });
+  const aborted = async () =>
+    parseExposition(await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`))
+      .series.filter((s) => s.name === FAMILY && s.labels[LABEL.direction] === 'download' && s.labels[LABEL.outcome] === 'aborted')
+      .reduce((n, s) => n + s.value, 0);
+  await until('the abandoned download is counted', async () => (await aborted()) > 0);
+  const counted = await aborted();
+  t.ok(counted >= received, `at least what the runner read (${counted} ≥ ${received})`);
+  t.ok(counted < size, `not the whole archive (${counted} < ${size})`);
+});
