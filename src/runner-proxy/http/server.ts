@@ -199,7 +199,7 @@ interface Exchange {
   started: bigint;
   /** The runner's request headers, read once (docs/performance.md#forwarding-path). */
   headers: RequestHeaders;
-  /** The job token the request presents (job updates and log uploads only). */
+  /** The job token the request presents (job updates, log uploads and counted artifact transfers only). */
   jobToken?: string;
   requestTap?: BodyTap;
   upstreamReq?: http.ClientRequest;
