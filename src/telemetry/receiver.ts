@@ -9,7 +9,9 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { createRequire } from 'node:module';
 import { gunzip } from 'node:zlib';
+import type * as Protobuf from 'protobufjs';
 import { otlpTypes, METRICS_EXPORT_PATH, TRACE_EXPORT_PATH, encodePartialSuccess, encodeRetryInfoStatus } from './otlp-proto.js';
 import { decodeMetricsRequest, ReceivedMetrics, type ReceivedPoint } from './metrics/received-metrics.js';
 
@@ -155,6 +157,45 @@ export function decodeExportRequest(body: Buffer): ReceivedSpan[] {
 }
 
 const passThrough = (b: Buffer): Buffer => b;
+
+/**
+ * The span ids in an ExportTraceServiceRequest (hex, in order), found by
+ * walking the wire format with protobufjs's Reader: every span is visited, none
+ * is turned into an object. For receivers that only count (the export
+ * benchmark's collector, docs/export.md#performance), where decoding whole
+ * messages would make the receiver, not the exporter, what is measured.
+ * Throws on a body that is not a valid request.
+ */
+export function exportRequestSpanIds(body: Uint8Array): string[] {
+  const ids: string[] = [];
+  // ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans = 2, ScopeSpans.spans = 2, Span.span_id = 2.
+  const path = [1, 2, 2];
+  const walk = (reader: Protobuf.Reader, end: number, depth: number): void => {
+    while (reader.pos < end) {
+      const key = reader.uint32();
+      const field = key >>> 3;
+      const wire = key & 7;
+      if (depth < 3 && field === path[depth] && wire === 2) {
+        const len = reader.uint32();
+        walk(reader, reader.pos + len, depth + 1);
+      } else if (depth === 3 && field === 2 && wire === 2) {
+        const id = reader.bytes();
+        ids.push(Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex'));
+      } else reader.skipType(wire);
+    }
+    if (reader.pos !== end) throw new Error('truncated message');
+  };
+  const reader = protobufReader().create(body);
+  walk(reader, body.length, 0);
+  return ids;
+}
+
+let readerClass: typeof Protobuf.Reader | undefined;
+/** protobufjs on first use, as otlp-proto.ts loads it. */
+function protobufReader(): typeof Protobuf.Reader {
+  readerClass ??= (createRequire(import.meta.url)('protobufjs') as typeof Protobuf).Reader;
+  return readerClass;
+}
 
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];

@@ -2,11 +2,12 @@ import t from 'tap';
 import { credentials, status } from '@grpc/grpc-js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { OtlpHttpReceiver, OtlpReceiver } from '../../src/telemetry/receiver.js';
+import { decodeExportRequest, exportRequestSpanIds, OtlpHttpReceiver, OtlpReceiver } from '../../src/telemetry/receiver.js';
 import { OTLPTraceExporter as OTLPHttpTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { gzipSync } from 'node:zlib';
 import { parseExportResponse, serializeSpans } from '../../src/telemetry/export/otlp-client.js';
-import { SpanKind, SpanStatusCode, toReadableSpan, type SpanRecord } from '../../src/telemetry/spans.js';
+import { newSpanId, SpanKind, SpanStatusCode, toReadableSpan, type SpanRecord } from '../../src/telemetry/spans.js';
+import { encodeResourceSpans } from '../../src/telemetry/export/span-encoder.js';
 
 function exportOnce(url: string, span: SpanRecord): Promise<{ code: number; error?: Error }> {
   const exporter = new OTLPTraceExporter({ url, credentials: credentials.createInsecure() });
@@ -179,4 +180,27 @@ t.test('OTLP/HTTP: answers throttling with Retry-After, and partial success in t
   t.equal(third.status, 200);
   t.same(parseExportResponse(third.body), { kind: 'partial', rejectedSpans: 1, message: 'bad span' });
   t.equal(receiver.spans.length, 0, 'throttled and rejected spans are not recorded');
+});
+
+t.test('exportRequestSpanIds: every span id, in order, as the full decoder finds them; a broken body throws', async (t) => {
+  const a = resourceFromAttributes({ 'service.name': 'a', nested: 'x' });
+  const b = resourceFromAttributes({ 'service.name': 'b' });
+  const spans = (n: number): SpanRecord[] =>
+    Array.from({ length: n }, (_, i) => ({ ...span, spanId: newSpanId(), attributes: { i, list: ['a', 'b'], ok: true } }));
+  // Two requests back to back (how batches of encoded groups are sent) with two resources in the first.
+  const body = Buffer.concat([
+    encodeResourceSpans([
+      { records: spans(3), resource: a },
+      { records: spans(2), resource: b },
+    ]),
+    serializeSpans(spans(4).map((s) => toReadableSpan(s, a))),
+  ]);
+  const ids = exportRequestSpanIds(body);
+  t.equal(ids.length, 9);
+  t.same(
+    ids,
+    decodeExportRequest(body).map((s) => s.spanId),
+  );
+  t.same(exportRequestSpanIds(Buffer.alloc(0)), [], 'an empty request has no spans');
+  t.throws(() => exportRequestSpanIds(body.subarray(0, body.length - 3)), 'a cut-off request throws');
 });
