@@ -12,11 +12,13 @@ import type { FollowedJobs } from './followed-jobs.js';
 import type { TelemetryWorkerHost } from './worker-host.js';
 
 /**
- * One fresh ArrayBuffer holding the body, to be transferred. Never the
- * chunks' own: a socket chunk is a view into a buffer the HTTP parser and
- * Buffer's pool share with other chunks, so transferring its ArrayBuffer
- * would detach memory other views (and the upstream write still in flight)
- * use. One copy per body, then zero (docs/performance.md#telemetry-on-a-worker-thread).
+ * One fresh ArrayBuffer holding the body, to be transferred: one copy per
+ * body, then none. Never the chunks' own ArrayBuffers: a Buffer may be a view
+ * into memory it shares (Buffer's 8 KiB pool, which small Buffer.concat and
+ * Buffer.from results come from: a job update's body is one), and Node does
+ * not detach the pool on transfer but clones the whole of it, neighbours'
+ * bytes included; and the chunks stay referenced by the forwarding path
+ * (docs/performance.md#telemetry-on-a-worker-thread has what was measured).
  */
 export function ownedCopy(body: Buffer | readonly Buffer[]): ArrayBuffer {
   const chunks = Buffer.isBuffer(body) ? [body] : body;

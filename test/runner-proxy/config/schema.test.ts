@@ -133,3 +133,14 @@ t.test('runner-proxy refuses a bad configuration with exit code 2', async (t) =>
   t.equal((await cli(['nope'])).code, 2);
   t.equal((await cli(['--version'])).out, `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`, 'version matches package.json');
 });
+
+t.test('telemetry.thread: main by default, worker when set, anything else named with the allowed values', async (t) => {
+  const load = (yaml: string) => loadConfig(file('thread.yml', yaml), {}).config;
+  t.equal(load('upstream: {url: https://g}\n').telemetry.thread, 'main', 'on the forwarding thread by default');
+  t.equal(load('upstream: {url: https://g}\ntelemetry: {thread: worker}\n').telemetry.thread, 'worker');
+  t.match(
+    problems(() => loadConfig(file('thread-bad.yml', 'upstream: {url: https://g}\ntelemetry: {thread: threads}\n'), {})),
+    [/^telemetry.thread: expected one of main \| worker, got "threads"/],
+  );
+  t.equal(loadConfig('runner-config/gitlab-otel.yml', {}).config.telemetry.thread, 'main', 'the example states the default');
+});
