@@ -1,5 +1,5 @@
 // The GitLab runner API simulator against the upstream behaviour it follows
-// (docs/simulators.md): Workhorse long polling and Job Router discovery.
+// (docs/simulators.md): Workhorse long polling, Job Router discovery, artifact downloads.
 import t from 'tap';
 import { GitLabRunnerApiSimulator } from '../../src/lab/gitlab-runner-api.js';
 import { makeJobPayload } from '../../src/lab/job-payload.js';
@@ -74,3 +74,57 @@ t.test('Job Router discovery: 403 for a bad token, 501 without a router, 200 wit
     'one discovery, then the HTTP fallback',
   );
 });
+
+t.test(
+  "artifact downloads: a running job's token, 403 unknown job, 404 no archive, 302 to object storage on direct_download",
+  async (t) => {
+    const gitlab = await new GitLabRunnerApiSimulator({ runnerToken: TOKEN, artifactsInObjectStorage: true }).start();
+    const runner = new RunnerSimulator({ url: gitlab.url, token: TOKEN });
+    t.teardown(async () => {
+      runner.close();
+      await gitlab.stop();
+    });
+    gitlab.enqueue(makeJobPayload({ id: 41 }));
+    const job = (await runner.requestJob())!;
+    gitlab.artifactSizes.set(40, 1000);
+    const get = (path: string, token?: string) => runner.call('GET', path, token ? { 'JOB-TOKEN': token } : {});
+    t.equal((await get('/api/v4/jobs/40/artifacts')).status, 401, 'no token');
+    t.equal((await get('/api/v4/jobs/40/artifacts', 'glcbt-nobody')).status, 401, 'not a running job’s token');
+    t.equal((await get(`/api/v4/jobs/40/artifacts?token=${job.token}`)).status, 200, 'the token as a query parameter');
+    t.equal((await get('/api/v4/jobs/39/artifacts', job.token)).status, 403, 'an unknown job');
+    t.equal((await get('/api/v4/jobs/41/artifacts', job.token)).status, 404, 'a job without artifacts');
+    const plain = await get('/api/v4/jobs/40/artifacts', job.token);
+    t.equal(plain.rawBody.length, 1000, 'proxied by GitLab without direct_download');
+    const redirect = await get('/api/v4/jobs/40/artifacts?direct_download=true', job.token);
+    t.equal(redirect.status, 302);
+    t.equal(redirect.headers.location, `${gitlab.url}/object-storage/artifacts/40`);
+    t.match(redirect.rawBody.toString(), /moved temporarily/);
+    const stored = await runner.call('GET', '/object-storage/artifacts/40', {});
+    t.equal(stored.rawBody.length, 1000, 'object storage serves it without a token (a presigned URL)');
+
+    // The runner's downloader: the probe and the fallback are redirected, the archive comes from storage.
+    const direct = await runner.downloadArtifacts(job, 40, { directDownload: true });
+    t.same(
+      direct.viaRunnerUrl.map((e) => [e.path, e.status]),
+      [
+        ['/api/v4/jobs/40/artifacts?direct_download=true', 302],
+        ['/api/v4/jobs/40/artifacts?direct_download=true', 302],
+      ],
+    );
+    t.equal(direct.body.length, 1000);
+    t.equal(direct.viaRunnerUrl[0]!.requestHeaders['job-token'], job.token, "the running job's own token");
+    const without = await new GitLabRunnerApiSimulator({ runnerToken: TOKEN }).start();
+    t.teardown(() => without.stop());
+    const r2 = new RunnerSimulator({ url: without.url, token: TOKEN });
+    t.teardown(() => r2.close());
+    without.enqueue(makeJobPayload({ id: 43 }));
+    const j2 = (await r2.requestJob())!;
+    without.artifactSizes.set(42, 10);
+    t.equal(
+      (await r2.downloadArtifacts(j2, 42, { directDownload: true })).viaRunnerUrl.length,
+      1,
+      'no object storage: one GET, the archive',
+    );
+    t.equal((await r2.call('GET', '/object-storage/artifacts/42', {})).status, 404, 'and no object-storage path');
+  },
+);
