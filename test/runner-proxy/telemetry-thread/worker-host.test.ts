@@ -22,7 +22,8 @@ async function dropped(registry: Registry, reason: string): Promise<number> {
 
 const patch = (jobId: number, bytes: number) => {
   const body = new ArrayBuffer(bytes);
-  return [{ type: 'trace-patch' as const, jobId, body, status: 202, at: 1n }, [body], bytes] as const;
+  const transfer: ArrayBuffer[] = [body];
+  return [{ type: 'trace-patch' as const, jobId, body, status: 202, at: 1n }, transfer, bytes] as const;
 };
 
 t.test('bytes in flight are bounded: past the bound posts are dropped and counted, and accepted again once handled', async (t) => {
