@@ -143,6 +143,15 @@ export class JobTracker implements ExchangeObserver {
     return this.jobs.size;
   }
 
+  /**
+   * What the tracker keeps per job: followed jobs, their token digests, spans
+   * held for unsampled ones. All three are 0 once no job is followed, however
+   * the jobs ended (docs/metrics.md#memory).
+   */
+  get perJobState(): { jobs: number; tokens: number; heldSpans: number } {
+    return { jobs: this.jobs.size, tokens: this.tokens.size, heldSpans: this.sampling.heldSpans };
+  }
+
   /** Trace context of a job the tracker follows (for tests and the demo). */
   jobContext(jobId: number): { traceId: string; spanId: string; sampled: boolean } | undefined {
     const s = this.jobs.get(jobId);

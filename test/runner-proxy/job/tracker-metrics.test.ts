@@ -202,3 +202,78 @@ t.test('artifact transfers: the executor of the followed job whose token is pres
   );
   t.equal(h.tracker.activeJobs, 2, 'transfers change no job');
 });
+
+t.test('jobs ended every way leave no per-job state behind (docs/metrics.md#memory)', async (t) => {
+  const h = await harness(t, { sampling: { sampler: 'traceidratio', ratio: 0, maxHeldSpansPerJob: 100, maxHeldSpans: 100_000 } });
+  const log = buildJobLog('success', { start: new Date(), timestamps: true });
+  const contracts = [{ kind: 'tracing' }, { kind: 'none' }, { kind: 'variable' }] as const;
+  // How a job ends: the final update's state and GitLab's answer, a cancel, a repeated PUT, or never (the sweep).
+  const endings = ['success', 'failed', 'gone-403', 'gone-404', 'canceled', 'put-202-then-200', 'assigned-twice', 'abandoned'] as const;
+  let id = 10_000;
+  let followedAtOnce = 0;
+  for (let round = 0; round < 5; round++) {
+    const open: { id: number; token: string; ending: (typeof endings)[number] }[] = [];
+    for (const contract of contracts) {
+      for (const ending of endings) {
+        id += 1;
+        const payload = makeJobPayload({ id, contract, timeoutSeconds: 60 });
+        const token = payload.token as string;
+        h.tracker.editJobPayload(JSON.stringify(payload), RUNNER_REQUEST, nowNanos());
+        if (ending === 'assigned-twice') h.tracker.editJobPayload(JSON.stringify(payload), RUNNER_REQUEST, nowNanos());
+        const put = (state: string, status: number, jobStatus?: string) =>
+          h.tracker.jobUpdate({
+            jobId: id,
+            jobToken: token,
+            body: Buffer.from(JSON.stringify({ token, state })),
+            status,
+            at: nowNanos(),
+            ...(jobStatus ? { jobStatus } : {}),
+          });
+        put('running', 200);
+        h.tracker.tracePatch({
+          jobId: id,
+          jobToken: token,
+          contentRange: `0-${log.bytes.length - 1}`,
+          body: log.bytes,
+          status: 202,
+          range: `0-${log.bytes.length}`,
+          at: nowNanos(),
+          ...(ending === 'canceled' ? { jobStatus: 'canceling' } : {}),
+        });
+        open.push({ id, token, ending });
+      }
+    }
+    const during = h.tracker.perJobState;
+    followedAtOnce = Math.max(followedAtOnce, during.jobs);
+    t.equal(during.jobs, contracts.length * endings.length, `round ${round}: every job followed while it runs`);
+    t.equal(during.tokens, during.jobs, `round ${round}: one token digest per followed job`);
+    t.ok(during.heldSpans > 0, `round ${round}: the unsampled jobs' stage spans are held`);
+    for (const j of open) {
+      const put = (state: string, status: number) =>
+        h.tracker.jobUpdate({
+          jobId: j.id,
+          jobToken: j.token,
+          body: Buffer.from(JSON.stringify({ token: j.token, state })),
+          status,
+          at: nowNanos(),
+        });
+      if (j.ending === 'success' || j.ending === 'assigned-twice') put('success', 200);
+      else if (j.ending === 'failed' || j.ending === 'canceled') put('failed', 200);
+      else if (j.ending === 'gone-403') put('success', 403);
+      else if (j.ending === 'gone-404') put('failed', 404);
+      else if (j.ending === 'put-202-then-200') {
+        put('success', 202);
+        put('success', 200);
+      }
+    }
+    t.equal(h.tracker.perJobState.jobs, contracts.length, `round ${round}: only the jobs without a final update are left`);
+    h.tracker.sweep(Date.now() + 61_000);
+    t.same(h.tracker.perJobState, { jobs: 0, tokens: 0, heldSpans: 0 }, `round ${round}: nothing kept for ended jobs`);
+  }
+  t.equal(followedAtOnce, contracts.length * endings.length);
+  t.equal(
+    (await h.histogram(CI_METRIC.jobDuration)).reduce((n, p) => n + p.value.count, 0),
+    5 * contracts.length * endings.length,
+    'every job was measured once',
+  );
+});
