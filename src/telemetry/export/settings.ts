@@ -261,8 +261,15 @@ export function endpointFromPayload(
  * paths and audiences only).
  */
 export function endpointKey(e: EndpointSettings): string {
-  // gRPC endpoints keep the key (and so the spool directory) they had before OTLP/HTTP existed.
-  const key: unknown[] = [e.url, e.auth, e.tls ?? null, e.headers];
-  if (e.protocol === 'http/protobuf') key.push(e.protocol);
-  return JSON.stringify(key);
+  // Asked for on every submit (twice): settings are immutable, so a settings object's key is computed once.
+  let key = endpointKeys.get(e);
+  if (key === undefined) {
+    // gRPC endpoints keep the key (and so the spool directory) they had before OTLP/HTTP existed.
+    const parts: unknown[] = [e.url, e.auth, e.tls ?? null, e.headers];
+    if (e.protocol === 'http/protobuf') parts.push(e.protocol);
+    key = JSON.stringify(parts);
+    endpointKeys.set(e, key);
+  }
+  return key;
 }
+const endpointKeys = new WeakMap<EndpointSettings, string>();

@@ -31,7 +31,9 @@ const MAX_INT64 = 2 ** 63;
  * content when the guess was wrong (rare: the guesses fit our message sizes).
  */
 class Writer {
-  buf = Buffer.allocUnsafe(64 * 1024);
+  buf: Buffer = Buffer.allocUnsafe(64 * 1024);
+  /** For fixed64: DataView's setBigUint64 writes a bigint without allocating (Buffer's writeBigUInt64LE makes three). */
+  view: DataView = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   pos = 0;
 
   ensure(n: number): void {
@@ -40,7 +42,12 @@ class Writer {
     while (size < this.pos + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
+    this.reset(next);
+  }
+
+  reset(buf: Buffer): void {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   }
 
   /** One byte: every tag we write below field 16 fits one. */
@@ -90,10 +97,10 @@ class Writer {
     this.pos += 4;
   }
 
-  /** Nanoseconds as fixed64, wrapped to 64 bits like the SDK's writer. */
+  /** Nanoseconds as fixed64, wrapped to 64 bits (setBigUint64 takes the value modulo 2^64) like the SDK's writer. */
   fixed64(ns: bigint): void {
     this.ensure(8);
-    this.buf.writeBigUInt64LE(BigInt.asUintN(64, ns), this.pos);
+    this.view.setBigUint64(this.pos, ns, true);
     this.pos += 8;
   }
 
@@ -360,7 +367,7 @@ export function encodeResourceSpans(groups: readonly ResourceRecords[]): Buffer 
     }
     return Buffer.from(w.buf.subarray(0, w.pos));
   } finally {
-    if (w.buf.length > KEEP_SCRATCH_BYTES) w.buf = Buffer.allocUnsafe(64 * 1024);
+    if (w.buf.length > KEEP_SCRATCH_BYTES) w.reset(Buffer.allocUnsafe(64 * 1024));
     w.pos = 0;
   }
 }
