@@ -13,8 +13,6 @@ import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
 
-const onDisk: string[] = [];
-
 /** Every file under `dir`, concatenated (journal and spool records are JSON inside a binary frame). */
 function filesUnder(dir: string): string {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -37,60 +35,69 @@ function get(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
-t.test('secrets canary: tokens, variable values, credentials and repo_url never reach spans, logs, the journal or the spool', async (t) => {
-  const log = memoryLogger();
-  const spool = mkdtempSync(join(tmpdir(), 'gitlab-otel-canary-'));
-  t.teardown(() => rmSync(spool, { recursive: true, force: true }));
-  const lab = await startLab({ log, proxyConfig: { log_level: 'debug', spool: { dir: spool } } });
-  t.teardown(() => lab.stop());
-  const canaries = {
-    jobToken: 'glcbt-CANARYjobtoken0001',
-    masked: 'CANARY-masked-value-0002',
-    publicUserValue: 'CANARY-public-user-value-0003',
-  };
-  const job = await runLabJob(lab, lab.runner(), {
-    payload: {
-      id: 3001,
-      token: canaries.jobToken,
-      contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT },
-      variables: [
-        { key: 'DEPLOY_PASSWORD', value: canaries.masked, masked: true },
-        { key: 'SOME_SETTING', value: canaries.publicUserValue, public: true },
-      ],
-    },
-    scenario: 'user-sections',
-    log: { masked: [canaries.masked] },
-    // Mid-job the journal holds the job's record (docs/security.md#job-tokens: the token is not in it).
-    beforePatch: () => {
+// Both telemetry threads (docs/architecture.md#telemetry-thread): with `worker`, the job crosses to the worker as a
+// DecidedJob with its token's digest, bodies as transferred copies, log lines posted back.
+for (const thread of ['main', 'worker'] as const)
+  t.test(
+    `secrets canary (telemetry.thread: ${thread}): tokens, variable values, credentials and repo_url never reach spans, logs, the journal or the spool`,
+    async (t) => {
+      const onDisk: string[] = [];
+      const log = memoryLogger();
+      const spool = mkdtempSync(join(tmpdir(), 'gitlab-otel-canary-'));
+      t.teardown(() => rmSync(spool, { recursive: true, force: true }));
+      const lab = await startLab({ log, proxyConfig: { log_level: 'debug', spool: { dir: spool }, telemetry: { thread } } });
+      t.teardown(() => lab.stop());
+      const canaries = {
+        jobToken: 'glcbt-CANARYjobtoken0001',
+        masked: 'CANARY-masked-value-0002',
+        publicUserValue: 'CANARY-public-user-value-0003',
+      };
+      const job = await runLabJob(lab, lab.runner(), {
+        payload: {
+          id: 3001,
+          token: canaries.jobToken,
+          contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT },
+          variables: [
+            { key: 'DEPLOY_PASSWORD', value: canaries.masked, masked: true },
+            { key: 'SOME_SETTING', value: canaries.publicUserValue, public: true },
+          ],
+        },
+        scenario: 'user-sections',
+        log: { masked: [canaries.masked] },
+        // Mid-job the journal holds the job's record (docs/security.md#job-tokens: the token is not in it).
+        beforePatch: () => {
+          onDisk.push(filesUnder(spool));
+        },
+      });
+      await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'));
+      await lab.proxy.pipeline.flush(2000);
+      const payload = job.sim.payload as { git_info: { repo_url: string }; credentials: { password: string }[] };
+      const secrets = [
+        lab.runnerToken,
+        canaries.jobToken,
+        canaries.masked,
+        canaries.publicUserValue,
+        payload.git_info.repo_url,
+        payload.credentials[0]!.password,
+        ...job.log.secrets,
+      ];
       onDisk.push(filesUnder(spool));
+      const disk = onDisk.join('\n');
+      t.ok(disk.includes('3001'), 'the journal and spool were written');
+      const exported = stringify(lab.receiver!.spans);
+      const logged = stringify(log.lines);
+      // What /metrics serves: with `worker`, both threads' registries and the CI/CD text.
+      const metrics = await lab.proxy.metricsText();
+      t.ok(metrics.includes('gitlab_otel_jobs_total'), 'the metrics were read');
+      t.ok(lab.receiver!.spans.length > 5, 'spans were exported');
+      for (const secret of secrets) {
+        t.notOk(exported.includes(secret), `not in exported spans or resources: ${secret.slice(0, 12)}…`);
+        t.notOk(logged.includes(secret), `not in the proxy's log: ${secret.slice(0, 12)}…`);
+        t.notOk(metrics.includes(secret), `not in metrics: ${secret.slice(0, 12)}…`);
+        t.notOk(disk.includes(secret), `not in the journal or the spool: ${secret.slice(0, 12)}…`);
+      }
     },
-  });
-  await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'));
-  await lab.proxy.pipeline.flush(2000);
-  const payload = job.sim.payload as { git_info: { repo_url: string }; credentials: { password: string }[] };
-  const secrets = [
-    lab.runnerToken,
-    canaries.jobToken,
-    canaries.masked,
-    canaries.publicUserValue,
-    payload.git_info.repo_url,
-    payload.credentials[0]!.password,
-    ...job.log.secrets,
-  ];
-  onDisk.push(filesUnder(spool));
-  const disk = onDisk.join('\n');
-  t.ok(disk.includes('3001'), 'the journal and spool were written');
-  const exported = stringify(lab.receiver!.spans);
-  const logged = stringify(log.lines);
-  const metrics = await lab.proxy.registry.metrics();
-  t.ok(lab.receiver!.spans.length > 5, 'spans were exported');
-  for (const secret of secrets) {
-    t.notOk(exported.includes(secret), `not in exported spans or resources: ${secret.slice(0, 12)}…`);
-    t.notOk(logged.includes(secret), `not in the proxy's log: ${secret.slice(0, 12)}…`);
-    t.notOk(metrics.includes(secret), `not in metrics: ${secret.slice(0, 12)}…`);
-    t.notOk(disk.includes(secret), `not in the journal or the spool: ${secret.slice(0, 12)}…`);
-  }
-});
+  );
 
 t.test('collector down: the job runs to completion through the proxy, and nothing errors for the runner', async (t) => {
   const lab = await startLab({
