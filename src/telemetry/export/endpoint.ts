@@ -82,6 +82,8 @@ export class EndpointExporter {
   spoolDir?: string;
   private inflight = new Set<Promise<void>>();
   private timer?: NodeJS.Timeout;
+  /** A pump is due on the next turn and will batch (or time) whatever is queued: submits until then queue no other. */
+  private pumpDue = false;
   private flushing = false;
   private closed = false;
   private readonly abort = new AbortController();
@@ -303,10 +305,14 @@ export class EndpointExporter {
   }
 
   private schedule(): void {
-    if (this.closed && !this.flushing) return;
+    if ((this.closed && !this.flushing) || this.pumpDue) return;
     const ready = this.queue.ready(this.settings.queue.batchSize);
     if (ready.full || this.flushing) {
-      setImmediate(() => this.pump());
+      this.pumpDue = true;
+      setImmediate(() => {
+        this.pumpDue = false;
+        this.pump();
+      });
     } else if (ready.spans > 0 && !this.timer) {
       this.timer = setTimeout(() => this.pump(), this.settings.queue.batchDelayMs);
       this.timer.unref();
