@@ -20,7 +20,6 @@ import { JobDecider } from './job/job-decision.js';
 import { createProxyMetrics } from './metrics.js';
 import type { CiMetricsExport } from './ci-metrics-export.js';
 import { RunnerProxy } from './http/server.js';
-import { startTelemetrySide } from './telemetry-side.js';
 import { FollowedJobs } from './telemetry-thread/followed-jobs.js';
 import { TelemetryThreadObserver } from './telemetry-thread/thread-observer.js';
 import { TelemetryWorkerHost, type WorkerState } from './telemetry-thread/worker-host.js';
@@ -184,6 +183,8 @@ async function mainTelemetry(
   metrics: ReturnType<typeof createProxyMetrics>,
   egress: PayloadEgress,
 ): Promise<Telemetry> {
+  // Loaded here, not at the top: with `worker` the forwarding thread never loads the export side (gRPC, the OTel SDK).
+  const { startTelemetrySide } = await import('./telemetry-side.js');
   const side = await startTelemetrySide(config, { log, registry, trackerMetrics: metrics, servesEndpoint: egress.servesEndpoint });
   const { tracker, pipeline, ciMetrics } = side;
   return {
