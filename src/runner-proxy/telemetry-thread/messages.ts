@@ -40,7 +40,11 @@ export type ExchangeMessage =
   | ({ readonly type: 'artifact-transfer' } & Readonly<ArtifactTransferExchange>);
 
 export type ToWorker =
-  | ExchangeMessage
+  /**
+   * The exchanges observed in one turn of the forwarding loop, in order, as one message: one wake-up of the
+   * worker and one structured clone per turn rather than per exchange (docs/performance.md#telemetry-on-a-worker-thread).
+   */
+  | { readonly type: 'exchanges'; readonly batch: readonly ExchangeMessage[] }
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'flush'; readonly id: number; readonly timeoutMs: number }
   | { readonly type: 'stop'; readonly flushTimeoutMs: number }

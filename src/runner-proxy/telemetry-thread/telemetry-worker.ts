@@ -122,11 +122,8 @@ async function main(): Promise<void> {
   port.on('message', (m: ToWorker) => {
     if (stopped) return;
     switch (m.type) {
-      case 'track':
-      case 'job-update':
-      case 'trace-patch':
-      case 'artifact-transfer':
-        exchange(m);
+      case 'exchanges':
+        for (const e of m.batch) exchange(e);
         return;
       case 'metrics':
         void Promise.all([registry.getMetricsAsJSON(), side.ciMetrics?.prometheusText().catch(() => '') ?? Promise.resolve('')]).then(

@@ -11,7 +11,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { TelemetryHealth } from '../telemetry-side.js';
 import { encodeConfig } from './config-codec.js';
 import type { FollowedJobs } from './followed-jobs.js';
-import type { FromWorker, MetricsJson, ToWorker, WorkerStart } from './messages.js';
+import type { ExchangeMessage, FromWorker, MetricsJson, ToWorker, WorkerStart } from './messages.js';
 
 // Under tap (and tsx) this module is TypeScript and so is its sibling; a
 // worker inherits the parent's execArgv, so the same loader runs it. From
@@ -65,6 +65,10 @@ export class TelemetryWorkerHost {
   private healthSnapshot?: HealthSnapshot;
   private metricsSnapshot?: MetricsSnapshot;
   private stopping?: Promise<void>;
+  /** Exchanges posted in this turn of the loop, sent as one message at its end. */
+  private batch: ExchangeMessage[] = [];
+  private batchTransfer: ArrayBuffer[] = [];
+  private batchScheduled = false;
   private readonly restarts: Counter;
   private readonly dropped: Counter<'reason'>;
 
@@ -105,7 +109,7 @@ export class TelemetryWorkerHost {
    * Hands a message to the worker, or drops it (counted) when the worker is
    * down or `bytes` more would pass the bound on bytes in flight.
    */
-  post(message: ToWorker, transfer: ArrayBuffer[] = [], bytes = 0): boolean {
+  post(message: ExchangeMessage, transfer: ArrayBuffer[] = [], bytes = 0): boolean {
     const worker = this.worker;
     if (!worker || this.current === 'down' || this.current === 'stopped') {
       this.dropped.inc({ reason: 'worker_down' });
@@ -116,8 +120,24 @@ export class TelemetryWorkerHost {
       return false;
     }
     this.posted += bytes;
-    worker.postMessage(message, transfer);
+    this.batch.push(message);
+    for (const buffer of transfer) this.batchTransfer.push(buffer);
+    if (!this.batchScheduled) {
+      this.batchScheduled = true;
+      setImmediate(() => this.sendBatch());
+    }
     return true;
+  }
+
+  /** Sends what this turn posted; before any other message, so the worker sees everything in order. */
+  private sendBatch(): void {
+    this.batchScheduled = false;
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    const transfer = this.batchTransfer;
+    this.batch = [];
+    this.batchTransfer = [];
+    this.worker?.postMessage({ type: 'exchanges', batch } satisfies ToWorker, transfer);
   }
 
   /** The worker's metrics now, or after `waitMs` the last ones it sent (undefined: none yet). */
@@ -151,6 +171,7 @@ export class TelemetryWorkerHost {
 
   /** Tests only: the worker dies if its environment allows it (GITLAB_OTEL_TEST_WORKER_CRASH=1). */
   testCrash(): void {
+    this.sendBatch();
     this.worker?.postMessage({ type: 'test-crash' } satisfies ToWorker);
   }
 
@@ -180,6 +201,7 @@ export class TelemetryWorkerHost {
             resolve(true);
           });
         });
+        this.sendBatch();
         worker.postMessage({ type: 'stop', flushTimeoutMs } satisfies ToWorker);
         if (!(await stopped)) {
           this.options.log('warn', 'telemetry worker did not stop within shutdown.flush_timeout; terminated', {
@@ -265,6 +287,9 @@ export class TelemetryWorkerHost {
     this.worker = undefined;
     this.posted = 0;
     this.handled = 0;
+    // Accepted for the dead worker; its successor starts from the journal, not from these.
+    this.batch = [];
+    this.batchTransfer = [];
     for (const reply of [...this.replies.values()]) reply(undefined);
     if (this.current === 'stopped') return;
     const { log, followed } = this.options;
@@ -301,6 +326,7 @@ export class TelemetryWorkerHost {
         resolve(m);
       };
       this.replies.set(id, done);
+      this.sendBatch();
       worker.postMessage(make(id));
     });
   }
