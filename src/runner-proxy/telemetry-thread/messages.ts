@@ -41,8 +41,8 @@ export type ExchangeMessage =
 
 export type ToWorker =
   /**
-   * The exchanges observed in one turn of the forwarding loop, in order, as one message: one wake-up of the
-   * worker and one structured clone per turn rather than per exchange (docs/performance.md#telemetry-on-a-worker-thread).
+   * The exchanges observed over a few milliseconds, in order, as one message: one wake-up of the worker and one
+   * structured clone per batch rather than per exchange (docs/performance.md#telemetry-on-a-worker-thread).
    */
   | { readonly type: 'exchanges'; readonly batch: readonly ExchangeMessage[] }
   | { readonly type: 'metrics'; readonly id: number }

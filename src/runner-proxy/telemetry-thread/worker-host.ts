@@ -22,6 +22,13 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './telemetry-worker
 export const METRICS_WAIT_MS = 1000;
 /** Stop: past shutdown.flush_timeout, this much more for the journal to close before the worker is terminated. */
 const STOP_MARGIN_MS = 2000;
+/**
+ * Exchanges wait this long to go to the worker together: each message wakes the worker's thread, and on a
+ * busy machine a wake-up costs the forwarding thread a context switch (docs/performance.md#telemetry-on-a-worker-thread).
+ */
+const BATCH_DELAY_MS = 5;
+/** ...unless this many body bytes are waiting. */
+const BATCH_MAX_BYTES = 1024 * 1024;
 /** A worker that ran this long before it died starts its successor's backoff over. */
 const STABLE_AFTER_MS = 60_000;
 
@@ -68,7 +75,8 @@ export class TelemetryWorkerHost {
   /** Exchanges posted in this turn of the loop, sent as one message at its end. */
   private batch: ExchangeMessage[] = [];
   private batchTransfer: ArrayBuffer[] = [];
-  private batchScheduled = false;
+  private batchBytes = 0;
+  private batchTimer?: NodeJS.Timeout;
   private readonly restarts: Counter;
   private readonly dropped: Counter<'reason'>;
 
@@ -122,21 +130,25 @@ export class TelemetryWorkerHost {
     this.posted += bytes;
     this.batch.push(message);
     for (const buffer of transfer) this.batchTransfer.push(buffer);
-    if (!this.batchScheduled) {
-      this.batchScheduled = true;
-      setImmediate(() => this.sendBatch());
-    }
+    this.batchBytes += bytes;
+    if (this.batchBytes >= BATCH_MAX_BYTES) this.sendBatch();
+    else this.batchTimer ??= setTimeout(() => this.sendBatch(), BATCH_DELAY_MS);
     return true;
   }
 
-  /** Sends what this turn posted; before any other message, so the worker sees everything in order. */
+  /** Sends what is waiting; before any other message, so the worker sees everything in order. */
   private sendBatch(): void {
-    this.batchScheduled = false;
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
     if (this.batch.length === 0) return;
     const batch = this.batch;
     const transfer = this.batchTransfer;
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
     this.batch = [];
     this.batchTransfer = [];
+    this.batchBytes = 0;
+    this.batchBytes = 0;
     this.worker?.postMessage({ type: 'exchanges', batch } satisfies ToWorker, transfer);
   }
 
