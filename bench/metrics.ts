@@ -216,18 +216,28 @@ const run: BenchModule = async ({ quick, log, method }) => {
     const times = { on: [] as number[], off: [] as number[] };
     const cpu = { on: 0, off: 0 };
     const jobs = { on: 0, off: 0 };
+    /** Each round's p99 ratio, on / off: how much one round's noise moves the comparison. */
+    const roundRatios: number[] = [];
     try {
       // Warm-up, not counted.
       await load(on.url, shape, workers, 2, []);
       await load(off.url, shape, workers, 2, []);
       for (let r = 0; r < rounds; r++) {
+        const roundP99 = { on: NaN, off: NaN };
         // Alternate which side goes first: neither always meets the machine's later state.
         for (const side of r % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
           const p = side === 'on' ? on : off;
           const c0 = cpuMs(p.pid);
-          jobs[side] += await load(p.url, shape, workers, jobsEach, times[side]);
+          const these: number[] = [];
+          jobs[side] += await load(p.url, shape, workers, jobsEach, these);
           cpu[side] += cpuMs(p.pid) - c0;
+          times[side].push(...these);
+          roundP99[side] = percentile(
+            these.sort((a, b) => a - b),
+            99,
+          );
         }
+        roundRatios.push(roundP99.on / roundP99.off);
         if ((r + 1) % 4 === 0 || r + 1 === rounds) log(`round ${r + 1}/${rounds}: ${jobs.on} + ${jobs.off} jobs`);
       }
     } finally {
@@ -250,7 +260,12 @@ const run: BenchModule = async ({ quick, log, method }) => {
       ratio: round(onP99 / offP99),
       target: '≤ 1.1× (noise)',
       met: onP99 / offP99 <= 1.1,
-      note: `${times.on.length} + ${times.off.length} calls; half the jobs without telemetry (metrics-only when on)`,
+      note:
+        `${times.on.length} + ${times.off.length} calls; half the jobs without telemetry (metrics-only when on); ` +
+        `per-round p99 ratios: median ${percentile(
+          [...roundRatios].sort((a, b) => a - b),
+          50,
+        ).toFixed(2)}, ${Math.min(...roundRatios).toFixed(2)}–${Math.max(...roundRatios).toFixed(2)}`,
     });
     const perJob = { on: cpu.on / jobs.on, off: cpu.off / jobs.off };
     figures.push({
