@@ -16,8 +16,8 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
-import * as grpcJs from '@grpc/grpc-js';
+import { createServer as createHttp2Server } from 'node:http2';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import { TRACE_EXPORT_PATH } from '../src/telemetry/otlp-proto.js';
 import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
@@ -116,30 +116,38 @@ async function countingServers(
     const spanIds = exportRequestSpanIds(body);
     onSpans(spanIds.length, spanIds);
   };
-  const server = new grpcJs.Server();
-  const raw = (b: Buffer): Buffer => b;
-  server.addService(
-    {
-      Export: {
-        path: TRACE_EXPORT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: raw,
-        requestDeserialize: raw,
-        responseSerialize: raw,
-        responseDeserialize: raw,
-      },
-    },
-    {
-      Export: (call: grpcJs.ServerUnaryCall<Buffer, Buffer>, cb: grpcJs.sendUnaryData<Buffer>) => {
-        count(call.request);
-        cb(null, Buffer.alloc(0));
-      },
-    },
-  );
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpcJs.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
+  // gRPC's unary protocol straight on node:http2 (grpc-js's server gunzips each message through a zlib stream on
+  // the thread pool: a hand-off per request that only compressed senders paid, which a collector in Go does not
+  // have). One length-prefixed message per request: [compressed flag][u32 BE length][message], gunzipped in line as
+  // the OTLP/HTTP side does; the answer is an empty ExportTraceServiceResponse and grpc-status 0 (13 if the request
+  // does not parse, so a broken exporter cannot pass).
+  const grpcServer = createHttp2Server();
+  grpcServer.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      let code = headers[':path'] === TRACE_EXPORT_PATH ? 0 : 12;
+      try {
+        const data = Buffer.concat(chunks);
+        for (let off = 0; code === 0 && off < data.length;) {
+          const len = data.readUInt32BE(off + 1);
+          const msg = data.subarray(off + 5, off + 5 + len);
+          count(data[off] === 1 ? (headers['grpc-encoding'] === 'deflate' ? inflateSync(msg) : gunzipSync(msg)) : msg);
+          off += 5 + len;
+        }
+      } catch {
+        code = 13;
+      }
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': 'identity,deflate,gzip' },
+        { waitForTrailers: true },
+      );
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code) }));
+      stream.end(code === 0 ? EMPTY_GRPC_MESSAGE : undefined);
+    });
+  });
+  await new Promise<void>((resolve) => grpcServer.listen(0, '127.0.0.1', resolve));
+  const grpcPort = (grpcServer.address() as AddressInfo).port;
   const httpServer = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -154,6 +162,9 @@ async function countingServers(
   const httpPort = (httpServer.address() as AddressInfo).port;
   return { countingGrpcUrl: `http://127.0.0.1:${grpcPort}`, countingHttpUrl: `http://127.0.0.1:${httpPort}/v1/traces` };
 }
+
+/** A gRPC message frame holding an empty message: flag 0, length 0. */
+const EMPTY_GRPC_MESSAGE = Buffer.alloc(5);
 
 class Collector {
   received = 0;
