@@ -408,7 +408,7 @@ async function setUp(method: (line: string) => void): Promise<Setup> {
     url,
     oursJobs: 0,
     async stop() {
-      for (const p of Object.values(proxies)) await p.stop();
+      await Promise.all(Object.values(proxies).map((p) => p.stop()));
       await collector.stop();
       await gitlab.stop();
     },
@@ -798,9 +798,14 @@ async function collectorOutage(quick: boolean, log: (s: string) => void, method:
   const upMs = quick ? 2000 : 8000;
   const jobMs = upMs * 2 + outageMs;
   const patches = 20;
-  const collector = await startCollector();
-  const gitlab = await startGitLab([]);
-  const proxy = await startOurs(gitlab.url, collector.grpcUrl);
+  const [collector, gitlab] = await allOrStop([startCollector(), startGitLab([])]);
+  let proxy: ProxyProcess;
+  try {
+    proxy = await startOurs(gitlab.url, collector.grpcUrl);
+  } catch (err) {
+    await Promise.all([collector.stop(), gitlab.stop()]);
+    throw err;
+  }
   const built = buildJobLog('user-sections', { start: new Date(), timestamps: true });
   const spansPerJob = 1 + built.sections.length;
   const chunk = Math.ceil(built.bytes.length / patches);
