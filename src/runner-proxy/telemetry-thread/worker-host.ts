@@ -29,6 +29,8 @@ const STOP_MARGIN_MS = 2000;
 const BATCH_DELAY_MS = 5;
 /** ...unless this many body bytes are waiting. */
 const BATCH_MAX_BYTES = 1024 * 1024;
+/** A worker that has not resumed its jobs by then is terminated (the first start fails; later ones restart). */
+const START_TIMEOUT_MS = 60_000;
 /** A worker that ran this long before it died starts its successor's backoff over. */
 const STABLE_AFTER_MS = 60_000;
 
@@ -239,8 +241,14 @@ export class TelemetryWorkerHost {
       const settle = (outcome: string): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(startTimer);
         resolve(outcome);
       };
+      const startTimer = setTimeout(() => {
+        log('error', 'telemetry worker did not start in time; terminated', { code: 'TELEMETRY_WORKER_START_FAILED' });
+        settle(`not ready within ${START_TIMEOUT_MS} ms`);
+        void worker.terminate();
+      }, START_TIMEOUT_MS);
       worker.on('message', (m: FromWorker) => {
         if (this.worker !== worker) return;
         if (m.type === 'ready') {
