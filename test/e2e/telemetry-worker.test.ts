@@ -3,11 +3,15 @@
 // worker that dies costs the runner nothing and is restarted.
 import t from 'tap';
 import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
 import { traceparent } from '../../src/telemetry/spans.js';
 import { eventually } from '../support/export.js';
 import { parseExposition } from '../support/prometheus-text.js';
+import { journalledOffset } from '../support/runner-proxy-child.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -150,3 +154,53 @@ t.test('worker crash without the test variable: the crash message is ignored', a
   );
   t.equal(restarts?.value, 0);
 });
+
+t.test(
+  'worker crash with a spool: the restarted worker resumes the job from the journal and ends it with the ids the runner has',
+  async (t) => {
+    process.env.GITLAB_OTEL_TEST_WORKER_CRASH = '1';
+    t.teardown(() => delete process.env.GITLAB_OTEL_TEST_WORKER_CRASH);
+    const spool = mkdtempSync(join(tmpdir(), 'gitlab-otel-worker-crash-'));
+    t.teardown(() => rmSync(spool, { recursive: true, force: true }));
+    const log = memoryLogger();
+    const lab = await startLab({ log, proxyConfig: { telemetry: { thread: 'worker' }, spool: { dir: spool } } });
+    t.teardown(() => lab.stop());
+    const worker = lab.proxy.telemetryWorker!;
+    const job = await runLabJob(lab, lab.runner(), {
+      payload: { id: 5031, contract: { kind: 'tracing', traceId: TRACE, spanParentId: PARENT } },
+      scenario: 'success',
+      patchSizes: [1000, 1000, 1_000_000],
+      beforePatch: async (i) => {
+        if (i !== 1) return;
+        await eventually(() => journalledOffset(spool, 5031) === 1000, 10_000, 'the first PATCH journalled');
+        worker.testCrash();
+        await eventually(() => worker.state !== 'up', 10_000, 'the worker died');
+        // No PATCH goes while it is down here: the point is the journal, not the gap.
+        t.ok(await worker.ready(10_000), 'the worker restarted');
+        t.same(lab.proxy.tracker.jobContext(5031)?.spanId.length, 16, 'the forwarding thread follows the resumed job again');
+      },
+    });
+    t.equal(job.result.finalStatus, 200);
+    await lab.receiver!.waitFor((s) => s.some((x) => x.name === 'job_execution'), 10_000);
+    const jobSpan = lab.receiver!.spans.find((s) => s.name === 'job_execution')!;
+    // A flush is a round trip through the worker: every line it logged before has arrived.
+    await lab.proxy.pipeline.flush(2000);
+    t.ok(
+      log.lines.some((l) => l.msg === 'job telemetry resumed after restart' && l.fields?.job_id === 5031),
+      'the new worker resumed the job from the journal',
+    );
+    t.ok(
+      log.lines.some((l) => l.msg === 'job token re-learned from an exchange GitLab accepted' && l.fields?.job_id === 5031),
+      "the job's token was learned again from an exchange GitLab accepted",
+    );
+    t.equal(job.received.variables.TRACEPARENT, traceparent(TRACE, jobSpan.spanId), 'job_execution has the span id the runner was handed');
+    t.equal(jobSpan.parentSpanId, PARENT);
+    t.equal(jobSpan.startTimeUnixNano, job.log.firstTimestamp, 'timed from the log stamps journalled before the crash');
+    t.match(jobSpan.attributes, { 'ci.job.status': 'success', 'ci.log.bytes': job.log.bytes.length });
+    t.ok(
+      lab.receiver!.spans.some((s) => s.name === 'step_script' && s.parentSpanId === jobSpan.spanId),
+      'a stage parsed by the new worker is a child of job_execution',
+    );
+    t.equal(journalledOffset(spool, 5031), undefined, 'the finished job left the journal');
+  },
+);
