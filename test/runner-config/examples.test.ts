@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
+import { servedProxyMetrics, type ServedProxyMetrics } from '../support/proxy-metric-names.js';
 import { jobEnv, REPO, runCli } from '../support/in-job-harness.js';
 
 const DIR = join(REPO, 'runner-config');
@@ -22,6 +23,40 @@ function registeredMetrics(): Set<string> {
   };
   walk(join(REPO, 'src'));
   return names;
+}
+
+/** Registered in src/ but not in the served-names fixture: each needs a running part the fixture does not start. */
+const NOT_IN_FIXTURE: Record<string, string> = {
+  gitlab_otel_telemetry_snapshot_age_seconds: 'registered by the runtime beside a started telemetry worker',
+  gitlab_otel_metric_exports_total: 'registered when CI/CD metric export starts',
+};
+
+const PROXY_METRIC = /\b(gitlab_otel_[a-z_]+)/g;
+
+/**
+ * What a PromQL text says about the proxy's own metrics, checked against what they serve: every name, the label
+ * of every `{label="value"}` / `!=` matcher with its value, and every label a by/on clause groups on (when the
+ * query uses no CI/CD series, which the CI/CD checks cover). Returns the problems.
+ */
+function proxyQueryProblems(text: string, served: ServedProxyMetrics): string[] {
+  const names = [...new Set([...text.matchAll(PROXY_METRIC)].map((m) => m[1]!))];
+  const problems = names.filter((n) => !served.series.has(n)).map((n) => `${n} is not served`);
+  for (const m of text.matchAll(/\b(gitlab_otel_[a-z_]+)\{([^}]*)\}/g)) {
+    for (const [, label, op, value] of m[2]!.matchAll(/([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
+      const values = served.values.get(m[1]!)?.get(label!);
+      if (!values) problems.push(`${m[1]} has no label ${label}`);
+      else if ((op === '=' || op === '!=') && !values.has(value!)) problems.push(`${m[1]}{${label}} is never ${value}`);
+    }
+  }
+  if (names.length > 0 && !/\b(?:ci|cicd)_[a-z_]+/.test(text.replace(/\{[^}]*\}/g, '').replace(/\b(by|on)\s*\([^)]*\)/g, ''))) {
+    const labels = new Set(names.flatMap((n) => [...(served.labels.get(n) ?? [])]));
+    for (const m of text.matchAll(/\b(?:by|on)\s*\(([^)]*)\)/g)) {
+      for (const label of m[1]!.split(',').map((x) => x.trim())) {
+        if (label && label !== 'instance' && !labels.has(label)) problems.push(`no queried series has label ${label}`);
+      }
+    }
+  }
+  return problems;
 }
 
 /** The proxy configs among the examples: the YAML file itself and the one embedded in the Kubernetes ConfigMap. */
@@ -160,9 +195,8 @@ t.test('Collector: OTLP with the oidc authenticator, batch, ClickHouse otel_trac
 
 t.test('Prometheus rules: well-formed alerts over metrics the proxy really exports', async (t) => {
   const rules = parse(read('prometheus-rules.yml')) as { groups: { name: string; rules: Record<string, any>[] }[] };
-  const known = registeredMetrics();
-  const suffixes = /_(bucket|sum|count)$/;
   const served = await servedCiMetrics();
+  const proxy = await servedProxyMetrics();
   const alerts = rules.groups.flatMap((g) => g.rules);
   t.ok(alerts.length >= 4);
   for (const r of alerts) {
@@ -180,11 +214,11 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
       if (depth < 0) break;
     }
     t.equal(depth, 0, `${r.alert}: balanced parentheses`);
-    const metrics = [...expr.matchAll(/\b(gitlab_otel_[a-z_]+)/g)].map((m) => m[1]!.replace(suffixes, ''));
+    const metrics = [...expr.matchAll(PROXY_METRIC)].map((m) => m[1]!);
     const bare = expr.replace(/\{[^}]*\}/g, '').replace(/\b(by|on|without|ignoring)\s*\([^)]*\)/g, '');
     const ciSeries = [...bare.matchAll(/\b((?:ci|cicd)_[a-z_]+)\b/g)].map((m) => m[1]!);
     t.ok(metrics.length + ciSeries.length > 0, `${r.alert} uses a proxy metric`);
-    for (const m of metrics) t.ok(known.has(m), `${r.alert}: ${m} is registered in src/`);
+    t.same(proxyQueryProblems(expr, proxy), [], `${r.alert}: names, matchers and grouping labels are what the proxy serves`);
     for (const m of ciSeries) t.ok(served.series.has(m), `${r.alert}: ${m} is served`);
     // Grouping labels of the CI/CD alerts must exist on the CI/CD series (the proxy's own metrics are prom-client's).
     for (const m of ciSeries.length > 0 ? expr.matchAll(/\b(?:by|on)\s*\(([^)]*)\)/g) : []) {
@@ -205,9 +239,35 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
     'gitlab_otel_export_endpoint_up',
     'gitlab_otel_auth_token_failures_total',
     'gitlab_otel_upstream_errors_total',
+    'gitlab_otel_unauthenticated_exchanges_total{reason="token_mismatch"}',
+    'gitlab_otel_egress_refused_total{stage="connect"}',
+    'gitlab_otel_egress_refused_total{stage="payload"}',
+    'gitlab_otel_proxy_limit_hits_total',
+    'gitlab_otel_telemetry_worker_restarts_total',
+    'gitlab_otel_telemetry_worker_dropped_total',
   ]) {
-    t.match(covered, m, `an alert covers ${m}`);
+    t.ok(covered.includes(m), `an alert covers ${m}`);
   }
+  // Runbook-style: what happened, what to check, what to do, and where the docs say more.
+  for (const a of rules.groups.find((g) => g.name === 'gitlab-otel-trust-boundaries')?.rules ?? []) {
+    t.match(a.annotations.description, /What: [\s\S]*(Check|Fix|Contain)[\s\S]*docs\/security\.md#[a-z-]+/, `${a.alert}: a runbook`);
+  }
+});
+
+t.test('the served-names fixture covers every metric the proxy registers, and its checks catch a wrong name or label', async (t) => {
+  const proxy = await servedProxyMetrics();
+  const missing = [...registeredMetrics()].filter((n) => !proxy.series.has(n) && !(n in NOT_IN_FIXTURE));
+  t.same(missing, [], 'registered in src/ and served by the fixture');
+  for (const n of Object.keys(NOT_IN_FIXTURE)) t.ok(registeredMetrics().has(n), `${n} is still registered`);
+  t.same(proxyQueryProblems('sum by (instance, limit) (rate(gitlab_otel_proxy_limit_hits_total{limit="payload_bytes"}[5m]))', proxy), []);
+  t.same(proxyQueryProblems('rate(gitlab_otel_proxy_limit_hit_total[5m])', proxy), ['gitlab_otel_proxy_limit_hit_total is not served']);
+  t.same(proxyQueryProblems('rate(gitlab_otel_proxy_limit_hits_total{limit="payload_byte"}[5m])', proxy), [
+    'gitlab_otel_proxy_limit_hits_total{limit} is never payload_byte',
+  ]);
+  t.same(proxyQueryProblems('rate(gitlab_otel_egress_refused_total{route="x"}[5m])', proxy), [
+    'gitlab_otel_egress_refused_total has no label route',
+  ]);
+  t.same(proxyQueryProblems('sum by (route) (rate(gitlab_otel_egress_refused_total[5m]))', proxy), ['no queried series has label route']);
 });
 
 t.test('Grafana dashboard: ClickHouse queries over otel_traces, Prometheus queries over the CI/CD metrics really served', async (t) => {
@@ -223,14 +283,33 @@ t.test('Grafana dashboard: ClickHouse queries over otel_traces, Prometheus queri
     'system failure rate',
     'previous week',
     'artifact bytes',
+    'unauthenticated exchanges',
+    'refused by the egress policy',
+    'client limits hit',
+    'collectors left to the runner',
+    'job router discovery declined',
+    'telemetry worker restarts',
   ])
     t.match(titles, want);
   const served = await servedCiMetrics();
+  const proxy = await servedProxyMetrics();
   const ids = new Set<number>();
   let prometheusPanels = 0;
   for (const p of d.panels) {
     t.notOk(ids.has(p.id), `panel id ${p.id} unique`);
     ids.add(p.id);
+    if (p.type === 'row') {
+      t.same(p.panels, [], `${p.title}: an expanded row holds no panels of its own`);
+      continue;
+    }
+    const proxyExprs =
+      p.datasource.type === 'prometheus' ? (p.targets as any[]).filter((q) => /\bgitlab_otel_[a-z_]+/.test(String(q.expr))) : [];
+    if (proxyExprs.length > 0) {
+      // Units: a rate() of a counter is per second; an increase() over a window is a count.
+      const unit = p.fieldConfig.defaults.unit;
+      if (proxyExprs.every((q) => /\brate\(/.test(q.expr))) t.ok(['reqps', 'cps', 'ops'].includes(unit), `${p.title}: a per-second unit`);
+      else t.equal(unit, 'short', `${p.title}: counts`);
+    }
     t.ok(['grafana-clickhouse-datasource', 'prometheus'].includes(p.datasource.type), `${p.title}: a known datasource`);
     for (const q of p.targets) {
       const text = String(p.datasource.type === 'prometheus' ? q.expr : q.rawSql);
@@ -244,7 +323,10 @@ t.test('Grafana dashboard: ClickHouse queries over otel_traces, Prometheus queri
       // Metric names: what is left once label matchers {…} and grouping clauses by/on (…) are taken out.
       const bare = text.replace(/\{[^}]*\}/g, '').replace(/\b(by|on|without|ignoring)\s*\([^)]*\)/g, '');
       const names = [...bare.matchAll(/\b((?:ci|cicd)_[a-z_]+)\b/g)].map((m) => m[1]!);
-      t.ok(names.length > 0, `${p.title}: queries a CI/CD metric`);
+      const proxyNames = [...text.matchAll(PROXY_METRIC)].map((m) => m[1]!);
+      t.ok(names.length + proxyNames.length > 0, `${p.title}: queries a CI/CD metric or one of the proxy's own`);
+      t.same(proxyQueryProblems(text, proxy), [], `${p.title}: names, matchers and grouping labels are what the proxy serves`);
+      if (names.length === 0) continue;
       for (const n of names) t.ok(served.series.has(n), `${p.title}: ${n} is served on /metrics`);
       for (const m of text.matchAll(/\b((?:ci|cicd|error)_[a-z_]+)\s*=/g)) {
         t.ok(
@@ -264,4 +346,15 @@ t.test('Grafana dashboard: ClickHouse queries over otel_traces, Prometheus queri
     }
   }
   t.ok(prometheusPanels >= 6, 'the CI/CD metric panels are there');
+  const queried = d.panels.flatMap((p) => (p.targets ?? []).map((q: any) => String(q.expr ?? ''))).join('\n');
+  for (const m of [
+    'gitlab_otel_unauthenticated_exchanges_total',
+    'gitlab_otel_egress_refused_total',
+    'gitlab_otel_proxy_limit_hits_total',
+    'gitlab_otel_payload_endpoints_left_to_runner_total',
+    'gitlab_otel_router_discovery_declined_total',
+    'gitlab_otel_telemetry_worker_restarts_total',
+    'gitlab_otel_telemetry_worker_dropped_total',
+  ])
+    t.ok(queried.includes(m), `a panel shows ${m}`);
 });
