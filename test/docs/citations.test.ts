@@ -8,7 +8,7 @@ import { REPO } from '../support/in-job-harness.js';
 
 // Code and templates cite `docs/x.md#y` in comments; Markdown links to them as `](docs/x.md#y)` (README) or
 // `](x.md#y)` (inside docs/). A bare `docs/…md` in Markdown may be an upstream repository's path, so only links count there.
-const CODE = ['src', 'test', 'bench', 'tools', 'templates', 'eslint.config.js'];
+const CODE = ['src', 'test', 'bench', 'tools', 'templates', 'runner-config', 'eslint.config.js'];
 const CODE_CITATION = /\bdocs\/([a-z0-9-]+\.md)(?:#([a-z0-9_-]+))?/g;
 const README_LINK = /\]\(docs\/([a-z0-9-]+\.md)(?:#([a-z0-9_-]+))?\)/g;
 const DOCS_LINK = /\]\(([a-z0-9-]+\.md)(?:#([a-z0-9_-]+))?\)/g;
@@ -56,7 +56,7 @@ t.test('every docs/…#section cited in code, README and docs/ exists', async (t
   const broken: string[] = [];
   let count = 0;
   for (const file of [...CODE, 'README.md', 'docs'].flatMap((p) => files(join(REPO, p)))) {
-    if (!/\.(ts|js|ya?ml|md)$/.test(file) || file.endsWith('citations.test.ts')) continue;
+    if (!/\.(ts|js|json|ya?ml|md)$/.test(file) || file.endsWith('citations.test.ts')) continue;
     for (const m of citations(file)) {
       count++;
       const [cited, doc, section] = m;
