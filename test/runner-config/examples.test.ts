@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
 import { servedProxyMetrics, type ServedProxyMetrics } from '../support/proxy-metric-names.js';
 import { jobEnv, REPO, runCli } from '../support/in-job-harness.js';
@@ -252,6 +252,77 @@ t.test('Prometheus rules: well-formed alerts over metrics the proxy really expor
   for (const a of rules.groups.find((g) => g.name === 'gitlab-otel-trust-boundaries')?.rules ?? []) {
     t.match(a.annotations.description, /What: [\s\S]*(Check|Fix|Contain)[\s\S]*docs\/security\.md#[a-z-]+/, `${a.alert}: a runbook`);
   }
+});
+
+/** promtool's output, or undefined when it is not installed (it is not a dependency; CI images may lack it). */
+function promtool(args: string[]): { code: number; output: string } | undefined {
+  try {
+    return { code: 0, output: execFileSync('promtool', args, { timeout: 60_000, stdio: 'pipe' }).toString() };
+  } catch (err) {
+    const e = err as { code?: string; status?: number; stdout?: Buffer; stderr?: Buffer };
+    if (e.code === 'ENOENT') return undefined;
+    return { code: e.status ?? -1, output: `${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}` };
+  }
+}
+
+t.test('promtool: the rules load, and the trust-boundary alerts fire when, and only when, they should', async (t) => {
+  const check = promtool(['check', 'rules', join(DIR, 'prometheus-rules.yml')]);
+  if (!check) {
+    t.pass('promtool', { skip: 'promtool is not installed' });
+    return;
+  }
+  t.equal(check.code, 0, check.output);
+  // promtool's unit tests compare annotations too; those are templates checked above, so a copy without them is
+  // evaluated and only the labels of the alerts are expected.
+  const dir = mkdtempSync(join(tmpdir(), 'promtool-'));
+  const rules = parse(read('prometheus-rules.yml')) as { groups: { rules: Record<string, unknown>[] }[] };
+  for (const g of rules.groups) for (const r of g.rules) delete r.annotations;
+  writeFileSync(join(dir, 'rules.yml'), stringify(rules));
+  const at = { instance: 'proxy:9464' };
+  const series = (name: string, labels: Record<string, string>, values: string) => ({
+    series: `${name}{${Object.entries({ ...at, ...labels })
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(',')}}`,
+    values,
+  });
+  const alert = (eval_time: string, alertname: string, ...labels: Record<string, string>[]) => ({
+    eval_time,
+    alertname,
+    exp_alerts: labels.map((l) => ({ exp_labels: { ...at, ...l } })),
+  });
+  const once = (from: number) => `${'0 '.repeat(from)}1+0x${40 - from}`;
+  const unit = {
+    rule_files: ['rules.yml'],
+    evaluation_interval: '1m',
+    tests: [
+      {
+        interval: '1m',
+        input_series: [
+          series('gitlab_otel_unauthenticated_exchanges_total', { route: 'job_update', reason: 'token_mismatch' }, once(2)),
+          series('gitlab_otel_unauthenticated_exchanges_total', { route: 'trace_patch', reason: 'token_unknown' }, '0+1x40'),
+          series('gitlab_otel_egress_refused_total', { reason: 'metadata', stage: 'connect' }, once(3)),
+          series('gitlab_otel_egress_refused_total', { reason: 'private', stage: 'payload' }, once(1)),
+          series('gitlab_otel_proxy_limit_hits_total', { limit: 'client_connections' }, '0+1x40'),
+          series('gitlab_otel_proxy_limit_hits_total', { limit: 'payload_bytes' }, once(1)),
+          series('gitlab_otel_proxy_limit_hits_total', { limit: 'idle_connection' }, '0+5x40'),
+        ],
+        alert_rule_test: [
+          // One forged update: firing while it is within the 10-minute window, never for token_unknown.
+          alert('5m', 'GitLabOtelForgedJobExchanges', { severity: 'critical', route: 'job_update' }),
+          alert('15m', 'GitLabOtelForgedJobExchanges'),
+          alert('6m', 'GitLabOtelEgressRefusedAtConnect', { severity: 'warning', reason: 'metadata' }),
+          alert('6m', 'GitLabOtelEgressRefused', { severity: 'info', reason: 'private' }),
+          // Sustained: not before 15 minutes of hits; one payload_bytes hit and idle connections never.
+          alert('10m', 'GitLabOtelClientLimitHit'),
+          alert('25m', 'GitLabOtelClientLimitHit', { severity: 'warning', limit: 'client_connections' }),
+        ],
+      },
+    ],
+  };
+  writeFileSync(join(dir, 'unit.yml'), stringify(unit));
+  const run = promtool(['test', 'rules', join(dir, 'unit.yml')])!;
+  t.equal(run.code, 0, run.output);
+  t.match(run.output, /SUCCESS/);
 });
 
 t.test('the served-names fixture covers every metric the proxy registers, and its checks catch a wrong name or label', async (t) => {
