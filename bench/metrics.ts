@@ -10,6 +10,9 @@
 //     holds the whole added cost. A third proxy, metrics off like the
 //     second, runs in the same rounds as an A/A control: its ratio to the
 //     second is the run's own noise, and the on/off figure is held to it.
+//     A fourth proxy, metrics on with `telemetry.thread: worker`
+//     (docs/architecture.md#telemetry-thread), runs in the same rounds for
+//     information: its p99 and CPU per job (all threads) against metrics off.
 //  2. Memory from 1,000 to 10,000 jobs: a fresh metrics-on proxy with the
 //     project attribute opted in over more projects than its cap; at each
 //     checkpoint, once the runners stop, the proxy is settled (a full GC, a
@@ -95,8 +98,34 @@ interface Settled {
   external: number;
 }
 
-/** Our proxy as in production (BENCH_OURS_CLI / BENCH_OURS_NODE_ARGS as in bench/proxy.ts), `metrics` as given. */
-async function startOurs(upstream: string, collector: string, metrics: Record<string, unknown>, settleProbe = false): Promise<Proc> {
+/**
+ * The orders of the sides within a round: a balanced Latin square (Williams design). With an even number of
+ * sides, n rows in which every side is in every position once and right after every other side once; with an odd
+ * number, those n rows and their mirrors (for three sides: all six permutations). So across a whole cycle of rounds
+ * no side always follows the same neighbour or always meets a round's first (or last) moments.
+ */
+export function balancedOrders<T>(sides: readonly T[]): T[][] {
+  const n = sides.length;
+  // The first row 0, 1, n-1, 2, n-2, …; row r adds r to each (mod n).
+  const first = [0];
+  for (let k = 1; first.length < n; k++) {
+    first.push(k);
+    if (first.length < n) first.push(n - k);
+  }
+  const rows = first.map((_, r) => first.map((c) => sides[(c + r) % n]!));
+  return n % 2 === 0 ? rows : [...rows, ...rows.map((row) => [...row].reverse())];
+}
+
+/**
+ * Our proxy as in production (BENCH_OURS_CLI / BENCH_OURS_NODE_ARGS as in bench/proxy.ts), `metrics` as given,
+ * `telemetry` when given (else the default, `thread: main`).
+ */
+async function startOurs(
+  upstream: string,
+  collector: string,
+  metrics: Record<string, unknown>,
+  { settleProbe = false, telemetry }: { settleProbe?: boolean; telemetry?: Record<string, unknown> } = {},
+): Promise<Proc> {
   const config = join(mkdtempSync(join(tmpdir(), 'gitlab-otel-bench-metrics-')), 'proxy.yml');
   writeFileSync(
     config,
@@ -106,6 +135,7 @@ async function startOurs(upstream: string, collector: string, metrics: Record<st
       upstream: { url: upstream },
       endpoints: [{ name: 'bench', url: collector }],
       metrics,
+      ...(telemetry ? { telemetry } : {}),
     }),
   );
   const nodeArgs = (process.env.BENCH_OURS_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
@@ -213,39 +243,43 @@ const run: BenchModule = async ({ quick, log, method }) => {
     // against `off` is what the machine's noise alone does to the comparison in
     // this very run (docs/metrics.md#cost): the on/off figure is judged against it.
     const offB = await startOurs(gitlab, collector, { enabled: false });
-    const procs = { on, off, offB };
+    // For information, not judged: metrics on with the telemetry side in a
+    // worker thread (docs/architecture.md#telemetry-thread), so the log parse
+    // leaves the forwarding loop; its CPU counts every thread of the process.
+    const worker = await startOurs(gitlab, collector, { project_attribute: true }, { telemetry: { thread: 'worker' } });
+    const procs = { on, off, offB, worker };
+    type Side = keyof typeof procs;
+    const sides = Object.keys(procs) as Side[];
     // Short rounds, many of them: every side meets the machine's slow spells in
-    // turn, and the p99 is over some 4,200 calls a side (the 43rd slowest), not
-    // decided by one stall. The order within a round goes through all six
-    // permutations of the three sides, each twice in a full run.
+    // turn, and the p99 is over some 3,200 calls a side (the 32nd slowest), not
+    // decided by one stall. The order within a round follows a balanced Latin
+    // square of the four sides (balancedOrders), each of its rows three times in
+    // a full run. 6 jobs a runner per round, not 8, keep the module within a minute.
     const rounds = quick ? 2 : 12;
     const workers = quick ? 2 : 4;
-    const jobsEach = quick ? 5 : 8;
-    type Side = keyof typeof procs;
-    const orders: Side[][] = [
-      ['off', 'on', 'offB'],
-      ['on', 'offB', 'off'],
-      ['offB', 'off', 'on'],
-      ['off', 'offB', 'on'],
-      ['on', 'off', 'offB'],
-      ['offB', 'on', 'off'],
-    ];
-    const times = { on: [] as number[], off: [] as number[], offB: [] as number[] };
-    const cpu = { on: 0, off: 0, offB: 0 };
-    const jobs = { on: 0, off: 0, offB: 0 };
-    /** Each round's p99 ratios, on / off and offB / off: how much one round's noise moves the comparison. */
-    const roundRatios = { onOff: [] as number[], aa: [] as number[] };
+    const jobsEach = quick ? 5 : 6;
+    const orders = balancedOrders(sides);
+    const perSide = <T>(f: () => T): Record<Side, T> => ({ on: f(), off: f(), offB: f(), worker: f() });
+    const times = perSide((): number[] => []);
+    const cpu = perSide(() => 0);
+    const jobs = perSide(() => 0);
+    /** Each round's ratios against `off`: how much one round's noise moves the comparison. */
+    const roundRatios = { onOff: [] as number[], aa: [] as number[], workerOff: [] as number[], workerCpu: [] as number[] };
     try {
       // Warm-up, not counted.
-      for (const p of [on, off, offB]) await load(p.url, shape, workers, 2, []);
+      for (const side of sides) await load(procs[side].url, shape, workers, 2, []);
       for (let r = 0; r < rounds; r++) {
-        const roundP99 = { on: NaN, off: NaN, offB: NaN };
+        const roundP99 = perSide(() => NaN);
+        const roundCpu = perSide(() => NaN);
         for (const side of orders[r % orders.length]!) {
           const p = procs[side];
           const c0 = cpuMs(p.pid);
           const these: number[] = [];
-          jobs[side] += await load(p.url, shape, workers, jobsEach, these);
-          cpu[side] += cpuMs(p.pid) - c0;
+          const done = await load(p.url, shape, workers, jobsEach, these);
+          const used = cpuMs(p.pid) - c0;
+          jobs[side] += done;
+          cpu[side] += used;
+          roundCpu[side] = used / done;
           times[side].push(...these);
           roundP99[side] = percentile(
             these.sort((a, b) => a - b),
@@ -254,10 +288,12 @@ const run: BenchModule = async ({ quick, log, method }) => {
         }
         roundRatios.onOff.push(roundP99.on / roundP99.off);
         roundRatios.aa.push(roundP99.offB / roundP99.off);
-        if ((r + 1) % 4 === 0 || r + 1 === rounds) log(`round ${r + 1}/${rounds}: ${jobs.on} + ${jobs.off} + ${jobs.offB} jobs`);
+        roundRatios.workerOff.push(roundP99.worker / roundP99.off);
+        roundRatios.workerCpu.push(roundCpu.worker / roundCpu.off);
+        if ((r + 1) % 4 === 0 || r + 1 === rounds) log(`round ${r + 1}/${rounds}: ${sides.map((s) => `${s} ${jobs[s]}`).join(', ')} jobs`);
       }
     } finally {
-      await Promise.all([on.stop(), off.stop(), offB.stop()]);
+      await Promise.all(sides.map((s) => procs[s].stop()));
     }
     const p99 = (xs: number[]) =>
       percentile(
@@ -273,6 +309,7 @@ const run: BenchModule = async ({ quick, log, method }) => {
     const onP99 = p99(times.on);
     const offP99 = p99(times.off);
     const offBP99 = p99(times.offB);
+    const workerP99 = p99(times.worker);
     const aa = offBP99 / offP99;
     // Noise, measured: how far the A/A ratio strays from 1, either way; the
     // issue's 1.1× stays as a floor, so a lucky quiet A/A does not tighten the bound.
@@ -301,7 +338,19 @@ const run: BenchModule = async ({ quick, log, method }) => {
       ratio: round(aa),
       note: `${times.offB.length} + ${times.off.length} calls; two identical metrics-off proxies in the same rounds: the run's own noise`,
     });
-    const perJob = { on: cpu.on / jobs.on, off: cpu.off / jobs.off, offB: cpu.offB / jobs.offB };
+    figures.push({
+      suite: 'ci-metrics',
+      name: 'runner call p99, metrics on with telemetry.thread: worker',
+      value: round(workerP99),
+      unit: 'ms',
+      baseline: round(offP99),
+      ratio: round(workerP99 / offP99),
+      note:
+        `${times.worker.length} + ${times.off.length} calls; informational (the default is telemetry.thread: main); baseline metrics off, main; ` +
+        `per-round p99 ratios worker/off ${spread(roundRatios.workerOff)}; against metrics on, main: ${(workerP99 / onP99).toFixed(2)}×`,
+    });
+    const perJob = perSide(() => 0);
+    for (const s of sides) perJob[s] = cpu[s] / jobs[s];
     figures.push({
       suite: 'ci-metrics',
       name: 'proxy CPU per job, metrics on',
@@ -313,11 +362,23 @@ const run: BenchModule = async ({ quick, log, method }) => {
         'utime+stime of each proxy process over its rounds; with metrics off, jobs without telemetry are only forwarded; ' +
         `A/A ${(perJob.offB / perJob.off).toFixed(2)}×`,
     });
+    figures.push({
+      suite: 'ci-metrics',
+      name: 'proxy CPU per job, metrics on with telemetry.thread: worker',
+      value: round(perJob.worker),
+      unit: 'ms',
+      baseline: round(perJob.off),
+      ratio: round(perJob.worker / perJob.off),
+      note:
+        'utime+stime of the process, all threads; informational; baseline metrics off, main; ' +
+        `per-round ratios worker/off ${spread(roundRatios.workerCpu)}; against metrics on, main: ${(perJob.worker / perJob.on).toFixed(2)}×`,
+    });
     method?.(
-      `forwarding: three proxies (metrics on, off, and off again as the A/A control), ${rounds} rounds × ${workers} runners × ` +
-        `${jobsEach} jobs per side, the order within a round cycling through all six permutations; ` +
+      `forwarding: four proxies (metrics on, off, off again as the A/A control, and on with telemetry.thread: worker), ` +
+        `${rounds} rounds × ${workers} runners × ${jobsEach} jobs per side${quick ? '' : ' (6, not 8 as with three sides, to keep the module within a minute)'}, ` +
+        `the order within a round following a balanced Latin square of the four sides (each in every position and right after every other once per ${orders.length} rounds); ` +
         `a ${(big.bytes.length / 1024).toFixed(0)} KiB log in ${patches} PATCHes per job; p99 over every runner call (request, updates, PATCHes); ` +
-        'target: on/off ≤ the larger of 1.1× and the A/A ratio (or its inverse), both pooled over the run',
+        'target: on/off ≤ the larger of 1.1× and the A/A ratio (or its inverse), both pooled over the run; the worker side is informational',
     );
 
     // ---- 2. memory from 1,000 to 10,000 jobs
@@ -325,7 +386,7 @@ const run: BenchModule = async ({ quick, log, method }) => {
     const total = quick ? 2_000 : 10_000;
     const small = buildJobLog('success', { start: new Date(), timestamps: true });
     const smallShape: Shape = { log: small.bytes, patchSizes: [small.bytes.length] };
-    const mem = await startOurs(gitlab, collector, { project_attribute: true }, true);
+    const mem = await startOurs(gitlab, collector, { project_attribute: true }, { settleProbe: true });
     try {
       const memWorkers = 4;
       await load(mem.url, smallShape, memWorkers, first / memWorkers, []);
