@@ -171,6 +171,8 @@ if (quick) {
     // The run the other figures come from keeps its date; the refresh is recorded beside it.
     results.date = previous.date;
     results.commit = previous.commit;
+    // The full run's own file stays named: the figures of the modules not refreshed are still its.
+    if (previous.file) results.file = previous.file;
     results.machine = { ...previous.machine, ...machine };
     results.durationSeconds = previous.durationSeconds;
     results.modulesRefreshed = [...new Set([...(previous.modulesRefreshed ?? []).filter((m) => !only.includes(m)), ...only])];

@@ -1,8 +1,8 @@
-// The metrics bench's round orders (bench/metrics.ts, docs/metrics.md#cost):
+// The metrics bench's round orders (bench/round-order.ts, docs/metrics.md#cost):
 // a balanced Latin square, so no side always meets the same neighbour or the
 // same moment of a round.
 import t, { type Test } from 'tap';
-import { balancedOrders } from '../../bench/metrics.js';
+import { balancedOrders } from '../../bench/round-order.js';
 
 function check(t: Test, sides: string[], rows: number): void {
   const orders = balancedOrders(sides);
