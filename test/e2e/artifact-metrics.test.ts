@@ -11,22 +11,10 @@ import { makeJobPayload } from '../../src/lab/job-payload.js';
 import { CI } from '../../src/telemetry/attributes.js';
 import { CI_METRIC, METRIC_ATTR } from '../../src/runner-proxy/job/ci-metrics.js';
 import { parseExposition } from '../support/prometheus-text.js';
+import { get } from '../support/http-get.js';
 
 const FAMILY = 'ci_artifact_io_total';
 const LABEL = { direction: 'ci_artifact_direction', outcome: 'ci_artifact_outcome', executor: 'ci_runner_executor' } as const;
-
-function get(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
 
 /** Polls `check` until it holds; bounded. */
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -43,7 +31,7 @@ t.test('upload and download bytes through the proxy, by direction, outcome and e
   t.teardown(() => (stopped ? lab.gitlab.stop().then(() => lab.receiver!.stop()) : lab.stop()));
   const runner = lab.runner({ executor: 'kubernetes' });
   const scrape = async () => {
-    const text = await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`);
+    const text = (await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).body;
     const series = parseExposition(text).series.filter((s) => s.name === FAMILY);
     return {
       text,
@@ -182,7 +170,7 @@ t.test('metrics off: artifacts are piped uncounted, and still arrive whole', asy
   lab.gitlab.artifactSizes.set(7311, 70_000);
   const down = await runner.downloadArtifacts(job, 7311);
   t.equal(down.body.length, 70_000);
-  const text = await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`);
+  const text = (await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).body;
   t.notOk(text.includes(FAMILY), 'no artifact series without CI/CD metrics');
 });
 
@@ -198,7 +186,7 @@ t.test('telemetry.thread: worker: the counts cross to the worker, executor by to
   const down = await runner.downloadArtifacts(job, 7000);
   t.equal(down.body.length, 123_456);
   const series = async () =>
-    parseExposition(await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).series.filter((s) => s.name === FAMILY);
+    parseExposition((await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).body).series.filter((s) => s.name === FAMILY);
   const bytes = (all: Awaited<ReturnType<typeof series>>, direction: string) =>
     all
       .filter(
@@ -238,7 +226,7 @@ t.test('a download the runner abandons counts what the proxy forwarded before th
     req.on('error', (err) => (received > 0 ? undefined : reject(err)));
   });
   const aborted = async () =>
-    parseExposition(await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`))
+    parseExposition((await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).body)
       .series.filter((s) => s.name === FAMILY && s.labels[LABEL.direction] === 'download' && s.labels[LABEL.outcome] === 'aborted')
       .reduce((n, s) => n + s.value, 0);
   await until('the abandoned download is counted', async () => (await aborted()) > 0);

@@ -5,7 +5,6 @@
 // against the jobs run (their log's stamps) and the queue time against what the
 // simulator put in job_info.
 import t from 'tap';
-import http from 'node:http';
 import { startLab, type Lab } from '../../src/lab/lab.js';
 import { buildJobLog, type JobLogScenario } from '../../src/lab/job-log-builder.js';
 import { makeJobPayload, type JobPayloadOptions } from '../../src/lab/job-payload.js';
@@ -18,6 +17,7 @@ import { parseExposition } from '../support/prometheus-text.js';
 import { memoryLogger } from '../support/memory-logger.js';
 import { status } from '@grpc/grpc-js';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
+import { get } from '../support/http-get.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 /** A metrics-only job's token and masked value: they must reach neither /metrics nor the collector. */
@@ -60,19 +60,6 @@ async function runJob(
     jobSeconds: Number(log.lastTimestamp - log.firstTimestamp) / NS,
     scriptSeconds: Number(script.endNs - script.startNs) / NS,
   };
-}
-
-function get(url: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-      })
-      .on('error', reject);
-  });
 }
 
 const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-6;

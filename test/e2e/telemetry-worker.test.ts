@@ -2,7 +2,6 @@
 // journal, export and CI/CD metrics in the telemetry worker; /healthz and /metrics from its snapshots; a
 // worker that dies costs the runner nothing and is restarted.
 import t from 'tap';
-import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,21 +11,10 @@ import { traceparent } from '../../src/telemetry/spans.js';
 import { eventually } from '../support/export.js';
 import { parseExposition } from '../support/prometheus-text.js';
 import { journalledOffset } from '../support/runner-proxy-child.js';
+import { get } from '../support/http-get.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
 
 t.test('worker thread: job_execution and stage spans reach the collector, the runner gets the edited payload', async (t) => {
   const log = memoryLogger();

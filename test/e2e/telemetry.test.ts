@@ -1,7 +1,6 @@
 // Telemetry beside the job: secrets never leak, a dead collector costs the
 // job nothing, the fallback and keep modes, the admin listener.
 import t from 'tap';
-import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { memoryLogger } from '../support/memory-logger.js';
 import { startLab, runLabJob } from '../../src/lab/lab.js';
 import { gitlabTraceId, pipelineRootSpanId } from '../../src/telemetry/pipeline-ids.js';
+import { get } from '../support/http-get.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -22,18 +22,6 @@ function filesUnder(dir: string): string {
 }
 
 const stringify = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
 
 // Both telemetry threads (docs/architecture.md#telemetry-thread): with `worker`, the job crosses to the worker as a
 // DecidedJob with its token's digest, bodies as transferred copies, log lines posted back.
