@@ -610,31 +610,14 @@ export class OtlpHttpReceiver {
       if (tooBig) return this.refuse(res, 413, `body over ${this.maxBodyBytes} bytes`);
       const raw = Buffer.concat(chunks);
       const decode = (body: Buffer): void => {
-        if (metrics) return this.acceptMetrics(body, req, res);
+        if (metrics) return this.acceptMetrics(body, exportCall(req, [], encoding, raw.length), res);
         let spans: ReceivedSpan[];
         try {
           spans = decodeExportRequest(body);
         } catch (err) {
           return this.refuse(res, 400, `undecodable ExportTraceServiceRequest: ${(err as Error).message}`);
         }
-        const call: HttpExportCall = {
-          spans,
-          headers: req.headers,
-          ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
-          contentEncoding: encoding,
-          bytes: raw.length,
-          at: Date.now(),
-        };
-        const socket = req.socket as Partial<TLSSocket>;
-        const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-        // Node reports an empty object, not undefined, when the peer sent no certificate.
-        if (peer?.fingerprint256) {
-          call.clientCertificate = {
-            subjectCN: String(peer.subject?.CN ?? ''),
-            issuerCN: String(peer.issuer?.CN ?? ''),
-            fingerprint256: peer.fingerprint256,
-          };
-        }
+        const call = exportCall(req, spans, encoding, raw.length);
         this.calls.push(call);
         this.wake();
         const index = this.calls.length - 1;
@@ -657,21 +640,13 @@ export class OtlpHttpReceiver {
   }
 
   /** A metrics POST: decoded and kept after `verify` (same auth as traces); the answer is an empty response. */
-  private acceptMetrics(body: Buffer, req: http.IncomingMessage, res: http.ServerResponse): void {
+  private acceptMetrics(body: Buffer, call: HttpExportCall, res: http.ServerResponse): void {
     let points: ReceivedPoint[];
     try {
       points = decodeMetricsRequest(body);
     } catch (err) {
       return this.refuse(res, 400, `undecodable ExportMetricsServiceRequest: ${(err as Error).message}`);
     }
-    const call: HttpExportCall = {
-      spans: [],
-      headers: req.headers,
-      ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
-      contentEncoding: (req.headers['content-encoding'] ?? '').trim().toLowerCase() === 'gzip' ? 'gzip' : 'identity',
-      bytes: body.length,
-      at: Date.now(),
-    };
     Promise.resolve()
       .then(() => this.options.verify?.(call))
       .then(
@@ -731,4 +706,27 @@ export class OtlpHttpReceiver {
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();
   }
+}
+
+/** One OTLP/HTTP request as the receiver records it (traces and metrics alike); `bytes` as sent, before gunzip. */
+function exportCall(req: http.IncomingMessage, spans: ReceivedSpan[], encoding: 'gzip' | 'identity', bytes: number): HttpExportCall {
+  const call: HttpExportCall = {
+    spans,
+    headers: req.headers,
+    ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+    contentEncoding: encoding,
+    bytes,
+    at: Date.now(),
+  };
+  const socket = req.socket as Partial<TLSSocket>;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  // Node reports an empty object, not undefined, when the peer sent no certificate.
+  if (peer?.fingerprint256) {
+    call.clientCertificate = {
+      subjectCN: String(peer.subject?.CN ?? ''),
+      issuerCN: String(peer.issuer?.CN ?? ''),
+      fingerprint256: peer.fingerprint256,
+    };
+  }
+  return call;
 }
