@@ -1,7 +1,7 @@
 // The package as npm sees it: engines, one copy of the OTel SDK core, the bin.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import semver from 'semver';
 import { VERSION } from '../src/version.js';
 
@@ -38,6 +38,8 @@ t.test('the bin is the built CLI and the versions agree', async (t) => {
   t.same(pkg.bin, { 'gitlab-otel': 'dist/cli.js' });
   t.equal(VERSION, pkg.version);
   t.ok(existsSync('dist/cli.js'), 'npm ci built dist/ (prepare)');
+  // The build sets it (tools/assets.ts): a rebuild must not leave an existing npx link pointing at a 0644 file.
+  t.equal(statSync('dist/cli.js').mode & 0o111, 0o111, 'dist/cli.js is executable');
   t.match(readFileSync('src/cli.ts', 'utf8'), /^#!\/usr\/bin\/env node\n/, 'the CLI has a node shebang');
 });
 

@@ -1,8 +1,11 @@
 // Build step: tsc only emits JavaScript, so the non-TypeScript files that live
 // beside the code (onboarding's Markdown templates, for one) are copied into
 // dist/ with the same layout. Runs as `tsx tools/assets.ts` after tsc; it is
-// a build tool and never ships.
-import { cpSync, readdirSync, statSync } from 'node:fs';
+// a build tool and never ships. It also makes the bin executable: npm sets the
+// mode when it links the bin, but a later rebuild writes dist/cli.js afresh
+// (0644), and `npx gitlab-otel` through an existing link then fails with
+// "Permission denied".
+import { chmodSync, cpSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,4 +29,5 @@ function copyAssets(dir: string): number {
 }
 
 const n = copyAssets(src);
-process.stdout.write(`assets: ${n} file(s) copied to dist/\n`);
+chmodSync(join(dist, 'cli.js'), 0o755);
+process.stdout.write(`assets: ${n} file(s) copied to dist/, dist/cli.js executable\n`);
