@@ -19,10 +19,25 @@ const HEALTH_INTERVAL_MS = 1000;
 
 /** Set only by tests: lets a 'test-crash' message kill the worker (never reachable from a job: only the proxy posts here). */
 const TEST_CRASH_ENV = 'GITLAB_OTEL_TEST_WORKER_CRASH';
+/**
+ * Set only by tests, read once at start: `report` makes this start fail as an unusable telemetry side does (the
+ * worker says 'failed'), `throw` makes the worker die before it is ready, as a broken install would
+ * (docs/architecture.md#telemetry-thread).
+ */
+const TEST_START_FAIL_ENV = 'GITLAB_OTEL_TEST_WORKER_START_FAIL';
+/**
+ * Set only by tests, read once at start: the worker answers this many metrics requests and leaves every later one
+ * unanswered, so /metrics serves its last snapshot (docs/architecture.md#telemetry-thread).
+ */
+const TEST_METRICS_STALL_AFTER_ENV = 'GITLAB_OTEL_TEST_WORKER_METRICS_STALL_AFTER';
 
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('telemetry-worker.ts runs as a worker thread only');
+  const testStartFail = process.env[TEST_START_FAIL_ENV];
+  if (testStartFail === 'throw') throw new Error('telemetry worker start failure requested by a test');
+  const stallAfter = process.env[TEST_METRICS_STALL_AFTER_ENV];
+  let metricsAnswersLeft = stallAfter === undefined ? Infinity : Number(stallAfter);
   const post = (m: FromWorker): void => port.postMessage(m);
   const config = decodeConfig((workerData as WorkerStart).config);
   const minLevel = ORDER[config.logLevel];
@@ -45,6 +60,7 @@ async function main(): Promise<void> {
   };
   let side: TelemetrySide;
   try {
+    if (testStartFail === 'report') throw new Error('telemetry side start failure requested by a test');
     side = await startTelemetrySide(config, {
       log,
       registry,
@@ -126,6 +142,8 @@ async function main(): Promise<void> {
         for (const e of m.batch) exchange(e);
         return;
       case 'metrics':
+        if (metricsAnswersLeft <= 0) return;
+        metricsAnswersLeft--;
         void Promise.all([registry.getMetricsAsJSON(), side.ciMetrics?.prometheusText().catch(() => '') ?? Promise.resolve('')]).then(
           ([json, text]) => post({ type: 'metrics', id: m.id, json, text }),
           () => post({ type: 'metrics', id: m.id, json: [], text: '' }),

@@ -111,7 +111,7 @@ export class TelemetryWorkerHost {
 
   /** The first start: resolves once the worker has resumed its jobs, rejects if it cannot start. */
   async start(): Promise<void> {
-    const outcome = await this.spawn();
+    const outcome = await this.spawn('first');
     if (outcome !== 'ready') throw new Error(`telemetry worker did not start: ${outcome}`);
   }
 
@@ -228,8 +228,12 @@ export class TelemetryWorkerHost {
     return this.stopping;
   }
 
-  /** Resolves 'ready', or why the worker did not start. */
-  private spawn(): Promise<string> {
+  /**
+   * Resolves 'ready', or why the worker did not start. A first start that fails is not restarted: it fails the
+   * proxy's start; a restart that fails is a death like any other, restarted with backoff
+   * (docs/architecture.md#telemetry-thread).
+   */
+  private spawn(attempt: 'first' | 'restart'): Promise<string> {
     const { config, log } = this.options;
     this.current = 'starting';
     this.posted = 0;
@@ -238,6 +242,7 @@ export class TelemetryWorkerHost {
     this.worker = worker;
     return new Promise((resolve) => {
       let settled = false;
+      let wasReady = false;
       const settle = (outcome: string): void => {
         if (settled) return;
         settled = true;
@@ -252,6 +257,7 @@ export class TelemetryWorkerHost {
       worker.on('message', (m: FromWorker) => {
         if (this.worker !== worker) return;
         if (m.type === 'ready') {
+          wasReady = true;
           this.current = 'up';
           this.readySince = Date.now();
           this.options.followed.resumed(m.jobs);
@@ -267,10 +273,12 @@ export class TelemetryWorkerHost {
       });
       worker.on('error', (err) => {
         log('error', `telemetry worker failed: ${err.message}`, { code: 'TELEMETRY_WORKER_FAILED' });
+        settle(`failed: ${err.message}`);
       });
       worker.on('exit', (code) => {
         settle(`exited with code ${code}`);
-        this.onExit(worker, code);
+        if (attempt === 'first' && !wasReady) this.forget(worker);
+        else this.onExit(worker, code);
       });
     });
   }
@@ -302,8 +310,9 @@ export class TelemetryWorkerHost {
     }
   }
 
-  private onExit(worker: Worker, code: number): void {
-    if (this.worker !== worker) return;
+  /** The worker is gone: what was posted to it and what waits for its answers goes with it. False: not the current worker. */
+  private forget(worker: Worker): boolean {
+    if (this.worker !== worker) return false;
     this.worker = undefined;
     this.posted = 0;
     this.handled = 0;
@@ -311,11 +320,15 @@ export class TelemetryWorkerHost {
     this.batch = [];
     this.batchTransfer = [];
     for (const reply of [...this.replies.values()]) reply(undefined);
-    if (this.current === 'stopped') return;
+    if (this.current !== 'stopped') this.current = 'down';
+    return true;
+  }
+
+  private onExit(worker: Worker, code: number): void {
+    if (!this.forget(worker) || this.current === 'stopped') return;
     const { log, followed } = this.options;
     // The worker followed these jobs; its successor says which it resumed from the journal.
     followed.clear();
-    this.current = 'down';
     if (this.readySince > 0 && Date.now() - this.readySince >= STABLE_AFTER_MS) this.failures = 0;
     this.readySince = 0;
     const { initial, max } = this.options.restartBackoffMs ?? { initial: 250, max: 30_000 };
@@ -329,7 +342,7 @@ export class TelemetryWorkerHost {
     this.restartTimer = setTimeout(() => {
       if (this.current === 'stopped') return;
       this.restarts.inc();
-      void this.spawn();
+      void this.spawn('restart');
     }, delay);
     this.restartTimer.unref();
   }
