@@ -21,7 +21,7 @@
 // never copied or decoded (docs/job-log.md#one-pass-parser).
 //
 // Pure: no I/O, no clock.
-import { Fed, MAX_MARKER_BYTES, MarkerCandidate, SECTION_PREFIX, candidateStart, prefixAtEnd } from './section-marker.js';
+import { Fed, MAX_MARKER_BYTES, MarkerCandidate, SECTION_PREFIX, candidateStart, indexOfSection, prefixAtEnd } from './section-marker.js';
 
 export { MAX_MARKER_BYTES } from './section-marker.js';
 
@@ -572,7 +572,7 @@ export class JobLog {
       let p = pos;
       if (this.candidate.active) p = this.feedCandidate(b, base, p, segEnd);
       while (p < segEnd) {
-        if (nextSection !== -1 && nextSection < p) nextSection = b.indexOf(SECTION_PREFIX, p);
+        if (nextSection !== -1 && nextSection < p) nextSection = indexOfSection(b, p);
         let s = nextSection;
         if (s < 0 || s + SECTION_PREFIX.length > segEnd) {
           // Not whole in this entry: a `section_` may still be cut at its end

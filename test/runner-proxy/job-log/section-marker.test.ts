@@ -3,6 +3,7 @@ import t from 'tap';
 import {
   candidateStart,
   Fed,
+  indexOfSection,
   MarkerCandidate,
   MAX_MARKER_BYTES,
   prefixAtEnd,
@@ -80,4 +81,38 @@ t.test('prefixAtEnd and candidateStart find where a marker may begin', async (t)
   t.equal(candidateStart(b('xx secti'), 0, 8), 3, 'a partial prefix at the end');
   t.equal(candidateStart(b('xx section_ yy'), 0, 8), 3, 'a full prefix cut by `end` is a partial one');
   t.equal(candidateStart(b('no markers here'), 0, 15), -1);
+});
+
+t.test('indexOfSection answers exactly what indexOf(SECTION_PREFIX) answers, from every offset', async (t) => {
+  // Seeded (mulberry32): buffers dense in `_`, in the letters of `section` and in cut or whole prefixes.
+  let seed = 0x5ec7;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+  const pieces = ['section_', 'section', 'ection_', '_', 'sectio_', 'ssection_', 'n_', 's', 'x', '\n', 'é', 'section__'];
+  const needle = Buffer.from('section_', 'latin1');
+  let checked = 0;
+  let found = 0;
+  for (let n = 0; n < 300; n++) {
+    let text = '';
+    while (text.length < 1 + Math.floor(rand() * 80)) text += pieces[Math.floor(rand() * pieces.length)];
+    const b = Buffer.from(text, 'utf8');
+    for (let from = 0; from <= b.length + 1; from++) {
+      const want = b.indexOf(needle, from);
+      if (want >= 0) found++;
+      if (indexOfSection(b, from) !== want) {
+        t.fail(`${JSON.stringify(text)} from ${from}: ${indexOfSection(b, from)}, indexOf says ${want}`);
+        return;
+      }
+      checked++;
+    }
+  }
+  t.ok(found > 1000 && checked - found > 1000, `both answers were met (${found} found, ${checked - found} not)`);
+  t.equal(indexOfSection(Buffer.from('section_'), 0), 0);
+  t.equal(indexOfSection(Buffer.from('xsection_'), 1), 1);
+  t.equal(indexOfSection(Buffer.from('xsection_'), 2), -1, 'a start before `from` is not found');
+  t.equal(indexOfSection(Buffer.from('section'), 0), -1, 'a prefix is not a whole `section_`');
 });
