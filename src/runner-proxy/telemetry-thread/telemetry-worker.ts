@@ -21,8 +21,8 @@ const HEALTH_INTERVAL_MS = 1000;
 const TEST_CRASH_ENV = 'GITLAB_OTEL_TEST_WORKER_CRASH';
 /**
  * Set only by tests, read once at start: `report` makes this start fail as an unusable telemetry side does (the
- * worker says 'failed'), `throw` makes the worker die before it is ready, as a broken install would
- * (docs/architecture.md#telemetry-thread).
+ * worker says 'failed'), `throw` makes the worker die before it is ready, as a broken install would, `hang` keeps it
+ * from ever being ready (docs/architecture.md#telemetry-thread).
  */
 const TEST_START_FAIL_ENV = 'GITLAB_OTEL_TEST_WORKER_START_FAIL';
 /**
@@ -36,6 +36,11 @@ async function main(): Promise<void> {
   if (!port) throw new Error('telemetry-worker.ts runs as a worker thread only');
   const testStartFail = process.env[TEST_START_FAIL_ENV];
   if (testStartFail === 'throw') throw new Error('telemetry worker start failure requested by a test');
+  if (testStartFail === 'hang') {
+    // Alive and silent until the host's start timeout terminates it.
+    setInterval(() => undefined, 60_000);
+    return;
+  }
   const stallAfter = process.env[TEST_METRICS_STALL_AFTER_ENV];
   let metricsAnswersLeft = stallAfter === undefined ? Infinity : Number(stallAfter);
   const post = (m: FromWorker): void => port.postMessage(m);

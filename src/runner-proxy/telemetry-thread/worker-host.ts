@@ -58,6 +58,8 @@ export interface WorkerHostOptions {
   /** Body bytes posted and not yet handled past which posts are dropped (limits.max_buffered_bytes). */
   readonly maxInFlightBytes: number;
   readonly restartBackoffMs?: { readonly initial: number; readonly max: number };
+  /** How long a worker has to resume its jobs before it is terminated (default 60 s). */
+  readonly startTimeoutMs?: number;
 }
 
 export class TelemetryWorkerHost {
@@ -235,6 +237,7 @@ export class TelemetryWorkerHost {
    */
   private spawn(attempt: 'first' | 'restart'): Promise<string> {
     const { config, log } = this.options;
+    const startTimeoutMs = this.options.startTimeoutMs ?? START_TIMEOUT_MS;
     this.current = 'starting';
     this.posted = 0;
     this.handled = 0;
@@ -251,9 +254,9 @@ export class TelemetryWorkerHost {
       };
       const startTimer = setTimeout(() => {
         log('error', 'telemetry worker did not start in time; terminated', { code: 'TELEMETRY_WORKER_START_FAILED' });
-        settle(`not ready within ${START_TIMEOUT_MS} ms`);
+        settle(`not ready within ${startTimeoutMs} ms`);
         void worker.terminate();
-      }, START_TIMEOUT_MS);
+      }, startTimeoutMs);
       worker.on('message', (m: FromWorker) => {
         if (this.worker !== worker) return;
         if (m.type === 'ready') {

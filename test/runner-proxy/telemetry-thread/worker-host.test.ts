@@ -75,10 +75,19 @@ t.test('a first start that fails rejects with the reason, is logged with its cod
   for (const [mode, code, reason] of [
     ['report', 'TELEMETRY_WORKER_START_FAILED', 'telemetry side start failure requested by a test'],
     ['throw', 'TELEMETRY_WORKER_FAILED', 'failed: telemetry worker start failure requested by a test'],
+    ['hang', 'TELEMETRY_WORKER_START_FAILED', 'not ready within 1000 ms'],
   ] as const) {
     const registry = new Registry();
     const log = memoryLogger();
-    const host = new TelemetryWorkerHost({ config, log, registry, followed: new FollowedJobs(), maxInFlightBytes: 1 << 20 });
+    const host = new TelemetryWorkerHost({
+      config,
+      log,
+      registry,
+      followed: new FollowedJobs(),
+      maxInFlightBytes: 1 << 20,
+      // Only the worker that never gets ready meets this bound (the others fail on their own, whenever that is).
+      ...(mode === 'hang' ? { startTimeoutMs: 1000 } : {}),
+    });
     process.env[START_FAIL_ENV] = mode;
     // The worker is constructed (and its environment copied) before start() returns its promise.
     const starting = host.start();
