@@ -4,6 +4,8 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { BUCKETS, SYSTEM_FAILURE_REASONS } from '../../src/runner-proxy/job/ci-metrics.js';
+import { isBuiltInStage } from '../../src/runner-proxy/job-log/log-spans.js';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
 import { servedProxyMetrics, type ServedProxyMetrics } from '../support/proxy-metric-names.js';
 import { jobEnv, REPO, runCli } from '../support/in-job-harness.js';
@@ -265,6 +267,18 @@ function promtool(args: string[]): { code: number; output: string } | undefined 
   }
 }
 
+/**
+ * A directory holding rules.yml: the rules without their annotations. promtool's unit tests compare annotations too;
+ * those are templates checked above, so the copy is evaluated and only the labels of the alerts are expected.
+ */
+function rulesWithoutAnnotations(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'promtool-'));
+  const rules = parse(read('prometheus-rules.yml')) as { groups: { rules: Record<string, unknown>[] }[] };
+  for (const g of rules.groups) for (const r of g.rules) delete r.annotations;
+  writeFileSync(join(dir, 'rules.yml'), stringify(rules));
+  return dir;
+}
+
 t.test('promtool: the rules load, and the trust-boundary alerts fire when, and only when, they should', async (t) => {
   const check = promtool(['check', 'rules', join(DIR, 'prometheus-rules.yml')]);
   if (!check) {
@@ -272,12 +286,7 @@ t.test('promtool: the rules load, and the trust-boundary alerts fire when, and o
     return;
   }
   t.equal(check.code, 0, check.output);
-  // promtool's unit tests compare annotations too; those are templates checked above, so a copy without them is
-  // evaluated and only the labels of the alerts are expected.
-  const dir = mkdtempSync(join(tmpdir(), 'promtool-'));
-  const rules = parse(read('prometheus-rules.yml')) as { groups: { rules: Record<string, unknown>[] }[] };
-  for (const g of rules.groups) for (const r of g.rules) delete r.annotations;
-  writeFileSync(join(dir, 'rules.yml'), stringify(rules));
+  const dir = rulesWithoutAnnotations();
   const at = { instance: 'proxy:9464' };
   const series = (name: string, labels: Record<string, string>, values: string) => ({
     series: `${name}{${Object.entries({ ...at, ...labels })
@@ -323,6 +332,228 @@ t.test('promtool: the rules load, and the trust-boundary alerts fire when, and o
   const run = promtool(['test', 'rules', join(dir, 'unit.yml')])!;
   t.equal(run.code, 0, run.output);
   t.match(run.output, /SUCCESS/);
+});
+
+/** One input series as Prometheus holds it after scraping the proxy: a served name and labels, one sample per step. */
+interface ScrapedSeries {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Cumulative values; undefined where the proxy served no such series yet (an OpenTelemetry counter appears at its first count). */
+  readonly samples: readonly (number | undefined)[];
+}
+
+/** The labels Prometheus adds to every scraped series: the target's, not the proxy's. */
+const TARGET_LABELS = new Set(['instance', 'job']);
+
+/** promtool's `values` notation: runs of missing samples as `_xN`, runs of equal steps as `a+bxN` (N + 1 values). */
+function promValues(samples: readonly (number | undefined)[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < samples.length;) {
+    let j = i;
+    if (samples[i] === undefined) {
+      while (j < samples.length && samples[j] === undefined) j += 1;
+      out.push(`_x${j - i}`);
+    } else {
+      const step = samples[i + 1] !== undefined ? samples[i + 1]! - samples[i]! : 0;
+      while (j + 1 < samples.length && samples[j + 1] !== undefined && samples[j + 1]! - samples[j]! === step) j += 1;
+      out.push(`${samples[i]}+${step}x${j - i}`);
+      j += 1;
+    }
+    i = j;
+  }
+  return out.join(' ');
+}
+
+const cumulative = (steps: number, perStep: (step: number) => number, from = 0): (number | undefined)[] => {
+  let total = 0;
+  return Array.from({ length: steps }, (_, step) => (step < from ? undefined : (total += perStep(step))));
+};
+
+/** A counter served from step `from` on, with the count of each step already in that step's sample. */
+function counter(name: string, labels: Record<string, string>, steps: number, perStep: (step: number) => number, from = 0): ScrapedSeries {
+  return { name, labels, samples: cumulative(steps, perStep, from) };
+}
+
+/** The _bucket (one per bound, and +Inf), _count and _sum series of a histogram fed `observed(step)` each step. */
+function histogram(
+  name: string,
+  labels: Record<string, string>,
+  bounds: readonly number[],
+  steps: number,
+  observed: (step: number) => number[],
+): ScrapedSeries[] {
+  const buckets = [...bounds.map((b) => ({ le: String(b), max: b })), { le: '+Inf', max: Infinity }];
+  return [
+    ...buckets.map((b) => counter(`${name}_bucket`, { ...labels, le: b.le }, steps, (s) => observed(s).filter((v) => v <= b.max).length)),
+    counter(`${name}_count`, labels, steps, (s) => observed(s).length),
+    counter(`${name}_sum`, labels, steps, (s) => observed(s).reduce((a, b) => a + b, 0)),
+  ];
+}
+
+const promSeries = (s: ScrapedSeries) => ({
+  series: `${s.name}{${Object.entries(s.labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',')}}`,
+  values: promValues(s.samples),
+});
+
+t.test('promValues: runs of missing samples and of equal steps in promtool notation', async (t) => {
+  t.equal(promValues([undefined, undefined, 1, 2, 3, 3, 3, 10]), '_x2 1+1x2 3+0x1 10+0x0');
+  t.equal(promValues([0, 5, 10]), '0+5x2');
+});
+
+t.test('promtool: the CI/CD alerts of issue #14 fire when, and only when, they should', async (t) => {
+  if (!promtool(['--version'])) {
+    t.pass('promtool', { skip: 'promtool is not installed' });
+    return;
+  }
+  const dir = rulesWithoutAnnotations();
+  const served = await servedCiMetrics();
+  const target = (instance: string) => ({ instance, job: 'gitlab-otel' });
+  const docker = { ci_runner_executor: 'docker' };
+  const alert = (eval_time: string, alertname: string, ...labels: Record<string, string>[]) => ({
+    eval_time,
+    alertname,
+    exp_alerts: labels.map((l) => ({ exp_labels: l })),
+  });
+  const repeat = (n: number, seconds: number): number[] => Array<number>(n).fill(seconds);
+
+  // Queue time, 25 jobs a minute on each proxy for 130 minutes. GitLab reports whole seconds; 45 s and 250 s land in
+  // the (30, 60] and (120, 300] buckets, 450 s in (300, 600].
+  const minutes = 130;
+  const queue = (instance: string, observed: (minute: number) => number[]) =>
+    histogram('ci_job_queue_duration', { ...target(instance), ...docker }, BUCKETS.queue, minutes, observed);
+  const within = (m: number, from: number, to: number) => m >= from && m < to;
+  const queueSeries = [
+    // Sustained: from minute 20 to 100, one job in five waits 450 s: p95 = 300 + (0.95 - 0.8) / 0.2 × 300 = 525 s.
+    ...queue('sustained:9464', (m) => (within(m, 20, 100) ? [...repeat(20, 45), ...repeat(5, 450)] : repeat(25, 45))),
+    // Just below: one job in 25 (4 %) waits 450 s, the rest 250 s: p95 = 120 + 0.95 / 0.96 × 180 ≈ 298 s, all along.
+    ...queue('below:9464', () => [...repeat(24, 250), 450]),
+    // A spike: every job waits 450 s for 10 minutes (minutes 20 to 30), fast before and after.
+    ...queue('spike:9464', (m) => (within(m, 20, 30) ? repeat(25, 450) : repeat(25, 45))),
+  ];
+
+  // System failures over 150 minutes. ci_jobs_total counts every finished job by status, result and failure reason;
+  // cicd_system_errors_total only the system failure reasons (SYSTEM_FAILURE_REASONS).
+  const jobs = (instance: string, outcome: Record<string, string>, perMinute: number, from = 0, to = Infinity) =>
+    counter('ci_jobs_total', { ...target(instance), ...docker, ...outcome }, 150, (m) => (m < to ? perMinute : 0), from);
+  const systemErrors = (instance: string, from = 0, to = Infinity) =>
+    counter(
+      'cicd_system_errors_total',
+      { ...target(instance), cicd_system_component: 'gitlab-runner', error_type: 'runner_system_failure', ...docker },
+      150,
+      (m) => (m < to ? 1 : 0),
+      from,
+    );
+  const success = { ci_job_status: 'success', cicd_pipeline_task_run_result: 'success' };
+  const failed = (reason: string) => ({ ci_job_status: 'failed', cicd_pipeline_task_run_result: 'failure', ci_job_failure_reason: reason });
+  t.ok(SYSTEM_FAILURE_REASONS.has('runner_system_failure') && !SYSTEM_FAILURE_REASONS.has('script_failure'));
+  const failureSeries = [
+    // 1 job in 33 (3 %) a system failure from minute 30 to 100; its series appear with the first one.
+    jobs('failing:9464', success, 32),
+    jobs('failing:9464', failed('runner_system_failure'), 1, 30, 100),
+    systemErrors('failing:9464', 30, 100),
+    // Half the jobs fail their script, none for the system.
+    jobs('scripts:9464', success, 10),
+    jobs('scripts:9464', failed('script_failure'), 10),
+    // 1 job in 66 (1.5 %) a system failure, all along.
+    jobs('below:9464', success, 65),
+    jobs('below:9464', failed('runner_system_failure'), 1),
+    systemErrors('below:9464'),
+  ];
+
+  // Stage durations, hourly for 181 hours (a week and 13 hours); from hour 170 on, some stages are slower than in
+  // the same hours a week before. 50 s lands in (30, 60], p95 = 58.5 s; 100 s in (60, 120].
+  const hours = 181;
+  const stage = (ci_stage_name: string, observed: (hour: number) => number[]) =>
+    histogram(
+      'ci_stage_duration',
+      { ...target('proxy:9464'), ci_stage_name, ci_stage_status: 'success', ...docker },
+      BUCKETS.stage,
+      hours,
+      observed,
+    );
+  const stageSeries = [
+    // 30 a hour, now 100 s: p95 117 s, 2× the week before.
+    ...stage('step_script', (h) => repeat(30, h >= 170 ? 100 : 50)),
+    // 40 a hour, now 3 of them 100 s: p95 = 60 + 0.025 / 0.075 × 60 = 80 s, 1.37× the week before.
+    ...stage('get_sources', (h) => (h >= 170 ? [...repeat(37, 50), ...repeat(3, 100)] : repeat(40, 50))),
+    // 30 a hour, slow from hour 4 to 16 of every week (a weekly load): the same p95 as the same hours a week before.
+    ...stage('prepare_executor', (h) => repeat(30, h % 168 >= 4 && h % 168 < 16 ? 100 : 50)),
+    // 3 a hour (18 in 6 h), now 200 s instead of 20 s: p95 10× the week before, on too few jobs.
+    ...stage('restore_cache', (h) => repeat(3, h >= 170 ? 200 : 20)),
+  ];
+  for (const name of ['step_script', 'get_sources', 'prepare_executor', 'restore_cache'])
+    t.ok(isBuiltInStage(name), `${name} is a stage name the proxy serves`);
+
+  // Every input series has a name and labels the proxy serves (test/support/ci-metric-names.ts), plus the target's.
+  for (const s of [...queueSeries, ...failureSeries, ...stageSeries]) {
+    t.ok(served.series.has(s.name), `${s.name} is served`);
+    const unknown = Object.keys(s.labels).filter((k) => !TARGET_LABELS.has(k) && !served.labels.get(s.name)?.has(k));
+    t.same(unknown, [], `${s.name}: labels the proxy serves`);
+  }
+
+  const queueTime = (instance: string) => ({ severity: 'warning', instance });
+  const systemFailures = (instance: string) => ({ severity: 'critical', instance });
+  const minuteTests = {
+    rule_files: ['rules.yml'],
+    evaluation_interval: '1m',
+    tests: [
+      {
+        interval: '1m',
+        input_series: queueSeries.map(promSeries),
+        alert_rule_test: [
+          alert('15m', 'GitLabCiQueueTimeHigh'),
+          // The rise and the spike both began at minute 20: neither has lasted the 30 minutes of `for:` yet.
+          alert('45m', 'GitLabCiQueueTimeHigh'),
+          // The sustained rise fires; the 10-minute spike, over for 25 minutes, has not.
+          alert('55m', 'GitLabCiQueueTimeHigh', queueTime('sustained:9464')),
+          alert('99m', 'GitLabCiQueueTimeHigh', queueTime('sustained:9464')),
+          // Fast again since minute 100, out of the 15-minute window by 115.
+          alert('120m', 'GitLabCiQueueTimeHigh'),
+        ],
+      },
+      {
+        interval: '1m',
+        input_series: failureSeries.map(promSeries),
+        alert_rule_test: [
+          alert('25m', 'GitLabCiSystemFailures'),
+          // 3 % of the last 30 minutes' jobs from about minute 50 on: pending, not yet 15 minutes.
+          alert('60m', 'GitLabCiSystemFailures'),
+          alert('70m', 'GitLabCiSystemFailures', systemFailures('failing:9464')),
+          alert('100m', 'GitLabCiSystemFailures', systemFailures('failing:9464')),
+          // No system failure since minute 100: under 2 % of the window from about minute 111.
+          alert('120m', 'GitLabCiSystemFailures'),
+          alert('149m', 'GitLabCiSystemFailures'),
+        ],
+      },
+    ],
+  };
+  // A week and more of input: rules evaluated every 5 minutes, which is what makes this quick.
+  const weekTests = {
+    rule_files: ['rules.yml'],
+    evaluation_interval: '5m',
+    tests: [
+      {
+        interval: '1h',
+        input_series: stageSeries.map(promSeries),
+        alert_rule_test: [
+          // No week-old data to compare with yet, then the same durations as a week before.
+          alert('100h', 'GitLabCiStageSlowerThanLastWeek'),
+          alert('169h', 'GitLabCiStageSlowerThanLastWeek'),
+          // Slower from hour 170: pending for the hour of `for:`.
+          alert('170h30m', 'GitLabCiStageSlowerThanLastWeek'),
+          alert('172h', 'GitLabCiStageSlowerThanLastWeek', { severity: 'info', ci_stage_name: 'step_script' }),
+          alert('180h', 'GitLabCiStageSlowerThanLastWeek', { severity: 'info', ci_stage_name: 'step_script' }),
+        ],
+      },
+    ],
+  };
+  writeFileSync(join(dir, 'ci-minutes.yml'), stringify(minuteTests));
+  writeFileSync(join(dir, 'ci-week.yml'), stringify(weekTests));
+  const run = promtool(['test', 'rules', join(dir, 'ci-minutes.yml'), join(dir, 'ci-week.yml')])!;
+  t.equal(run.code, 0, run.output);
+  t.equal(run.output.match(/SUCCESS/g)?.length, 2, run.output);
 });
 
 t.test('the served-names fixture covers every metric the proxy registers, and its checks catch a wrong name or label', async (t) => {
