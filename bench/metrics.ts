@@ -28,6 +28,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { nodeProxyEnv } from './node-proxy-env.js';
+import { SHIPPED_NODE_OPTIONS } from '../src/runner-proxy/young-generation.js';
 import { balancedOrders } from './round-order.js';
 import type { BenchFigure, BenchModule } from './types.js';
 import { buildJobLog } from '../src/lab/job-log-builder.js';
@@ -123,7 +125,7 @@ async function startOurs(
   );
   const nodeArgs = (process.env.BENCH_OURS_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
   if (settleProbe) nodeArgs.push('--expose-gc', '--import', `data:text/javascript,${encodeURIComponent(SETTLE_PROBE)}`);
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+  const env = nodeProxyEnv();
   const child = spawn(process.execPath, [...nodeArgs, process.env.BENCH_OURS_CLI ?? 'dist/cli.js', 'runner-proxy', '--config', config], {
     stdio: settleProbe ? ['ignore', 'ignore', 'pipe', 'ipc'] : ['ignore', 'ignore', 'pipe'],
     env,
@@ -358,6 +360,7 @@ const run: BenchModule = async ({ quick, log, method }) => {
     });
     method?.(
       `forwarding: four proxies (metrics on, off, off again as the A/A control, and on with telemetry.thread: worker), ` +
+        `each with NODE_OPTIONS=${SHIPPED_NODE_OPTIONS} as the shipped unit and image run it, ` +
         `${rounds} rounds × ${workers} runners × ${jobsEach} jobs per side${quick ? '' : ' (6, not 8 as with three sides, to keep the module within a minute)'}, ` +
         `the order within a round following a balanced Latin square of the four sides (each in every position and right after every other once per ${orders.length} rounds); ` +
         `a ${(big.bytes.length / 1024).toFixed(0)} KiB log in ${patches} PATCHes per job; p99 over every runner call (request, updates, PATCHes); ` +

@@ -19,6 +19,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { SHIPPED_NODE_OPTIONS } from '../src/runner-proxy/young-generation.js';
+import { nodeProxyEnv } from './node-proxy-env.js';
 import type { BenchFigure, BenchModule, BenchOptions } from './types.js';
 import { ensureNginx, startNginx } from './nginx.js';
 import { buildJobLog } from '../src/lab/job-log-builder.js';
@@ -104,8 +106,7 @@ function stopper(child: ChildProcess): () => Promise<void> {
 
 /** A Node proxy process that logs `"listen":"host:port"` on stderr once listening. */
 async function startNodeProxy(args: string[]): Promise<ProxyProcess> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: nodeProxyEnv() });
   const tail: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`proxy did not start within 20 s: ${tail.join('\n')}`)), 20_000);
@@ -933,11 +934,13 @@ const bench: BenchModule = async (options: BenchOptions) => {
     });
     log(`collector: ${counts.spans} spans received (${counts.grpc} over gRPC, ${counts.http} over HTTP), ${counts.distinct} distinct`);
     method(
-      `ours runs at its defaults: the configuration names only the listen address (admin listener off), the upstream and one collector ` +
-        `endpoint (gRPC). The payload's features.tracing has a trace id, no span_parent_id and no otel_endpoints: GitLab 19 names its ` +
+      `ours runs at its defaults, as deployed: the configuration names only the listen address (admin listener off), the upstream and ` +
+        `one collector endpoint (gRPC), and ours and the bare Node pipes run with NODE_OPTIONS=${SHIPPED_NODE_OPTIONS}, as the shipped ` +
+        `systemd unit and image set it (docs/performance.md#garbage-collection). ` +
+        `The payload's features.tracing has a trace id, no span_parent_id and no otel_endpoints: GitLab 19 names its ` +
         `collectors as URL strings, which gitlab-runner 19.4 cannot decode (it loses the job), so direct and the baselines could not run ` +
         `such a payload. ${counts.distinct} distinct spans reached the collector (${counts.grpc} over gRPC, ${counts.http} over HTTP). ` +
-        `Metrics on vs off: not measured yet (the variant hook in startOurs, once the proxy has the switch).`,
+        `Metrics on vs off: the ci-metrics suite (bench/metrics.ts).`,
     );
   } finally {
     await s.stop();

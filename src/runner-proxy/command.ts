@@ -4,6 +4,7 @@ import { ConfigError } from './config/schema.js';
 import { loadConfig } from './config/load.js';
 import { asyncJsonLogger } from './async-logger.js';
 import { startRunnerProxy } from './runtime.js';
+import { SHIPPED_NODE_OPTIONS, semiSpaceBoundMiB } from './young-generation.js';
 
 const HELP = `Usage: gitlab-otel runner-proxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--admin-listen HOST:PORT]
 
@@ -55,6 +56,16 @@ export async function runnerProxyCommand(argv: string[]): Promise<number> {
   // Asynchronous: no log line is a synchronous write on the forwarding event loop (docs/performance.md#logging).
   const log = asyncJsonLogger(loaded.config.logLevel);
   for (const w of loaded.warnings) log('warn', w);
+  if (semiSpaceBoundMiB(process.execArgv, process.env.NODE_OPTIONS) === undefined) {
+    log(
+      'info',
+      `V8's young generation is at Node's default: under load the proxy may pause for back-to-back full GCs; start it with NODE_OPTIONS=${SHIPPED_NODE_OPTIONS} as the shipped systemd unit and image do`,
+      {
+        code: 'YOUNG_GENERATION_DEFAULT',
+        docs: 'docs/performance.md#garbage-collection',
+      },
+    );
+  }
   const running = await startRunnerProxy(loaded.config, { log });
   const code = await new Promise<number>((resolve) => {
     let stopping = false;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { BUCKETS, SYSTEM_FAILURE_REASONS } from '../../src/runner-proxy/job/ci-metrics.js';
 import { isBuiltInStage } from '../../src/runner-proxy/job-log/log-spans.js';
+import { SHIPPED_NODE_OPTIONS } from '../../src/runner-proxy/young-generation.js';
 import { servedCiMetrics } from '../support/ci-metric-names.js';
 import { servedProxyMetrics, type ServedProxyMetrics } from '../support/proxy-metric-names.js';
 import { jobEnv, REPO, runCli } from '../support/in-job-harness.js';
@@ -131,6 +132,11 @@ t.test('systemd unit: hardened, restarts, dedicated user, state directory for th
   t.equal(one('StateDirectory'), 'gitlab-otel');
   t.equal(one('NoNewPrivileges'), 'yes');
   t.match(one('ExecStart'), /gitlab-otel runner-proxy --config \/etc\/gitlab-otel\/gitlab-otel.yml/);
+  // The young-generation bound the proxy asks for when it is missing (docs/performance.md#garbage-collection),
+  // the same in the unit and in the component image (the Helm chart runs that image).
+  t.ok(directives.get('Environment')?.includes(`NODE_OPTIONS=${SHIPPED_NODE_OPTIONS}`), `Environment=NODE_OPTIONS=${SHIPPED_NODE_OPTIONS}`);
+  const dockerfile = readFileSync(join(REPO, 'component', 'Dockerfile'), 'utf8');
+  t.match(dockerfile, new RegExp(`^ENV NODE_OPTIONS=${SHIPPED_NODE_OPTIONS}$`, 'm'), 'the image sets the same');
   t.match(unit, /\[Install\][\s\S]*WantedBy=multi-user.target/);
   // systemd's own parser, when it is installed; the binary's absence is the only complaint allowed.
   let verify: string;

@@ -77,4 +77,34 @@ t.test('the proxy runs until SIGINT and then exits 0', async (t) => {
     proxy.lines.find((l) => l.msg === 'stopping'),
     { level: 'info', signal: 'SIGINT' },
   );
+  // Started without a semi-space bound (the test's NODE_OPTIONS holds at most tap's hook): said once, at start.
+  t.equal(proxy.lines.filter((l) => l.code === 'YOUNG_GENERATION_DEFAULT').length, 1, 'the young-generation hint, once');
+  t.match(
+    proxy.lines.find((l) => l.code === 'YOUNG_GENERATION_DEFAULT'),
+    { level: 'info', msg: /NODE_OPTIONS=--max-semi-space-size=8/, docs: 'docs/performance.md#garbage-collection' },
+  );
+});
+
+t.test('started as the shipped unit starts it, the proxy gives no young-generation hint', async (t) => {
+  const port = await freePort();
+  const config = writeConfig(dir, 'bounded.yml', {
+    listen: `127.0.0.1:${port}`,
+    admin: null,
+    upstream: { url: 'http://127.0.0.1:9' },
+    shutdown: { grace: '1s', flush_timeout: '1s' },
+  });
+  const proxy = await startProxyChild(config, 30_000, ['--max-semi-space-size=8']);
+  t.teardown(() => {
+    if (proxy.child.exitCode === null) proxy.child.kill('SIGKILL');
+  });
+  proxy.child.kill('SIGTERM');
+  t.same(await exitOf(proxy, 15_000), { code: 0, signal: null });
+  t.ok(
+    proxy.lines.some((l) => typeof l.listen === 'string'),
+    'it started (its listen line was read)',
+  );
+  t.notOk(
+    proxy.lines.some((l) => l.code === 'YOUNG_GENERATION_DEFAULT'),
+    'no hint',
+  );
 });

@@ -33,10 +33,11 @@ export function writeConfig(dir: string, name: string, doc: Record<string, unkno
   return file;
 }
 
-export async function startProxyChild(configFile: string, timeoutMs = 30_000): Promise<ProxyChild> {
+/** `nodeArgs`: node's own flags for the child, before the entry (e.g. V8 heap settings). */
+export async function startProxyChild(configFile: string, timeoutMs = 30_000, nodeArgs: readonly string[] = []): Promise<ProxyChild> {
   // The child reads OTEL_* like any deployment would; the test's own must not leak in.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
-  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, CLI_ENTRY, 'runner-proxy', '--config', configFile], {
+  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, ...nodeArgs, CLI_ENTRY, 'runner-proxy', '--config', configFile], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env,
   });
