@@ -4,12 +4,22 @@
 // (job token, repo_url, masked variables, registry credentials, dependency
 // tokens), so tests can check none of them leaks.
 //
-// The default job is what GitLab 19 sends for a job of a top-level pipeline
-// (docs/runner-protocol.md#job-telemetry): `features.tracing` with the trace id
-// derived from the root pipeline id, no `span_parent_id`, and `otel_endpoints`
-// as OTLP/HTTP URL strings.
-import { randomBytes } from 'node:crypto';
+// The default job carries `features.tracing` as Rails builds it
+// (`EE::Ci::Build#tracing_context`, docs/runner-protocol.md#trace-ids): the
+// trace id from the root pipeline id, `span_parent_id` = the id of Rails'
+// `job_running` span for the job (every job, top-level or child), and one
+// `{url}` object per collector, without `auth`.
+import { createHash, randomBytes } from 'node:crypto';
 import { gitlabTraceId } from '../telemetry/pipeline-ids.js';
+
+/**
+ * The span id Rails gives its `job_running` span and sends as `span_parent_id`:
+ * the first 16 hex digits of SHA-256 over `<root pipeline id>:<job id>:running`
+ * (`Gitlab::Ci::TraceContext.span_id_for_job`, docs/runner-protocol.md#trace-ids).
+ */
+export function railsJobRunningSpanId(rootPipelineId: number, jobId: number): string {
+  return createHash('sha256').update(`${rootPipelineId}:${jobId}:running`).digest('hex').slice(0, 16);
+}
 
 export type TelemetryContract =
   | { kind: 'none' }
@@ -17,9 +27,11 @@ export type TelemetryContract =
       kind: 'tracing';
       /** Default: GitLab's derivation from the root pipeline id. */
       traceId?: string;
-      /** Child-pipeline jobs only; undefined leaves the key out, '' and null are sent as given. */
+      /** Default: Rails' `job_running` span id for the job (`railsJobRunningSpanId`); a string or null is sent as given. */
       spanParentId?: string | null;
-      /** Default: the payload options' `otelEndpoints`. */
+      /** Leave the `span_parent_id` key out, as an earlier design revision did (gitlab#590587); Rails at the commits read always sends it. */
+      omitSpanParentId?: boolean;
+      /** Sent as given (strings, objects with `auth`, malformed entries); default: the payload options' `otelEndpoints`. */
       endpoints?: unknown[];
     }
   | { kind: 'job_telemetry'; traceId: string; parentSpanId: string }
@@ -35,8 +47,11 @@ export interface JobPayloadOptions {
   pipelineId?: number;
   /** The root of the pipeline tree (a child pipeline's differs from its own); default `pipelineId`. */
   rootPipelineId?: number;
-  /** The collectors GitLab names (its `ci_telemetry_otel_endpoint` setting, up to 2): OTLP/HTTP URL strings. Default none. */
-  otelEndpoints?: unknown[];
+  /**
+   * The collector URLs GitLab names, each sent as Rails sends its `ci_telemetry_otel_endpoint`
+   * setting: `{ "url": … }` with no `auth` (Rails names exactly one). Default none.
+   */
+  otelEndpoints?: string[];
   projectId?: number;
   projectPath?: string;
   ref?: string;
@@ -157,9 +172,12 @@ export function makeJobPayload(o: JobPayloadOptions): Record<string, unknown> {
     features,
   };
   if (contract.kind === 'tracing') {
-    const tracing: Record<string, unknown> = { trace_id: contract.traceId ?? gitlabTraceId(o.rootPipelineId ?? pipelineId) };
-    if (contract.spanParentId !== undefined) tracing.span_parent_id = contract.spanParentId;
-    tracing.otel_endpoints = contract.endpoints ?? o.otelEndpoints ?? [];
+    const root = o.rootPipelineId ?? pipelineId;
+    const tracing: Record<string, unknown> = { trace_id: contract.traceId ?? gitlabTraceId(root) };
+    if (!contract.omitSpanParentId) {
+      tracing.span_parent_id = contract.spanParentId === undefined ? railsJobRunningSpanId(root, o.id) : contract.spanParentId;
+    }
+    tracing.otel_endpoints = contract.endpoints ?? (o.otelEndpoints ?? []).map((url) => ({ url }));
     features.tracing = tracing;
   }
   if (contract.kind === 'job_telemetry') {

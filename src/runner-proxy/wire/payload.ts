@@ -40,9 +40,10 @@ export interface JobVariableWire {
 
 /**
  * `features.tracing` (GitLab ≥ 19; docs/runner-protocol.md#job-telemetry).
- * `span_parent_id` is sent only for child-pipeline jobs: absent, `null` and
- * `""` all mean "no parent". `otel_endpoints` holds up to 2 entries, OTLP/HTTP
- * URL strings in GitLab's design, `{url, auth}` objects in the runner's struct.
+ * Rails sends `span_parent_id` for every job (its `job_running` span,
+ * docs/runner-protocol.md#trace-ids); absent, `null` and `""` all mean "no
+ * parent". `otel_endpoints`: Rails sends one `{url}` object; an earlier design
+ * revision showed URL strings, and the runner's struct has `{url, auth}`.
  */
 export interface TracingWire {
   trace_id?: string;
