@@ -10,7 +10,7 @@ import { buildJobLog, type JobLogScenario } from '../../src/lab/job-log-builder.
 import { makeJobPayload, type JobPayloadOptions } from '../../src/lab/job-payload.js';
 import type { RunnerSimulator } from '../../src/lab/runner.js';
 import { CI, CICD, ERROR_TYPE } from '../../src/telemetry/attributes.js';
-import { BUCKETS, CI_METRIC } from '../../src/runner-proxy/job/ci-metrics.js';
+import { BUCKETS, CI_METRIC, SYSTEM_FAILURE_REASONS } from '../../src/runner-proxy/job/ci-metrics.js';
 import { OtlpHttpReceiver } from '../../src/telemetry/receiver.js';
 import { distribution, TEMPORALITY, type ReceivedMetrics } from '../../src/telemetry/metrics/received-metrics.js';
 import { parseExposition } from '../support/prometheus-text.js';
@@ -75,6 +75,21 @@ t.test(
     // Exported (GitLab's tracing contract), success, queued 3 s.
     runs.push(
       await runJob(lab, runner, { id: 7101, contract: { kind: 'tracing', traceId: TRACE }, timeInQueueSeconds: 3 }, { scriptMs: 2_000 }),
+    );
+    // After one successful job, /metrics already serves the executor's system-error series, at 0: a later failure is
+    // an increase rate() sees, not a series first served at 1 (docs/metrics.md#zero-series).
+    const first = parseExposition((await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).body);
+    const zero = first.series.filter((s) => s.name === 'cicd_system_errors_total');
+    t.same(
+      zero.map((s) => s.labels).sort((a, b) => String(a.error_type).localeCompare(String(b.error_type))),
+      [...SYSTEM_FAILURE_REASONS]
+        .sort()
+        .map((error_type) => ({ cicd_system_component: 'gitlab-runner', error_type, ci_runner_executor: 'docker' })),
+      'one series per system failure reason, with the labels of a real count',
+    );
+    t.ok(
+      zero.every((s) => s.value === 0),
+      'all at 0',
     );
     // No telemetry at all: followed for metrics only; script failure, queued 45 s.
     runs.push(
@@ -187,9 +202,18 @@ t.test(
 
     const sys = m.of(CI_METRIC.systemErrors);
     t.same(
-      sys.map((p) => [p.attributes[ERROR_TYPE], p.value]),
+      sys.filter((p) => p.value !== 0).map((p) => [p.attributes[ERROR_TYPE], p.value]),
       [['runner_system_failure', 1]],
       'cicd.system.errors: the system failure only',
+    );
+    t.same(
+      sys.map((p) => p.attributes[ERROR_TYPE]).sort(),
+      [...SYSTEM_FAILURE_REASONS].sort(),
+      'the zero series are exported over OTLP too, one per reason',
+    );
+    t.ok(
+      sys.every((p) => p.temporality === TEMPORALITY.cumulative && p.attributes[CI.runnerExecutor] === 'docker'),
+      'cumulative, by executor',
     );
     const jobs = m.of(CI_METRIC.jobs);
     t.equal(
@@ -209,6 +233,30 @@ t.test(
     );
   },
 );
+
+t.test('telemetry.thread: worker: the zero series are served while the first job of an executor runs', async (t) => {
+  const lab = await startLab({ proxyConfig: { telemetry: { thread: 'worker' } } });
+  t.teardown(() => lab.stop());
+  const runner = lab.runner({ executor: 'shell' });
+  lab.gitlab.enqueue(makeJobPayload({ id: 7151, contract: { kind: 'none' } }));
+  const received = await runner.requestJob();
+  if (!received) throw new Error('the runner got no job');
+  const zero = async () =>
+    parseExposition((await get(`http://127.0.0.1:${lab.proxy.adminAddress!.port}/metrics`)).body).series.filter(
+      (s) => s.name === 'cicd_system_errors_total',
+    );
+  // /metrics carries the worker's snapshot, which follows the job's assignment: wait for it, bounded.
+  const deadline = Date.now() + 10_000;
+  while ((await zero()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const served = await zero();
+  t.same(
+    served.map((s) => [s.labels.error_type, s.labels.ci_runner_executor, s.value]).sort(),
+    [...SYSTEM_FAILURE_REASONS].sort().map((reason) => [reason, 'shell', 0]),
+    'before the job has ended: every system failure reason for its executor, at 0',
+  );
+  const log = buildJobLog('success', { start: new Date(), timestamps: true });
+  await runner.runJob(received, { log: log.bytes, state: 'success' });
+});
 
 t.test('OTLP/HTTP, delta, OTEL_METRIC_EXPORT_INTERVAL honoured; project attribute capped with an other bucket', async (t) => {
   const collector = await new OtlpHttpReceiver().start();

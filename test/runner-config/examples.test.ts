@@ -344,7 +344,10 @@ t.test('promtool: the rules load, and the trust-boundary alerts fire when, and o
 interface ScrapedSeries {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
-  /** Cumulative values; undefined where the proxy served no such series yet (an OpenTelemetry counter appears at its first count). */
+  /**
+   * Cumulative values; undefined where the proxy served no such series yet (an OpenTelemetry counter appears at its
+   * first measurement: its first count, or the 0 of the zero series, docs/metrics.md#zero-series).
+   */
   readonly samples: readonly (number | undefined)[];
 }
 
@@ -443,29 +446,41 @@ t.test('promtool: the CI/CD alerts of issue #14 fire when, and only when, they s
   // cicd_system_errors_total only the system failure reasons (SYSTEM_FAILURE_REASONS).
   const jobs = (instance: string, outcome: Record<string, string>, perMinute: number, from = 0, to = Infinity) =>
     counter('ci_jobs_total', { ...target(instance), ...docker, ...outcome }, 150, (m) => (m < to ? perMinute : 0), from);
-  const systemErrors = (instance: string, from = 0, to = Infinity) =>
+  // The proxy serves an executor's system-error series at 0 from its first job on (docs/metrics.md#zero-series), so the
+  // series is there from minute 0 and its first failure is an increase; `servedFrom` > 0 is the series served only from
+  // its first count, as before that.
+  const systemErrors = (instance: string, failures: (minute: number) => number, servedFrom = 0) =>
     counter(
       'cicd_system_errors_total',
       { ...target(instance), cicd_system_component: 'gitlab-runner', error_type: 'runner_system_failure', ...docker },
       150,
-      (m) => (m < to ? 1 : 0),
-      from,
+      failures,
+      servedFrom,
     );
   const success = { ci_job_status: 'success', cicd_pipeline_task_run_result: 'success' };
   const failed = (reason: string) => ({ ci_job_status: 'failed', cicd_pipeline_task_run_result: 'failure', ci_job_failure_reason: reason });
   t.ok(SYSTEM_FAILURE_REASONS.has('runner_system_failure') && !SYSTEM_FAILURE_REASONS.has('script_failure'));
   const failureSeries = [
-    // 1 job in 33 (3 %) a system failure from minute 30 to 100; its series appear with the first one.
+    // 1 job in 33 (3 %) a system failure from minute 30 to 100; ci_jobs' failed series appears with the first one.
     jobs('failing:9464', success, 32),
     jobs('failing:9464', failed('runner_system_failure'), 1, 30, 100),
-    systemErrors('failing:9464', 30, 100),
+    systemErrors('failing:9464', (m) => (within(m, 30, 100) ? 1 : 0)),
     // Half the jobs fail their script, none for the system.
     jobs('scripts:9464', success, 10),
     jobs('scripts:9464', failed('script_failure'), 10),
     // 1 job in 66 (1.5 %) a system failure, all along.
     jobs('below:9464', success, 65),
     jobs('below:9464', failed('runner_system_failure'), 1),
-    systemErrors('below:9464'),
+    systemErrors('below:9464', () => 1),
+    // A quiet proxy after a restart: one job a minute, one system failure at minute 30 (1 of 30 in the window, 3.3 %).
+    jobs('restarted:9464', success, 1),
+    jobs('restarted:9464', failed('runner_system_failure'), 1, 30, 31),
+    systemErrors('restarted:9464', (m) => (m === 30 ? 1 : 0)),
+    // The same, with the system-error series served only from its first count: rate() takes that sample as the
+    // baseline, so the failure is never seen. What the zero series are for.
+    jobs('first-at-one:9464', success, 1),
+    jobs('first-at-one:9464', failed('runner_system_failure'), 1, 30, 31),
+    systemErrors('first-at-one:9464', (m) => (m === 30 ? 1 : 0), 30),
   ];
 
   // Stage durations, hourly for 181 hours (a week and 13 hours); from hour 170 on, some stages are slower than in
@@ -524,6 +539,9 @@ t.test('promtool: the CI/CD alerts of issue #14 fire when, and only when, they s
         input_series: failureSeries.map(promSeries),
         alert_rule_test: [
           alert('25m', 'GitLabCiSystemFailures'),
+          // The restarted proxy's one failure, in the window from minute 30 to 59: firing after the 15 minutes of `for:`.
+          alert('44m', 'GitLabCiSystemFailures'),
+          alert('50m', 'GitLabCiSystemFailures', systemFailures('restarted:9464')),
           // 3 % of the last 30 minutes' jobs from about minute 50 on: pending, not yet 15 minutes.
           alert('60m', 'GitLabCiSystemFailures'),
           alert('70m', 'GitLabCiSystemFailures', systemFailures('failing:9464')),

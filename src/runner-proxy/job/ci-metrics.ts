@@ -7,6 +7,9 @@
 // - no job, pipeline or commit ids, ever;
 // - project path and pipeline name only when opted in, capped (ValueCap);
 // - failure reasons and stage names from closed sets, anything else `other`.
+// Counters the alerts take a rate() of are created at 0 before their first
+// count (docs/metrics.md#zero-series): Prometheus takes a series' first sample
+// as the baseline, so a series first served at 1 would hide that first count.
 import type { Attributes, Meter, ObservableResult } from '@opentelemetry/api';
 import { CI, CICD, ERROR_TYPE } from '../../telemetry/attributes.js';
 import type { SpanRecord } from '../../telemetry/spans.js';
@@ -91,6 +94,13 @@ const KNOWN_FAILURE_REASONS: ReadonlySet<string> = new Set([
   'missing_dependency_failure',
 ]);
 
+/**
+ * Executors whose `cicd.system.errors` series are created at 0 (docs/metrics.md#zero-series). The executor is
+ * whatever the runner reports (gitlab-runner has eleven); past this many distinct values no more zero series are
+ * made, so they add at most MAX_ZERO_EXECUTORS × SYSTEM_FAILURE_REASONS series, whatever runners send.
+ */
+export const MAX_ZERO_EXECUTORS = 16;
+
 const KNOWN_STEPS: ReadonlySet<string> = new Set(['step_script', 'step_release', 'step_run']);
 const JOB_STATUSES: ReadonlySet<string> = new Set(['success', 'failed', 'canceled', 'unknown']);
 const STAGE_STATUSES: ReadonlySet<string> = new Set(['success', 'failed', 'canceled', 'skipped', 'unknown']);
@@ -126,6 +136,11 @@ function oneOf(v: unknown, allowed: ReadonlySet<string>): string {
   return s !== undefined && allowed.has(s) ? s : OTHER;
 }
 
+/** The attributes of a `cicd.system.errors` measurement: the same for a zero series and a count. */
+function systemErrorAttributes(reason: string, executor: string): Attributes {
+  return { [CICD.systemComponent]: 'gitlab-runner', [ERROR_TYPE]: reason, [CI.runnerExecutor]: executor };
+}
+
 export class CiMetrics {
   private readonly projects: ValueCap;
   private readonly pipelines: ValueCap;
@@ -137,6 +152,8 @@ export class CiMetrics {
   private readonly cacheOperations;
   private readonly artifactIo;
   private readonly overflow;
+  /** Executors whose system-error series exist (at 0 or more). */
+  private readonly zeroedExecutors = new Set<string>();
 
   constructor(private readonly options: CiMetricsOptions) {
     const { meter } = options;
@@ -202,6 +219,18 @@ export class CiMetrics {
     }
   }
 
+  /**
+   * A job was assigned (or resumed after a restart): its `job_execution` start attributes (job-span.ts
+   * `jobStartAttributes`). Creates at 0, before the job can count in them, the series the system-failure alert
+   * divides (docs/metrics.md#zero-series): this executor's `cicd.system.errors` for every system failure reason (once
+   * per executor), and the `ci.jobs` series a success of this job will count in.
+   */
+  jobStarted(attributes: Attributes): void {
+    const { executor, base } = this.baseOf(attributes, false);
+    this.zeroSystemErrors(executor);
+    this.jobs.add(0, { ...base, [CI.jobStatus]: 'success', [CICD.taskRunResult]: 'success' });
+  }
+
   /** Bytes of one artifact transfer, aborted ones included (what crossed before the end). */
   artifactTransfer(t: ArtifactTransfer): void {
     if (!Number.isSafeInteger(t.bytes) || t.bytes < 0) return;
@@ -216,13 +245,31 @@ export class CiMetrics {
     return str(span.attributes[CI.runnerExecutor]) ?? 'unknown';
   }
 
+  /**
+   * The attributes every job measurement carries: executor and the opt-in ones, capped. `countOverflow` false for
+   * the zero series of a job's start, so that a substitution is counted once, when the job ends.
+   */
+  private baseOf(a: Attributes, countOverflow: boolean): { executor: string; base: Attributes } {
+    const executor = str(a[CI.runnerExecutor]) ?? 'unknown';
+    const base: Attributes = { [CI.runnerExecutor]: executor };
+    const project = str(a[CI.projectPath]);
+    if (this.options.projectAttribute && project !== undefined) base[CI.projectPath] = this.projects.admit(project, countOverflow);
+    const pipeline = str(a[CICD.pipelineName]);
+    if (this.options.pipelineNameAttribute && pipeline !== undefined)
+      base[CICD.pipelineName] = this.pipelines.admit(pipeline, countOverflow);
+    return { executor, base };
+  }
+
+  /** Every system failure reason's series for this executor, at 0 (once per executor, at most MAX_ZERO_EXECUTORS). */
+  private zeroSystemErrors(executor: string): void {
+    if (this.zeroedExecutors.has(executor) || this.zeroedExecutors.size >= MAX_ZERO_EXECUTORS) return;
+    this.zeroedExecutors.add(executor);
+    for (const reason of SYSTEM_FAILURE_REASONS) this.systemErrors.add(0, systemErrorAttributes(reason, executor));
+  }
+
   private job(span: SpanRecord): void {
     const a = span.attributes;
-    const base: Attributes = { [CI.runnerExecutor]: this.executorOf(span) };
-    const project = str(a[CI.projectPath]);
-    if (this.options.projectAttribute && project !== undefined) base[CI.projectPath] = this.projects.admit(project);
-    const pipeline = str(a[CICD.pipelineName]);
-    if (this.options.pipelineNameAttribute && pipeline !== undefined) base[CICD.pipelineName] = this.pipelines.admit(pipeline);
+    const { executor, base } = this.baseOf(a, true);
     const status = oneOf(a[CI.jobStatus], JOB_STATUSES);
     const result = str(a[CICD.taskRunResult]) ?? 'error';
     const reason = a[CI.jobFailureReason] !== undefined ? oneOf(a[CI.jobFailureReason], KNOWN_FAILURE_REASONS) : undefined;
@@ -230,13 +277,9 @@ export class CiMetrics {
     const byResult: Attributes = { ...base, [CI.jobStatus]: status, [CICD.taskRunResult]: result };
     this.jobDuration.record(secondsBetween(span.startTimeUnixNano, span.endTimeUnixNano), byResult);
     this.jobs.add(1, reason !== undefined ? { ...byResult, [CI.jobFailureReason]: reason } : byResult);
-    if (reason !== undefined && SYSTEM_FAILURE_REASONS.has(reason)) {
-      this.systemErrors.add(1, {
-        [CICD.systemComponent]: 'gitlab-runner',
-        [ERROR_TYPE]: reason,
-        [CI.runnerExecutor]: base[CI.runnerExecutor],
-      });
-    }
+    // A job whose start was not seen (jobStarted) still creates its executor's zero series, for the next failure.
+    this.zeroSystemErrors(executor);
+    if (reason !== undefined && SYSTEM_FAILURE_REASONS.has(reason)) this.systemErrors.add(1, systemErrorAttributes(reason, executor));
     const queued = a[CI.jobTimeInQueue];
     // GitLab sends whole seconds, or null for a job that never queued (docs/metrics.md#queue-time).
     if (typeof queued === 'number' && Number.isFinite(queued) && queued >= 0) this.queueDuration.record(queued, base);

@@ -31,7 +31,7 @@ import { JobDecider, type DecidedJob } from './job-decision.js';
 import { configuredByName, jobEndpoints, type PayloadEndpointDefaults } from './job-endpoints.js';
 import { JobResources } from './job-resources.js';
 import type { JobOutcome } from './job-outcome.js';
-import { buildJobSpan, buildQueuedSpan } from './job-span.js';
+import { buildJobSpan, buildQueuedSpan, jobStartAttributes } from './job-span.js';
 import type { JobJournal, JournalledJob } from './journal.js';
 import { JournalWriter } from './journal-writer.js';
 import { JobTokens, presentedToken, tokenDigest } from './job-tokens.js';
@@ -77,7 +77,12 @@ export interface JobTrackerOptions {
    * read is followed, with telemetry or not, and its finished spans are
    * observed before sampling (docs/metrics.md#every-job).
    */
-  ciMetrics?: { observe(spans: readonly SpanRecord[]): void; artifactTransfer?(transfer: ArtifactTransfer): void };
+  ciMetrics?: {
+    observe(spans: readonly SpanRecord[]): void;
+    artifactTransfer?(transfer: ArtifactTransfer): void;
+    /** A job is followed from now on: its start attributes, for the series created at 0 (docs/metrics.md#zero-series). */
+    jobStarted?(attributes: Attributes): void;
+  };
   /** telemetry.queue_span: a `job_queued` span before each exported job (docs/metrics.md#queue-time). */
   queueSpan?: boolean;
   clock?: () => bigint;
@@ -181,6 +186,7 @@ export class JobTracker implements ExchangeObserver {
         continue;
       }
       this.jobs.set(job.view.jobId, job);
+      this.startMetrics(job);
       resumed++;
       this.options.log('info', 'job telemetry resumed after restart', {
         job_id: job.view.jobId,
@@ -262,6 +268,7 @@ export class JobTracker implements ExchangeObserver {
     if (decided.tokenDigest) this.tokens.learnDigest(view.jobId, decided.tokenDigest);
     else this.tokens.forget(view.jobId);
     metrics?.jobsActive.set(this.jobs.size);
+    this.startMetrics(job);
     if (!exported) {
       log('debug', 'job followed for metrics only', { job_id: view.jobId });
       return;
@@ -463,6 +470,20 @@ export class JobTracker implements ExchangeObserver {
     this.journal.delete(job.jobId);
     this.options.metrics?.jobs.inc({ contract: job.contract, result: outcome.state });
     this.options.log('info', 'job finished', { job_id: job.jobId, result: outcome.state, sampled: job.sampled });
+  }
+
+  /**
+   * The job's zero series, before it can fail (docs/metrics.md#zero-series): a scrape between now and its end
+   * serves them at 0, so its failure is counted by rate(). A metrics failure never reaches the job.
+   */
+  private startMetrics(job: TrackedJob): void {
+    const ci = this.options.ciMetrics;
+    if (!ci?.jobStarted) return;
+    try {
+      ci.jobStarted(jobStartAttributes(job.view, job.runner, job.contract));
+    } catch (err) {
+      this.options.log('warn', 'CI/CD metrics could not record a job start', { job_id: job.jobId, error: (err as Error).message });
+    }
   }
 
   /** A metrics failure never reaches the job: it is logged once per job and forgotten. */

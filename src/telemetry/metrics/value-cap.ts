@@ -16,14 +16,17 @@ export class ValueCap {
     if (!Number.isInteger(max) || max < 0) throw new RangeError(`ValueCap max must be a whole number >= 0, got ${max}`);
   }
 
-  /** The value to report for `value`: itself while there is room, `other` once the cap is reached. */
-  admit(value: string): string {
+  /**
+   * The value to report for `value`: itself while there is room, `other` once the cap is reached. `countOverflow`
+   * false: a substitution the caller will make again for the same measurement is not counted twice.
+   */
+  admit(value: string, countOverflow = true): string {
     if (this.seen.has(value)) return value;
     if (this.seen.size < this.max) {
       this.seen.add(value);
       return value;
     }
-    this.onOverflow();
+    if (countOverflow) this.onOverflow();
     return OTHER;
   }
 

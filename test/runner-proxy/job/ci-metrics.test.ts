@@ -10,7 +10,9 @@ import {
   BUCKETS,
   CI_METRIC,
   CiMetrics,
+  MAX_ZERO_EXECUTORS,
   METRIC_ATTR,
+  SYSTEM_FAILURE_REASONS,
   type CiMetricsOptions,
 } from '../../../src/runner-proxy/job/ci-metrics.js';
 
@@ -108,7 +110,12 @@ t.test('job duration, queue time and job counts, with units and no ids as attrib
   const failed = jobs.dataPoints.find((p) => p.attributes[CI.jobStatus] === 'failed');
   t.equal(failed?.value, 1);
   t.equal(failed?.attributes[CI.jobFailureReason], 'script_failure');
-  t.notOk(m.has(CI_METRIC.systemErrors) && m.get(CI_METRIC.systemErrors)!.dataPoints.length > 0, 'script_failure is never a system error');
+  const sys = m.get(CI_METRIC.systemErrors)!.dataPoints;
+  t.equal(sys.length, SYSTEM_FAILURE_REASONS.size, "the executor's zero series");
+  t.ok(
+    sys.every((p) => p.value === 0),
+    'script_failure is never a system error',
+  );
 
   for (const metric of m.values()) {
     for (const p of metric.dataPoints as { attributes: Record<string, unknown> }[]) {
@@ -126,13 +133,150 @@ t.test('system failures count as cicd.system.errors with error.type; unknown rea
   metrics.observe([job({ status: 'failed', result: 'failure', reason: 'made_up_reason_with_a_job_id_1234', durationS: 1 })]);
   const m = await collect();
   const sys = m.get(CI_METRIC.systemErrors)!;
-  t.same(sys.dataPoints.map((p) => [p.attributes[ERROR_TYPE], p.value]).sort(), [
-    ['runner_system_failure', 1],
-    ['stuck_or_timeout_failure', 1],
-  ]);
+  t.same(
+    sys.dataPoints
+      .filter((p) => p.value !== 0)
+      .map((p) => [p.attributes[ERROR_TYPE], p.value])
+      .sort(),
+    [
+      ['runner_system_failure', 1],
+      ['stuck_or_timeout_failure', 1],
+    ],
+  );
+  t.same(sys.dataPoints.map((p) => p.attributes[ERROR_TYPE]).sort(), [...SYSTEM_FAILURE_REASONS].sort(), 'the others at 0, none else');
   t.ok(sys.dataPoints.every((p) => p.attributes[CICD.systemComponent] === 'gitlab-runner'));
   const reasons = m.get(CI_METRIC.jobs)!.dataPoints.map((p) => p.attributes[CI.jobFailureReason]);
   t.ok(reasons.includes('other') && !reasons.includes('made_up_reason_with_a_job_id_1234'), 'unknown reasons are bounded');
+});
+
+/** Points of a counter as [sorted attribute entries, value] (a series' identity is its attribute set). */
+const points = (m: Map<string, MetricData>, name: string) =>
+  (m.get(name)?.dataPoints ?? []).map((p) => ({ attributes: p.attributes, value: p.value as number }));
+
+t.test("a job start creates its executor's system-error series at 0, once, with the attributes of a real count", async (t) => {
+  const { metrics, collect } = setup();
+  const started = (executor: string) => job({ status: 'success', result: 'success', durationS: 1, executor }).attributes;
+  metrics.jobStarted(started('docker'));
+  let m = await collect();
+  const zero = points(m, CI_METRIC.systemErrors);
+  t.same(
+    zero.map((p) => p.attributes).sort((a, b) => String(a[ERROR_TYPE]).localeCompare(String(b[ERROR_TYPE]))),
+    [...SYSTEM_FAILURE_REASONS].sort().map((reason) => ({
+      [CICD.systemComponent]: 'gitlab-runner',
+      [ERROR_TYPE]: reason,
+      [CI.runnerExecutor]: 'docker',
+    })),
+    'one series per system failure reason, three attributes, before any job ended',
+  );
+  t.ok(
+    zero.every((p) => p.value === 0),
+    'all at 0',
+  );
+  t.same(
+    points(m, CI_METRIC.jobs),
+    [{ attributes: { [CI.runnerExecutor]: 'docker', [CI.jobStatus]: 'success', [CICD.taskRunResult]: 'success' }, value: 0 }],
+    "ci.jobs: the series the job's success would count in, at 0",
+  );
+
+  // More jobs on the same executor, one of them a system failure: the same series, one of them counted.
+  metrics.jobStarted(started('docker'));
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'runner_system_failure', durationS: 1 })]);
+  metrics.jobStarted(started('docker'));
+  metrics.observe([job({ status: 'success', result: 'success', durationS: 1 })]);
+  m = await collect();
+  const after = points(m, CI_METRIC.systemErrors);
+  t.equal(after.length, SYSTEM_FAILURE_REASONS.size, 'no series added: the count went to its zero series');
+  t.same(
+    after.filter((p) => p.value !== 0),
+    [
+      {
+        attributes: { [CICD.systemComponent]: 'gitlab-runner', [ERROR_TYPE]: 'runner_system_failure', [CI.runnerExecutor]: 'docker' },
+        value: 1,
+      },
+    ],
+  );
+  t.same(
+    points(m, CI_METRIC.jobs)
+      .map((p) => [p.attributes[CI.jobStatus], p.value])
+      .sort(),
+    [
+      ['failed', 1],
+      ['success', 1],
+    ],
+    'job starts add nothing to ci.jobs',
+  );
+
+  // A second executor gets its own, once.
+  metrics.jobStarted(started('kubernetes'));
+  metrics.jobStarted(started('kubernetes'));
+  m = await collect();
+  const k8s = points(m, CI_METRIC.systemErrors).filter((p) => p.attributes[CI.runnerExecutor] === 'kubernetes');
+  t.equal(k8s.length, SYSTEM_FAILURE_REASONS.size);
+  t.ok(
+    k8s.every((p) => p.value === 0),
+    'at 0',
+  );
+  t.equal(points(m, CI_METRIC.systemErrors).length, 2 * SYSTEM_FAILURE_REASONS.size);
+});
+
+t.test('a job whose start was not seen creates the zero series when it ends; a runner without executor is unknown', async (t) => {
+  const { metrics, collect } = setup();
+  const j = job({ status: 'success', result: 'success', durationS: 1 });
+  delete j.attributes[CI.runnerExecutor];
+  metrics.observe([j]);
+  const sys = points(await collect(), CI_METRIC.systemErrors);
+  t.equal(sys.length, SYSTEM_FAILURE_REASONS.size);
+  t.ok(
+    sys.every((p) => p.attributes[CI.runnerExecutor] === 'unknown' && p.value === 0),
+    'executor unknown, at 0',
+  );
+});
+
+t.test('zero series for at most MAX_ZERO_EXECUTORS executors; failures past it still count', async (t) => {
+  const { metrics, collect } = setup();
+  const executors = Array.from({ length: MAX_ZERO_EXECUTORS + 3 }, (_, i) => `executor-${i}`);
+  for (const executor of executors) metrics.jobStarted(job({ status: 'success', result: 'success', durationS: 1, executor }).attributes);
+  let sys = points(await collect(), CI_METRIC.systemErrors);
+  t.equal(sys.length, MAX_ZERO_EXECUTORS * SYSTEM_FAILURE_REASONS.size, 'bounded whatever the runners send');
+  t.equal(new Set(sys.map((p) => p.attributes[CI.runnerExecutor])).size, MAX_ZERO_EXECUTORS, 'the first executors seen');
+  const late = executors.at(-1)!;
+  t.notOk(
+    sys.some((p) => p.attributes[CI.runnerExecutor] === late),
+    'none for a later one',
+  );
+  metrics.observe([job({ status: 'failed', result: 'failure', reason: 'scheduler_failure', durationS: 1, executor: late })]);
+  sys = points(await collect(), CI_METRIC.systemErrors);
+  t.same(
+    sys.filter((p) => p.attributes[CI.runnerExecutor] === late).map((p) => [p.attributes[ERROR_TYPE], p.value]),
+    [['scheduler_failure', 1]],
+    'its failure is counted as before, from 1',
+  );
+});
+
+t.test('opt-in attributes: the zero ci.jobs series carries them, capped, and a substitution is counted once per job', async (t) => {
+  const { metrics, collect } = setup({ projectAttribute: true, pipelineNameAttribute: true, maxAttributeValues: 1 });
+  for (const project of ['a/one', 'a/two']) {
+    const attributes = job({ status: 'success', result: 'success', durationS: 1, project }).attributes;
+    metrics.jobStarted(attributes);
+    t.equal((await collect()).get(CI_METRIC.attributeOverflow)?.dataPoints[0]?.value ?? 0, 0, `${project}: nothing counted at its start`);
+    metrics.observe([job({ status: 'success', result: 'success', durationS: 1, project })]);
+  }
+  const m = await collect();
+  t.same(
+    points(m, CI_METRIC.jobs)
+      .map((p) => [p.attributes[CI.projectPath], p.attributes[CICD.pipelineName], p.value])
+      .sort(),
+    [
+      ['a/one', 'group/app', 1],
+      ['other', 'group/app', 1],
+    ],
+    'the zero series were the ones the jobs counted in: no series left at 0',
+  );
+  t.equal(m.get(CI_METRIC.attributeOverflow)!.dataPoints[0]?.value, 1, 'a/two substituted once, when its job ended');
+  t.ok(
+    points(m, CI_METRIC.systemErrors).every((p) => !(CI.projectPath in p.attributes)),
+    'system errors never carry the project',
+  );
 });
 
 t.test('stage durations by build stage, status and the job executor; cache hits', async (t) => {

@@ -5,6 +5,7 @@
 // exported or journalled, its stages and outcome measured; a sampled-out job is
 // measured before the sampling hold.
 import t, { type Test } from 'tap';
+import type { Attributes } from '@opentelemetry/api';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +13,10 @@ import { AggregationTemporality, MeterProvider, MetricReader, type HistogramMetr
 import { buildJobLog } from '../../../src/lab/job-log-builder.js';
 import { makeJobPayload } from '../../../src/lab/job-payload.js';
 import { memoryLogger } from '../../support/memory-logger.js';
-import { CiMetrics, CI_METRIC } from '../../../src/runner-proxy/job/ci-metrics.js';
+import { CiMetrics, CI_METRIC, SYSTEM_FAILURE_REASONS } from '../../../src/runner-proxy/job/ci-metrics.js';
 import { JobJournal } from '../../../src/runner-proxy/job/journal.js';
 import { JobTracker, type JobTrackerOptions } from '../../../src/runner-proxy/job/tracker.js';
-import { CI } from '../../../src/telemetry/attributes.js';
+import { CI, CICD, ERROR_TYPE } from '../../../src/telemetry/attributes.js';
 import { ExportPipeline } from '../../../src/telemetry/export/pipeline.js';
 import { createExportMetrics } from '../../../src/telemetry/export/export-metrics.js';
 import { OtlpReceiver } from '../../../src/telemetry/receiver.js';
@@ -77,7 +78,10 @@ async function harness(t: Test, over: Partial<JobTrackerOptions> = {}) {
       HistogramMetricData | undefined;
     return m?.dataPoints ?? [];
   };
-  return { receiver, pipeline, tracker, histogram };
+  /** A counter's points: attributes and value. */
+  const counter = async (name: string) =>
+    (await histogram(name)).map((p) => ({ attributes: p.attributes, value: p.value as unknown as number }));
+  return { receiver, pipeline, tracker, histogram, counter };
 }
 
 function run(tracker: JobTracker, id: number, token: string, state: 'success' | 'failed', failureReason?: string): number {
@@ -132,6 +136,11 @@ t.test('a job without telemetry: payload untouched, followed, measured, never ex
   t.equal(jobs.length, 1);
   t.match(jobs[0]!.attributes, { [CI.runnerExecutor]: 'kubernetes', [CI.jobStatus]: 'success' });
   t.equal(jobs[0]!.value.count, 1);
+  t.same(
+    await h.counter(CI_METRIC.jobs),
+    [{ attributes: { [CI.runnerExecutor]: 'kubernetes', [CI.jobStatus]: 'success', [CICD.taskRunResult]: 'success' }, value: 1 }],
+    'its success counted in the series its start made at 0 (docs/metrics.md#zero-series), not in another',
+  );
   t.equal((await h.histogram(CI_METRIC.jobQueueDuration))[0]?.value.sum, 9);
   const stagePoints = await h.histogram(CI_METRIC.stageDuration);
   t.equal(
@@ -142,6 +151,46 @@ t.test('a job without telemetry: payload untouched, followed, measured, never ex
   await h.pipeline.flush(1000);
   t.equal(h.receiver.spans.length, 0, 'no span exported');
   t.same(journal.jobs(), []);
+});
+
+t.test('zero series at a job start and at a resumed job, before either ends; its system failure counts in them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gitlab-otel-tracker-metrics-'));
+  const journal = JobJournal.open(dir);
+  const h = await harness(t, { journal });
+  const payload = makeJobPayload({ id: 504, contract: { kind: 'tracing', traceId: '4bf92f3577b34da6a3ce929d0e0e4736' } });
+  h.tracker.editJobPayload(JSON.stringify(payload), RUNNER_REQUEST, nowNanos());
+  const zeroSeries = [...SYSTEM_FAILURE_REASONS].sort().map((reason) => ({
+    attributes: { [CICD.systemComponent]: 'gitlab-runner', [ERROR_TYPE]: reason, [CI.runnerExecutor]: 'kubernetes' },
+    value: 0,
+  }));
+  const byReason = (points: { attributes: Attributes; value: number }[]) =>
+    points.sort((a, b) => String(a.attributes[ERROR_TYPE]).localeCompare(String(b.attributes[ERROR_TYPE])));
+  t.same(byReason(await h.counter(CI_METRIC.systemErrors)), zeroSeries, "the runner's executor, every system failure reason, at 0");
+  t.same(await h.counter(CI_METRIC.jobs), [
+    { attributes: { [CI.runnerExecutor]: 'kubernetes', [CI.jobStatus]: 'success', [CICD.taskRunResult]: 'success' }, value: 0 },
+  ]);
+  await new Promise((r) => setImmediate(r));
+  h.tracker.suspend();
+  journal.close();
+
+  // A restarted proxy: a new tracker and a new MeterProvider, the same journal.
+  const reopened = JobJournal.open(dir);
+  t.teardown(() => reopened.close());
+  const next = await harness(t, { journal: reopened });
+  t.equal(next.tracker.restore(), 1);
+  t.same(byReason(await next.counter(CI_METRIC.systemErrors)), zeroSeries, 'served at 0 again as soon as the job is resumed');
+  run(next.tracker, 504, payload.token as string, 'failed', 'runner_system_failure');
+  t.equal(next.tracker.activeJobs, 0);
+  const after = byReason(await next.counter(CI_METRIC.systemErrors));
+  t.same(
+    after.map((p) => p.attributes),
+    zeroSeries.map((p) => p.attributes),
+    'the failure counted in its zero series: no series added',
+  );
+  t.same(
+    after.filter((p) => p.value !== 0).map((p) => [p.attributes[ERROR_TYPE], p.value]),
+    [['runner_system_failure', 1]],
+  );
 });
 
 t.test('a sampled-out job is measured before the sampling hold', async (t) => {

@@ -18,3 +18,14 @@ t.test('a cap of zero reports everything as other; a bad cap is refused', async 
   t.throws(() => new ValueCap(-1), RangeError);
   t.throws(() => new ValueCap(1.5), RangeError);
 });
+
+t.test('countOverflow false: the same substitution, admitted and not counted (a zero series before the real count)', async (t) => {
+  let overflows = 0;
+  const cap = new ValueCap(1, () => overflows++);
+  t.equal(cap.admit('a', false), 'a', 'room: admitted as when counted');
+  t.equal(cap.admit('a'), 'a', 'and kept');
+  t.equal(cap.admit('b', false), OTHER);
+  t.equal(overflows, 0, 'not counted');
+  t.equal(cap.admit('b'), OTHER);
+  t.equal(overflows, 1, 'counted once, by the counting call');
+});
