@@ -382,7 +382,16 @@ const run: BenchModule = async ({ quick, log, method }) => {
         `memory: ${first} jobs, RSS ${(loadedFirst / MiB).toFixed(1)} MiB under load, settled ${(settledFirst.rss / MiB).toFixed(1)} MiB, ` +
           `live heap ${(settledFirst.heapUsed / MiB).toFixed(1)} of ${(settledFirst.heapTotal / MiB).toFixed(1)} MiB, C heap ${(settledFirst.malloc / MiB).toFixed(1)} MiB`,
       );
-      await load(mem.url, smallShape, memWorkers, (total - first) / memWorkers, []);
+      // CPU per job early and late in the proxy's life, the same load: per-job work that grew with the jobs
+      // gone by (a map never pruned, a list scanned per call) would show here before it shows in memory.
+      const cpuPerJob = async (jobs: number): Promise<number> => {
+        const c0 = cpuMs(mem.pid);
+        const done = await load(mem.url, smallShape, memWorkers, jobs / memWorkers, []);
+        return (cpuMs(mem.pid) - c0) / done;
+      };
+      const cpuEarly = await cpuPerJob(first);
+      await load(mem.url, smallShape, memWorkers, (total - 3 * first) / memWorkers, []);
+      const cpuLate = await cpuPerJob(first);
       const loadedTotal = rssBytes(mem.pid);
       const settledTotal = await settle(mem);
       log(
@@ -420,6 +429,15 @@ const run: BenchModule = async ({ quick, log, method }) => {
         baseline: round(loadedFirst / MiB, 1),
         ratio: round(loadedTotal / loadedFirst),
         note: `${setting}; VmRSS the moment the last job ended: includes garbage V8 has not collected yet, so it depends on where the GC cycle is`,
+      });
+      figures.push({
+        suite: 'ci-metrics',
+        name: `proxy CPU per job, jobs ${total - first + 1}–${total} vs ${first + 1}–${2 * first}`,
+        value: round(cpuLate),
+        unit: 'ms',
+        baseline: round(cpuEarly),
+        ratio: round(cpuLate / cpuEarly),
+        note: `${setting}; informational: utime+stime over each stretch of ${first} jobs, the same load, late in the proxy's life against early (after the first ${first}, past JIT warm-up)`,
       });
       method?.(
         `memory: one fresh metrics-on proxy, ${first} then ${total} jobs (4 runners, a ${small.bytes.length}-byte log per job); at each ` +
