@@ -126,6 +126,12 @@ const DEFAULT_DELIVERY_TIMEOUT_MS = 30_000;
 /** Stage durations are this many times shorter than in the realistic plan. */
 const SPEED = { normal: 20, quick: 100 } as const;
 const STAGGER_MS = { normal: 150, quick: 40 } as const;
+/**
+ * The runner's first poll after the pipeline is created (gitlab-runner polls every check_interval, 3 s by
+ * default): the jobs wait about a second in GitLab's queue, which GitLab reports in whole seconds, so the
+ * waterfall shows its `queued` bars (docs/metrics.md#queue-time). None in the quick form.
+ */
+const FIRST_PICKUP_MS = { normal: 1_000, quick: 0 } as const;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
@@ -168,7 +174,13 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
 
   const speed = options.quick ? SPEED.quick : SPEED.normal;
   const plan = planDemoPipeline(
-    { jobs: options.jobs, fail: options.fail, speed, staggerMs: options.quick ? STAGGER_MS.quick : STAGGER_MS.normal },
+    {
+      jobs: options.jobs,
+      fail: options.fail,
+      speed,
+      staggerMs: options.quick ? STAGGER_MS.quick : STAGGER_MS.normal,
+      firstPickupMs: options.quick ? FIRST_PICKUP_MS.quick : FIRST_PICKUP_MS.normal,
+    },
     options.ids ?? freshDemoIds(),
   );
   const names = new Map(plan.jobs.map((j) => [j.id, j.name]));

@@ -99,6 +99,8 @@ export interface PlanOptions {
   speed: number;
   /** Gap between two jobs' pickups, in real (compressed) ms. */
   staggerMs: number;
+  /** When the first runner asks for a job, from the pipeline's creation: the jobs' wait in GitLab's queue (default 0). */
+  firstPickupMs?: number;
 }
 
 export function freshDemoIds(): DemoIds {
@@ -126,7 +128,7 @@ export function planDemoPipeline(options: PlanOptions, ids: DemoIds): DemoPlan {
       stage: template.stage,
       scenario: failing ? 'script-failure' : template.scenario,
       durationsMs: durations,
-      pickupDelayMs: i * options.staggerMs,
+      pickupDelayMs: (options.firstPickupMs ?? 0) + i * options.staggerMs,
     });
   }
   return { pipelineId: ids.pipelineId, traceId: gitlabTraceId(ids.pipelineId), jobs, speed: options.speed };

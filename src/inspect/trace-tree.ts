@@ -68,8 +68,19 @@ export function isLocalRoot(span: ReceivedSpan): boolean {
   return span.parentSpanId === '' || hasRemoteParent(span);
 }
 
+/**
+ * Where a span sorts among its siblings: its start, except a derived `queued` bar, which sorts at the start of
+ * the job it precedes (its own end), right before that job, so with several jobs each bar sits above its own.
+ */
+function sortTime(span: ReceivedSpan): bigint {
+  return isQueueBar(span) ? span.endTimeUnixNano : span.startTimeUnixNano;
+}
+
 function compareSpans(a: ReceivedSpan, b: ReceivedSpan): number {
-  if (a.startTimeUnixNano !== b.startTimeUnixNano) return a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1;
+  const at = sortTime(a);
+  const bt = sortTime(b);
+  if (at !== bt) return at < bt ? -1 : 1;
+  if (isQueueBar(a) !== isQueueBar(b)) return isQueueBar(a) ? -1 : 1;
   if (a.name !== b.name) return a.name < b.name ? -1 : 1;
   return a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0;
 }

@@ -73,3 +73,38 @@ t.test('no bar without a positive queue time, none beside a received job_queued 
     'the exported span is drawn, not a derived copy',
   );
 });
+
+t.test('several jobs: each queued bar sits right above its own job, whatever the queue times', async (t) => {
+  // Three jobs enqueued together, picked up one after another: sorted by start alone, the three bars (which start
+  // earlier than every job) would come first, apart from their jobs.
+  const jobs = [0, 1, 2].map((i) =>
+    span({
+      spanId: `${i + 1}`.repeat(16),
+      parentSpanId: 'c'.repeat(16),
+      name: 'job_execution',
+      startTimeUnixNano: (100n + 10n * BigInt(i)) * S,
+      endTimeUnixNano: (200n + BigInt(i)) * S,
+      attributes: { 'ci.job.id': 10 + i, 'ci.job.name': `job-${i}`, 'ci.job.time_in_queue_seconds': 20 + 10 * i },
+    }),
+  );
+  const [trace] = assembleTraces(jobs);
+  const order = trace!.roots.map((r) => (isQueueBar(r.span) ? `queued:${String(r.span.attributes['ci.job.name'])}` : r.span.name));
+  t.same(order, ['queued:job-0', 'job_execution', 'queued:job-1', 'job_execution', 'queued:job-2', 'job_execution']);
+  for (let i = 0; i < 6; i += 2) {
+    t.equal(
+      trace!.roots[i]!.span.endTimeUnixNano,
+      trace!.roots[i + 1]!.span.startTimeUnixNano,
+      `bar ${i / 2} ends where the job after it starts`,
+    );
+  }
+  const rows = renderWaterfall(trace!, { width: 100, color: false, attributes: false })
+    .split('\n')
+    .map((l) => l.replace(/^… /, '')) // the mark of a parent not received
+    .filter((l) => /^(queued|job_execution)/.test(l))
+    .map((l) => l.split(' ')[0]! + (l.startsWith('job_execution') ? ` ${l.split(' ')[1]}` : ''));
+  t.same(
+    rows,
+    ['queued', 'job_execution (job-0)', 'queued', 'job_execution (job-1)', 'queued', 'job_execution (job-2)'],
+    'terminal: the same order',
+  );
+});
