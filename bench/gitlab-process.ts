@@ -36,8 +36,8 @@ function topUp(): void {
     gitlab.enqueue(
       makeJobPayload({
         id,
-        // features.tracing as Rails builds it: a trace id, span_parent_id (Rails' job_running span),
-        // otel_endpoints as given (docs/runner-protocol.md#trace-ids; bench/proxy.ts passes none).
+        // GitLab 19 for a top-level pipeline: features.tracing with a trace id, no span_parent_id,
+        // otel_endpoints as given (docs/runner-protocol.md#job-telemetry; bench/proxy.ts passes none).
         contract:
           options.noTelemetryEvery && id % options.noTelemetryEvery === 0 ? { kind: 'none' } : { kind: 'tracing', traceId: newTraceId() },
         ...(options.projects ? { projectPath: `group/project-${id % options.projects}` } : {}),

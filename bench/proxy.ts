@@ -937,8 +937,9 @@ const bench: BenchModule = async (options: BenchOptions) => {
       `ours runs at its defaults, as deployed: the configuration names only the listen address (admin listener off), the upstream and ` +
         `one collector endpoint (gRPC), and ours and the bare Node pipes run with NODE_OPTIONS=${SHIPPED_NODE_OPTIONS}, as the shipped ` +
         `systemd unit and image set it (docs/performance.md#garbage-collection). ` +
-        `The payload's features.tracing has a trace id, a span_parent_id (Rails' job_running span) and no otel_endpoints, so the ` +
-        `spans go to ours' configured collector only (docs/runner-protocol.md#trace-ids). ${counts.distinct} distinct spans reached the collector (${counts.grpc} over gRPC, ${counts.http} over HTTP). ` +
+        `The payload's features.tracing has a trace id, no span_parent_id and no otel_endpoints: GitLab 19 names its ` +
+        `collectors as URL strings, which gitlab-runner 19.4 cannot decode (it loses the job), so direct and the baselines could not run ` +
+        `such a payload. ${counts.distinct} distinct spans reached the collector (${counts.grpc} over gRPC, ${counts.http} over HTTP). ` +
         `Metrics on vs off: the ci-metrics suite (bench/metrics.ts).`,
     );
   } finally {

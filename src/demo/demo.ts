@@ -1,10 +1,8 @@
 // `gitlab-otel demo`: the product working end to end, in one process, on
 // loopback, on GitLab 19's contract (docs/runner-protocol.md#job-telemetry).
 // The GitLab simulator queues a top-level pipeline's jobs, each with
-// `features.tracing` as Rails builds it: GitLab's trace id for the pipeline,
-// `span_parent_id` naming Rails' `job_running` span for the job (which the
-// simulator does not emit, so each job span's parent is remote and absent),
-// and its collector as a `{url}` object (OTLP/HTTP). Runner simulators pick
+// `features.tracing`: GitLab's trace id for the pipeline, no span_parent_id,
+// and its collector named as an OTLP/HTTP URL string. Runner simulators pick
 // the jobs up through the real runner proxy and upload realistic job logs in
 // real time; the proxy's real export pipeline sends job and stage spans over
 // OTLP/HTTP to that collector (a receiver serving OTLP/HTTP, as GitLab's
@@ -273,8 +271,8 @@ export async function runDemo(options: DemoOptions, output: DemoOutput): Promise
           name: job.name,
           stage: job.stage,
           pipelineId: plan.pipelineId,
-          // A top-level pipeline's job as Rails sends it (docs/runner-protocol.md#trace-ids).
-          otelEndpoints: [collectorUrl],
+          // A top-level pipeline's job as GitLab 19 sends it: no span_parent_id.
+          contract: { kind: 'tracing', endpoints: [collectorUrl] },
           // GitLab's whole seconds of waiting: the real wait before this job's pick-up (docs/metrics.md#queue-time).
           timeInQueueSeconds: Math.floor(job.pickupDelayMs / 1000),
         }),

@@ -4,18 +4,19 @@
 // (job token, repo_url, masked variables, registry credentials, dependency
 // tokens), so tests can check none of them leaks.
 //
-// The default job carries `features.tracing` as Rails builds it
-// (`EE::Ci::Build#tracing_context`, docs/runner-protocol.md#trace-ids): the
-// trace id from the root pipeline id, `span_parent_id` = the id of Rails'
-// `job_running` span for the job (every job, top-level or child), and one
-// `{url}` object per collector, without `auth`.
+// The default job is what GitLab 19 sends for a job of a top-level pipeline
+// as GitLab's design and issue #11 have it (docs/runner-protocol.md#job-telemetry):
+// `features.tracing` with the trace id derived from the root pipeline id, no
+// `span_parent_id`, and `otel_endpoints` as OTLP/HTTP URL strings. The EE code
+// we read later (docs/runner-protocol.md#trace-ids) sends another shape, built
+// with `railsJobRunningSpanId` and `{url}` objects where tests need it.
 import { createHash, randomBytes } from 'node:crypto';
 import { gitlabTraceId } from '../telemetry/pipeline-ids.js';
 
 /**
- * The span id Rails gives its `job_running` span and sends as `span_parent_id`:
- * the first 16 hex digits of SHA-256 over `<root pipeline id>:<job id>:running`
- * (`Gitlab::Ci::TraceContext.span_id_for_job`, docs/runner-protocol.md#trace-ids).
+ * The span id the EE code read gives Rails' own `job_running` span and sends as
+ * every job's `span_parent_id`: the first 16 hex digits of SHA-256 over
+ * `<root pipeline id>:<job id>:running` (docs/runner-protocol.md#trace-ids).
  */
 export function railsJobRunningSpanId(rootPipelineId: number, jobId: number): string {
   return createHash('sha256').update(`${rootPipelineId}:${jobId}:running`).digest('hex').slice(0, 16);
@@ -27,11 +28,9 @@ export type TelemetryContract =
       kind: 'tracing';
       /** Default: GitLab's derivation from the root pipeline id. */
       traceId?: string;
-      /** Default: Rails' `job_running` span id for the job (`railsJobRunningSpanId`); a string or null is sent as given. */
+      /** Child-pipeline jobs only; undefined leaves the key out, '' and null are sent as given. */
       spanParentId?: string | null;
-      /** Leave the `span_parent_id` key out, as an earlier design revision did (gitlab#590587); Rails at the commits read always sends it. */
-      omitSpanParentId?: boolean;
-      /** Sent as given (strings, objects with `auth`, malformed entries); default: the payload options' `otelEndpoints`. */
+      /** Default: the payload options' `otelEndpoints`. */
       endpoints?: unknown[];
     }
   | { kind: 'job_telemetry'; traceId: string; parentSpanId: string }
@@ -47,11 +46,8 @@ export interface JobPayloadOptions {
   pipelineId?: number;
   /** The root of the pipeline tree (a child pipeline's differs from its own); default `pipelineId`. */
   rootPipelineId?: number;
-  /**
-   * The collector URLs GitLab names, each sent as Rails sends its `ci_telemetry_otel_endpoint`
-   * setting: `{ "url": … }` with no `auth` (Rails names exactly one). Default none.
-   */
-  otelEndpoints?: string[];
+  /** The collectors GitLab names (its `ci_telemetry_otel_endpoint` setting, up to 2): OTLP/HTTP URL strings. Default none. */
+  otelEndpoints?: unknown[];
   projectId?: number;
   projectPath?: string;
   ref?: string;
@@ -172,12 +168,9 @@ export function makeJobPayload(o: JobPayloadOptions): Record<string, unknown> {
     features,
   };
   if (contract.kind === 'tracing') {
-    const root = o.rootPipelineId ?? pipelineId;
-    const tracing: Record<string, unknown> = { trace_id: contract.traceId ?? gitlabTraceId(root) };
-    if (!contract.omitSpanParentId) {
-      tracing.span_parent_id = contract.spanParentId === undefined ? railsJobRunningSpanId(root, o.id) : contract.spanParentId;
-    }
-    tracing.otel_endpoints = contract.endpoints ?? (o.otelEndpoints ?? []).map((url) => ({ url }));
+    const tracing: Record<string, unknown> = { trace_id: contract.traceId ?? gitlabTraceId(o.rootPipelineId ?? pipelineId) };
+    if (contract.spanParentId !== undefined) tracing.span_parent_id = contract.spanParentId;
+    tracing.otel_endpoints = contract.endpoints ?? o.otelEndpoints ?? [];
     features.tracing = tracing;
   }
   if (contract.kind === 'job_telemetry') {

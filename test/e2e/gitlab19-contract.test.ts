@@ -1,6 +1,6 @@
 // GitLab 19's real contract through the real proxy (docs/runner-protocol.md#job-telemetry,
-// #trace-ids, #job-router): every job's span under the `span_parent_id` Rails
-// sends (its `job_running` span), the OTLP/HTTP collector GitLab names in the payload, endpoints the proxy cannot
+// #trace-ids, #job-router): top-level jobs without `span_parent_id`, the
+// OTLP/HTTP collectors GitLab names in the payload, endpoints the proxy cannot
 // serve left to the runner, invalid trace ids, fallback trace ids that join
 // GitLab's, and Job Router discovery.
 import t, { type Test } from 'tap';
@@ -9,7 +9,6 @@ import { startLab, runLabJob, type Lab, type LabOptions } from '../../src/lab/la
 import { OtlpHttpReceiver } from '../../src/telemetry/receiver.js';
 import { gitlabTraceId } from '../../src/telemetry/pipeline-ids.js';
 import { railsJobRunningSpanId } from '../../src/lab/job-payload.js';
-import { hasRemoteParent } from '../../src/inspect/trace-tree.js';
 
 /** A proxy with no configured collector: GitLab's payload endpoints are the only ones. */
 async function gitlab19Lab(t: Test, extra: Partial<LabOptions> = {}): Promise<{ lab: Lab; collector: OtlpHttpReceiver }> {
@@ -35,45 +34,76 @@ function metric(text: string, name: string): number {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-t.test(
-  "top-level job: job_execution under Rails' job_running span in GitLab's trace, at the OTLP/HTTP collector GitLab named",
-  async (t) => {
-    const { lab, collector } = await gitlab19Lab(t);
-    const runner = lab.runner();
-    const job = await runLabJob(lab, runner, { payload: { id: 19001, pipelineId: 1975306, otelEndpoints: [collector.url] } });
-    t.equal(job.result.finalStatus, 200);
-    await collector.waitFor((s) => s.some((x) => x.name === 'job_execution'), 10_000);
-    const jobSpan = collector.spans.find((s) => s.name === 'job_execution')!;
-    t.equal(jobSpan.traceId, '000000000000000000000000001e240a', "GitLab's trace id (root pipeline 1975306)");
-    t.equal(jobSpan.parentSpanId, railsJobRunningSpanId(1975306, 19001), "under Rails' job_running span (span_parent_id)");
-    t.ok(hasRemoteParent(jobSpan), 'a parent in another process: Rails emits it');
-    const stages = collector.spans.filter((s) => s.name !== 'job_execution');
-    t.ok(stages.length > 3, 'stage spans exported too');
-    t.ok(
-      stages.every((s) => s.traceId === jobSpan.traceId),
-      'stage spans in the same trace',
-    );
-    t.ok(
-      stages.some((s) => s.name === 'step_script' && s.parentSpanId === jobSpan.spanId),
-      'stages nest under the job span',
-    );
-    t.equal(job.received.variables.TRACEPARENT, `00-${jobSpan.traceId}-${jobSpan.spanId}-01`, 'TRACEPARENT points at the job span');
-    t.notOk('tracing' in (job.received.payload.features as object), "the runner's native span is replaced");
-    t.same(collector.refusals, [], 'every request was valid OTLP/HTTP protobuf');
-    t.ok(collector.calls.length > 0 && collector.calls.every((c) => c.contentEncoding === 'gzip'), 'gzip-encoded');
-  },
-);
-
-t.test('child-pipeline job: in the root pipeline trace, under its own job_running span', async (t) => {
+t.test('top-level job: job_execution is a root span in GitLab trace, at the OTLP/HTTP collector GitLab named', async (t) => {
   const { lab, collector } = await gitlab19Lab(t);
-  await runLabJob(lab, lab.runner(), { payload: { id: 19002, pipelineId: 77, rootPipelineId: 76, otelEndpoints: [collector.url] } });
+  const runner = lab.runner();
+  const job = await runLabJob(lab, runner, { payload: { id: 19001, pipelineId: 1975306, otelEndpoints: [collector.url] } });
+  t.equal(job.result.finalStatus, 200);
+  await collector.waitFor((s) => s.some((x) => x.name === 'job_execution'), 10_000);
+  const jobSpan = collector.spans.find((s) => s.name === 'job_execution')!;
+  t.equal(jobSpan.traceId, '000000000000000000000000001e240a', "GitLab's trace id (root pipeline 1975306)");
+  t.equal(jobSpan.parentSpanId, '', 'no parent: a top-level span of the pipeline trace');
+  const stages = collector.spans.filter((s) => s.name !== 'job_execution');
+  t.ok(stages.length > 3, 'stage spans exported too');
+  t.ok(
+    stages.every((s) => s.traceId === jobSpan.traceId),
+    'stage spans in the same trace',
+  );
+  t.ok(
+    stages.some((s) => s.name === 'step_script' && s.parentSpanId === jobSpan.spanId),
+    'stages nest under the job span',
+  );
+  t.equal(job.received.variables.TRACEPARENT, `00-${jobSpan.traceId}-${jobSpan.spanId}-01`, 'TRACEPARENT points at the job span');
+  t.notOk('tracing' in (job.received.payload.features as object), "the runner's native span is replaced");
+  t.same(collector.refusals, [], 'every request was valid OTLP/HTTP protobuf');
+  t.ok(collector.calls.length > 0 && collector.calls.every((c) => c.contentEncoding === 'gzip'), 'gzip-encoded');
+});
+
+t.test('child-pipeline job: nests under span_parent_id', async (t) => {
+  const { lab, collector } = await gitlab19Lab(t);
+  const parent = 'b7ad6b7169203331';
+  await runLabJob(lab, lab.runner(), {
+    payload: {
+      id: 19002,
+      pipelineId: 77,
+      rootPipelineId: 76,
+      contract: { kind: 'tracing', spanParentId: parent, endpoints: [collector.url] },
+    },
+  });
   await collector.waitFor((s) => s.some((x) => x.name === 'job_execution'), 10_000);
   const jobSpan = collector.spans.find((s) => s.name === 'job_execution')!;
   t.equal(jobSpan.traceId, gitlabTraceId(76), 'the root pipeline trace');
-  t.equal(jobSpan.parentSpanId, railsJobRunningSpanId(76, 19002), 'keyed by the root pipeline and the job (not the trigger job)');
+  t.equal(jobSpan.parentSpanId, parent, 'under the trigger job');
 });
 
-t.test('span_parent_id absent (an earlier design), empty or null: a root span', async (t) => {
+t.test("the shape the EE code read sends: every job under Rails' job_running span, one {url} object", async (t) => {
+  // docs/runner-protocol.md#trace-ids: span_parent_id on a top-level job too, and the endpoint as an object without auth.
+  const { lab, collector } = await gitlab19Lab(t);
+  const runner = lab.runner();
+  const parent = railsJobRunningSpanId(1975306, 19021);
+  const job = await runLabJob(lab, runner, {
+    payload: {
+      id: 19021,
+      pipelineId: 1975306,
+      contract: { kind: 'tracing', spanParentId: parent, endpoints: [{ url: collector.url }] },
+    },
+  });
+  await collector.waitFor((s) => s.some((x) => x.name === 'job_execution'), 10_000);
+  const jobSpan = collector.spans.find((s) => s.name === 'job_execution')!;
+  t.equal(jobSpan.traceId, gitlabTraceId(1975306), "GitLab's trace");
+  t.equal(jobSpan.parentSpanId, parent, "under Rails' job_running span");
+  t.ok(
+    collector.spans.filter((s) => s.name !== 'job_execution').every((s) => s.parentSpanId === jobSpan.spanId),
+    'stages under the job',
+  );
+  t.equal(job.received.variables.TRACEPARENT, `00-${jobSpan.traceId}-${jobSpan.spanId}-01`, 'TRACEPARENT points at the job span');
+  t.notOk(
+    'tracing' in (job.received.payload.features as object),
+    "the runner's native span is replaced: the proxy serves the object endpoint",
+  );
+});
+
+t.test('span_parent_id empty or null: a root span, like absent', async (t) => {
   const { lab, collector } = await gitlab19Lab(t);
   for (const [id, spanParentId] of [
     [19003, ''],
@@ -81,10 +111,7 @@ t.test('span_parent_id absent (an earlier design), empty or null: a root span', 
   ] as const) {
     await runLabJob(lab, lab.runner(), { payload: { id, contract: { kind: 'tracing', spanParentId, endpoints: [collector.url] } } });
   }
-  await runLabJob(lab, lab.runner(), {
-    payload: { id: 19013, contract: { kind: 'tracing', omitSpanParentId: true, endpoints: [collector.url] } },
-  });
-  await collector.waitFor((s) => s.filter((x) => x.name === 'job_execution').length === 3, 10_000);
+  await collector.waitFor((s) => s.filter((x) => x.name === 'job_execution').length === 2, 10_000);
   for (const s of collector.spans.filter((x) => x.name === 'job_execution'))
     t.equal(s.parentSpanId, '', `job ${String(s.attributes['ci.job.id'])}: no parent`);
 });
@@ -143,7 +170,7 @@ t.test("a string endpoint left to the runner arrives as an object the runner's d
   const { lab } = await gitlab19Lab(t);
   const url = 'ftp://collector.example/v1/traces';
   // The runner simulator fails the job request, as the runner's Go decoder does, if a string entry reaches it.
-  const job = await runLabJob(lab, lab.runner(), { payload: { id: 19012, contract: { kind: 'tracing', endpoints: [url] } } });
+  const job = await runLabJob(lab, lab.runner(), { payload: { id: 19012, otelEndpoints: [url] } });
   t.same((job.received.payload.features as { tracing: { otel_endpoints: unknown } }).tracing.otel_endpoints, [{ url }]);
   t.equal(job.result.finalStatus, 200);
 });

@@ -34,33 +34,21 @@ t.test('the job token sits where GitLab puts it: top level, CI_JOB_TOKEN, repo_u
   t.equal((makeJobPayload({ id: 1, timeInQueueSeconds: null }).job_info as { time_in_queue_seconds: unknown }).time_in_queue_seconds, null);
 });
 
-t.test("tracing as Rails builds it: root pipeline's trace id, job_running span as parent, {url} endpoints", async (t) => {
+t.test('tracing (GitLab 19): trace id from the root pipeline, span_parent_id only when given, endpoints as given', async (t) => {
   const top = features(makeJobPayload({ id: 1, pipelineId: 4242, otelEndpoints: ['http://127.0.0.1:4318/v1/traces'] })).tracing;
-  t.same(top, {
-    trace_id: '00000000000000000000000000001092',
-    // SHA-256("4242:1:running")[0, 16], as Gitlab::Ci::TraceContext.span_id_for_job computes it.
-    span_parent_id: '82163d0ba0af8251',
-    otel_endpoints: [{ url: 'http://127.0.0.1:4318/v1/traces' }],
-  });
-  t.equal(railsJobRunningSpanId(4242, 1), '82163d0ba0af8251');
+  t.same(top, { trace_id: '00000000000000000000000000001092', otel_endpoints: ['http://127.0.0.1:4318/v1/traces'] });
+  t.notOk(Object.hasOwn(top as object, 'span_parent_id'), 'a top-level pipeline job has no span_parent_id key');
 
-  const child = features(makeJobPayload({ id: 2, pipelineId: 5000, rootPipelineId: 4242 })).tracing as Record<string, unknown>;
-  t.equal(child.trace_id, '00000000000000000000000000001092', "a child pipeline's job is in its root pipeline's trace");
-  t.equal(child.span_parent_id, railsJobRunningSpanId(4242, 2), 'its parent: its own job_running span, keyed by the root pipeline');
-  t.not(child.span_parent_id, railsJobRunningSpanId(5000, 2), 'not keyed by its own pipeline');
-
-  const given = features(
-    makeJobPayload({ id: 3, contract: { kind: 'tracing', spanParentId: null, endpoints: ['grpc://c:4317', { url: 'x', auth: null }] } }),
+  const child = features(
+    makeJobPayload({ id: 2, pipelineId: 5000, rootPipelineId: 4242, contract: { kind: 'tracing', spanParentId: null, endpoints: [] } }),
   ).tracing as Record<string, unknown>;
-  t.equal(given.span_parent_id, null, 'null is sent as given');
-  t.same(given.otel_endpoints, ['grpc://c:4317', { url: 'x', auth: null }], 'contract endpoints are sent as given');
-
-  const omitted = features(makeJobPayload({ id: 4, contract: { kind: 'tracing', omitSpanParentId: true } })).tracing;
-  t.notOk(Object.hasOwn(omitted as object, 'span_parent_id'), 'omitSpanParentId leaves the key out');
+  t.equal(child.trace_id, '00000000000000000000000000001092', "a child pipeline's job is in its root pipeline's trace");
+  t.equal(child.span_parent_id, null, 'null is sent as given');
+  t.same(child.otel_endpoints, []);
   t.same(
     features(makeJobPayload({ id: 3 })).tracing,
-    { trace_id: '00000000000000000000000000002329', span_parent_id: railsJobRunningSpanId(9001, 3), otel_endpoints: [] },
-    'default pipeline 9001, no collector',
+    { trace_id: '00000000000000000000000000002329', otel_endpoints: [] },
+    'default pipeline 9001',
   );
 });
 
@@ -96,4 +84,11 @@ t.test('extra and padding variables are appended after the predefined ones', asy
     all.slice(base + 1).map((v) => v.key),
     ['PADDING_0', 'PADDING_1', 'PADDING_2', 'PADDING_3', 'PADDING_4'],
   );
+});
+
+t.test("railsJobRunningSpanId: the EE code's job_running span id (docs/runner-protocol.md#trace-ids)", async (t) => {
+  // SHA-256 of "4242:1:running", first 16 hex digits, computed apart (Python hashlib).
+  t.equal(railsJobRunningSpanId(4242, 1), '82163d0ba0af8251');
+  t.match(railsJobRunningSpanId(1, 2), /^[0-9a-f]{16}$/);
+  t.not(railsJobRunningSpanId(1, 2), railsJobRunningSpanId(2, 1), 'keyed by root pipeline and job');
 });

@@ -23,7 +23,7 @@ t.test("the runner simulator decodes features.tracing as Go decodes it into the 
     runner.close();
     await gitlab.stop();
   });
-  gitlab.enqueue(makeJobPayload({ id: 51, contract: { kind: 'tracing', endpoints: ['https://otel-collector.example/v1/traces'] } }));
+  gitlab.enqueue(makeJobPayload({ id: 51, otelEndpoints: ['https://otel-collector.example/v1/traces'] }));
   await t.rejects(runner.requestJob(), /decoding json payload: cannot unmarshal string/);
 });
 

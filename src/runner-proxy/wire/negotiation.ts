@@ -3,9 +3,10 @@
 // runner. Pure: a JobView and the proxy's policy in, a decision out.
 // docs/runner-protocol.md#job-telemetry is the contract this follows:
 //   - `features.tracing` (GitLab ≥ 19): the job span goes into `trace_id`,
-//     under `span_parent_id` (Rails sends its `job_running` span's id for
-//     every job, docs/runner-protocol.md#trace-ids), or as a root span when
-//     there is none (absent, null and "" are the same). An invalid `trace_id`
+//     under `span_parent_id` when there is one (a child-pipeline job in
+//     GitLab's design; every job, as Rails' `job_running` span, in the EE code
+//     read, docs/runner-protocol.md#trace-ids), and as a root span when there
+//     is none (absent, null and "" are the same). An invalid `trace_id`
 //     switches telemetry off.
 //   - every collector GitLab names gets the job's spans: from the proxy where
 //     it can serve it (ours replace the runner's native span there), from the

@@ -40,10 +40,12 @@ export interface JobVariableWire {
 
 /**
  * `features.tracing` (GitLab ≥ 19; docs/runner-protocol.md#job-telemetry).
- * Rails sends `span_parent_id` for every job (its `job_running` span,
- * docs/runner-protocol.md#trace-ids); absent, `null` and `""` all mean "no
- * parent". `otel_endpoints`: Rails sends one `{url}` object; an earlier design
- * revision showed URL strings, and the runner's struct has `{url, auth}`.
+ * `span_parent_id`: only on child-pipeline jobs in GitLab's design, on every
+ * job (Rails' `job_running` span) in the EE code read
+ * (docs/runner-protocol.md#trace-ids); absent, `null` and `""` all mean "no
+ * parent". `otel_endpoints` holds up to 2 entries: OTLP/HTTP URL strings in
+ * GitLab's design, one `{url}` object in the EE code, `{url, auth}` objects in
+ * the runner's struct.
  */
 export interface TracingWire {
   trace_id?: string;

@@ -6,7 +6,7 @@ import t from 'tap';
 import { editJobPayload } from '../../../src/runner-proxy/wire/payload-edits.js';
 import { readJobPayload, readTracing, type JobView } from '../../../src/runner-proxy/wire/payload.js';
 import { negotiate, splitEndpoints, type NegotiationOptions } from '../../../src/runner-proxy/wire/negotiation.js';
-import { makeJobPayload, railsJobRunningSpanId } from '../../../src/lab/job-payload.js';
+import { makeJobPayload } from '../../../src/lab/job-payload.js';
 import { gitlabTraceId, instanceScopedTraceId, pipelineRootSpanId } from '../../../src/telemetry/pipeline-ids.js';
 
 const TRACE = '000000000000000000000000001e240a';
@@ -236,10 +236,10 @@ t.test('seed contract and the fallback variable', async (t) => {
   t.same(negotiate(view({ id: 9, variables: [] }), OPTS), { enabled: false });
 });
 
-t.test("the simulator default job is a top-level job as Rails builds it: the job span under Rails' job_running span", async (t) => {
+t.test('the simulator default job is a top-level GitLab 19 job', async (t) => {
   const payload = makeJobPayload({ id: 11, pipelineId: 1975306 });
   const tracing = (payload.features as { tracing: Record<string, unknown> }).tracing;
   t.equal(tracing.trace_id, TRACE, 'trace id from the root pipeline id');
-  t.equal(tracing.span_parent_id, railsJobRunningSpanId(1975306, 11), "span_parent_id: Rails' job_running span, top-level jobs too");
-  t.match(negotiate(view(payload), OPTS), { enabled: true, contract: 'tracing', traceId: TRACE, parentSpanId: tracing.span_parent_id });
+  t.notOk('span_parent_id' in tracing, 'no span_parent_id for a top-level pipeline job');
+  t.match(negotiate(view(payload), OPTS), { enabled: true, contract: 'tracing', traceId: TRACE });
 });
